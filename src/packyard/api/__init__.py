@@ -1,0 +1,1 @@
+"""The HTTP layer: HCP wire models, rendering, routes and error mapping."""

@@ -1,0 +1,43 @@
+"""Request dependencies: the services and the authenticated caller."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from packyard.domain.models import Caller
+from packyard.errors import unauthenticated
+from packyard.services.container import Services
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthenticated("A bearer access token is required.")
+    return token.strip()
+
+
+def caller(
+    request: Request,
+    organization_id: str,
+    project_id: str,
+    svc: Annotated[Services, Depends(services)],
+) -> Caller:
+    """The principal acting on the organization and project named in the path."""
+    return svc.auth.authorize(bearer_token(request), organization_id, project_id)
+
+
+def principal_id(request: Request, svc: Annotated[Services, Depends(services)]) -> str:
+    return svc.auth.principal_for_token(bearer_token(request))
+
+
+CallerDep = Annotated[Caller, Depends(caller)]
+ServicesDep = Annotated[Services, Depends(services)]
+PrincipalDep = Annotated[str, Depends(principal_id)]

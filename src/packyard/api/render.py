@@ -1,0 +1,211 @@
+"""Domain objects rendered as HCP Packer 2023-01-01 JSON (protojson conventions).
+
+int64 values are strings, int32 values numbers, enums their names, timestamps
+RFC 3339 UTC; unpopulated fields are emitted (``null``, ``""``, ``[]``) the way
+live HCP does, and the fields Packer dereferences (``status``) are always set.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from packyard.domain.enums import RevocationType
+from packyard.domain.models import (
+    Artifact,
+    Bucket,
+    Build,
+    Channel,
+    Organization,
+    Project,
+    Registry,
+    Version,
+)
+from packyard.domain.paging import Page
+from packyard.domain.rules import derive_version_status
+
+API_PREFIX = "/packer/2023-01-01"
+JSON = dict[str, Any]
+
+
+def ts(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def location(organization_id: str, project_id: str) -> JSON:
+    return {"organization_id": organization_id, "project_id": project_id, "region": None}
+
+
+def pagination(page: Page[Any]) -> JSON:
+    return {"next_page_token": page.next_token, "previous_page_token": page.previous_token}
+
+
+def ancestry_href(org: str, project: str, bucket: str, query: str) -> str:
+    return (
+        f"{API_PREFIX}/organizations/{org}/projects/{project}/buckets/{quote(bucket)}/ancestry"
+        f"?{query}"
+    )
+
+
+def registry(r: Registry) -> JSON:
+    return {
+        "id": r.id,
+        "location": location(r.organization_id, r.project_id),
+        "config": {
+            "feature_tier": r.feature_tier.value,
+            "activated": r.activated,
+            "billing_deprovision": None,
+            "tfc_run_task_config": None,
+        },
+        "created_at": ts(r.created_at),
+        "updated_at": ts(r.updated_at),
+    }
+
+
+def artifact(a: Artifact) -> JSON:
+    return {
+        "id": a.id,
+        "external_identifier": a.external_identifier,
+        "region": a.region,
+        "created_at": ts(a.created_at),
+    }
+
+
+def build(b: Build) -> JSON:
+    return {
+        "id": b.id,
+        "version_id": b.version_id,
+        "component_type": b.component_type,
+        "packer_run_uuid": b.packer_run_uuid,
+        "artifacts": [artifact(a) for a in b.artifacts],
+        "platform": b.platform,
+        "status": b.status.value,
+        "created_at": ts(b.created_at),
+        "updated_at": ts(b.updated_at),
+        "source_external_identifier": b.source_external_identifier,
+        "labels": b.labels,
+        "metadata": _metadata(b.metadata),
+    }
+
+
+def _metadata(value: dict[str, Any] | None) -> JSON | None:
+    if value is None:
+        return None
+    return {"packer": value.get("packer"), "cicd": value.get("cicd"), "vcs": value.get("vcs")}
+
+
+def version(v: Version, org: str, project: str, now: datetime) -> JSON:
+    inherited = v.revocation_inherited_from
+    return {
+        "id": v.id,
+        "bucket_name": v.bucket_name,
+        "name": v.name,
+        "status": version_status(v, now),
+        "author_id": v.author_id,
+        "created_at": ts(v.created_at),
+        "updated_at": ts(v.updated_at),
+        "fingerprint": v.fingerprint,
+        "builds": [build(b) for b in v.builds],
+        "revoke_at": ts(v.revoke_at),
+        "revocation_message": v.revocation_message,
+        "revocation_author": v.revocation_author,
+        "revocation_type": (v.revocation_type or RevocationType.UNSET).value,
+        "revocation_inherited_from": None
+        if inherited is None
+        else {
+            "href": f"{API_PREFIX}/organizations/{org}/projects/{project}/buckets/"
+            f"{quote(inherited.bucket_name)}/versions/{quote(inherited.version_fingerprint)}",
+            "bucket_name": inherited.bucket_name,
+            "version_name": inherited.version_name,
+            "version_id": inherited.version_id,
+            "version_fingerprint": inherited.version_fingerprint,
+        },
+        "has_descendants": v.has_descendants,
+        "template_type": v.template_type.value,
+        "parents": None
+        if v.parents_status is None
+        else {
+            "href": ancestry_href(
+                org,
+                project,
+                v.bucket_name,
+                f"type=ANCESTRY_TYPE_PARENTS&version_fingerprint={quote(v.fingerprint)}",
+            ),
+            "status": v.parents_status.value,
+        },
+    }
+
+
+def version_status(v: Version, now: datetime) -> str:
+    return derive_version_status(
+        complete=v.complete,
+        build_statuses=(b.status for b in v.builds),
+        revoke_at=v.revoke_at,
+        now=now,
+    ).value
+
+
+def bucket(b: Bucket, org: str, now: datetime) -> JSON:
+    latest = b.latest_version
+    out: JSON = {
+        "id": b.id,
+        "name": b.name,
+        "location": location(org, b.project_id),
+        "latest_version": version(latest, org, b.project_id, now) if latest else None,
+        "created_at": ts(b.created_at),
+        "updated_at": ts(b.updated_at),
+        "platforms": sorted({x.platform for x in latest.builds if x.platform}) if latest else [],
+        "description": b.description,
+        "labels": b.labels,
+        "version_count": str(b.version_count),
+        "resource_name": f"packer/project/{b.project_id}/bucket/{b.name}",
+    }
+    if b.parents_status is not None:
+        out["parents"] = {
+            "href": ancestry_href(org, b.project_id, b.name, "type=ANCESTRY_TYPE_PARENTS"),
+            "status": b.parents_status.value,
+        }
+    if b.children_status is not None:
+        out["children"] = {
+            "href": ancestry_href(org, b.project_id, b.name, "type=ANCESTRY_TYPE_CHILDREN"),
+            "status": b.children_status.value,
+        }
+    return out
+
+
+def channel(c: Channel, org: str, project: str, now: datetime) -> JSON:
+    return {
+        "id": c.id,
+        "name": c.name,
+        "bucket_name": c.bucket_name,
+        "author_id": c.author_id,
+        "created_at": ts(c.created_at),
+        "updated_at": ts(c.updated_at),
+        "version": version(c.version, org, project, now) if c.version else None,
+        "managed": c.managed,
+        "restricted": c.restricted,
+    }
+
+
+def organization(o: Organization) -> JSON:
+    return {
+        "id": o.id,
+        "name": o.name,
+        "state": "ACTIVE",
+        "created_at": ts(o.created_at),
+        "owner": None,
+    }
+
+
+def project(p: Project) -> JSON:
+    return {
+        "id": p.id,
+        "name": p.name,
+        "description": p.description,
+        "parent": {"type": "ORGANIZATION", "id": p.organization_id},
+        "state": "ACTIVE",
+        "created_at": ts(p.created_at),
+    }

@@ -1,0 +1,195 @@
+"""``packyard``: run the server and administer it."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+
+from packyard.cli.envblock import as_shell, env_block
+from packyard.config import DEFAULT_PORT, default_data_dir, load_advertised
+from packyard.domain.enums import Role
+from packyard.errors import ApiError
+from packyard.server import ServeOptions, advertised_address, prepare, run
+from packyard.services.bootstrap import load_credentials
+
+app = typer.Typer(
+    name="packyard",
+    help="Packyard: a self-hosted registry for Packer image metadata (HCP Packer compatible).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+principal_app = typer.Typer(help="Manage service principals.", no_args_is_help=True)
+app.add_typer(principal_app, name="principal")
+err = Console(stderr=True)
+
+
+class Format(StrEnum):
+    shell = "shell"
+    json = "json"
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Data directory (default: $PACKYARD_DATA_DIR, else a per-user data directory).",
+        show_default=False,
+    ),
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="postgresql://… to use PostgreSQL; default: SQLite in the data directory.",
+        envvar="PACKYARD_DATABASE_URL",
+    ),
+]
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port for the API and token endpoint.")] = DEFAULT_PORT,
+    database_url: DatabaseUrl = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate to serve.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key to serve.")] = None,
+    no_tls: Annotated[
+        bool, typer.Option("--no-tls", help="Plain HTTP, for use behind a TLS-terminating proxy.")
+    ] = False,
+    public_address: Annotated[
+        str | None,
+        typer.Option(help="host:port clients use to reach this server (e.g. the proxy)."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the registry: the HCP Packer API and the OAuth2 token endpoint on one port."""
+    if (tls_cert is None) != (tls_key is None):
+        fail("--tls-cert and --tls-key go together.", 2)
+    if no_tls and tls_cert:
+        fail("--no-tls cannot be combined with --tls-cert/--tls-key.", 2)
+    directory = data_dir or default_data_dir()
+    try:
+        services, first = prepare(directory, database_url)
+    except ApiError as exc:
+        fail(exc.message)
+        return
+    options = ServeOptions(
+        data_dir=directory,
+        host=host,
+        port=port,
+        database_url=database_url,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        no_tls=no_tls,
+        public_address=public_address,
+        log_level=log_level,
+    )
+    creds = load_credentials(directory)
+    address = advertised_address(host, port, public_address)
+    scheme = "http" if no_tls else "https"
+    err.print(f"Packyard serving on {scheme}://{address} (data: {directory})", highlight=False)
+    if creds is not None:
+        from packyard.config import Advertised
+
+        advertised = Advertised(
+            address=address, tls=not no_tls, self_signed=not no_tls and tls_cert is None
+        )
+        heading = "First start: created" if first else "Admin credentials of"
+        err.print(f"{heading} the default organization and project. For stock clients:")
+        print(as_shell(env_block(advertised, creds)), flush=True)
+    if no_tls and public_address is None:
+        err.print(
+            "[yellow]note:[/yellow] the HCP SDK requires an https auth URL; put a TLS proxy in "
+            "front and pass --public-address.",
+            highlight=False,
+        )
+    run(options, services)
+
+
+@app.command()
+def env(
+    data_dir: DataDir = None,
+    format: Annotated[Format, typer.Option("--format", help="shell or json.")] = Format.shell,
+) -> None:
+    """Print the HCP_* environment stock Packer and Terraform need for this server."""
+    directory = data_dir or default_data_dir()
+    creds = load_credentials(directory)
+    advertised = load_advertised(directory)
+    if creds is None or advertised is None:
+        fail(f"no server has been started with data directory {directory}; run packyard serve.")
+        return
+    block = env_block(advertised, creds)
+    if format is Format.json:
+        print(orjson.dumps(block, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(as_shell(block))
+
+
+@principal_app.command("create")
+def principal_create(
+    name: Annotated[str, typer.Option("--name", help="Name shown as author of changes.")],
+    role: Annotated[Role, typer.Option("--role", help="viewer, contributor or admin.")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    project_id: Annotated[
+        str | None, typer.Option(help="Project to grant the role on (default: the default one).")
+    ] = None,
+    format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
+) -> None:
+    """Create a service principal and print its client id and secret (shown once)."""
+    if not name.strip() or len(name) > 256:
+        fail("--name must be 1-256 characters.", 2)
+    directory = data_dir or default_data_dir()
+    advertised = load_advertised(directory)
+    db_url = database_url or (advertised.database_url if advertised else None)
+    services, _ = prepare(directory, db_url)
+    tenant = services.tenancy.default_tenant()
+    assert tenant is not None
+    try:
+        creds = services.auth.create_principal(
+            name=name.strip(),
+            role=role,
+            organization_id=tenant.organization.id,
+            project_id=project_id or tenant.project.id,
+        )
+    except ApiError as exc:
+        fail(exc.message)
+        return
+    payload = {
+        "client_id": creds.principal.client_id,
+        "client_secret": creds.client_secret,
+        "name": creds.principal.name,
+        "role": creds.role.value,
+        "organization_id": creds.principal.organization_id,
+        "project_id": creds.project_id,
+    }
+    if format is OutputFormat.json:
+        print(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
+    else:
+        for key, value in payload.items():
+            print(f"{key}: {value}")
+        err.print("Store the secret now: Packyard keeps only a hash of it.")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

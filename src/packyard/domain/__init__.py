@@ -1,0 +1,1 @@
+"""Domain objects and rules: plain Python, no HTTP and no SQL."""

@@ -1,0 +1,69 @@
+"""Enumerations of the registry, named exactly as on the HCP wire."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    CONTRIBUTOR = "contributor"
+    ADMIN = "admin"
+
+    @property
+    def can_write(self) -> bool:
+        return self is not Role.VIEWER
+
+
+class BuildStatus(StrEnum):
+    UNSET = "BUILD_UNSET"
+    RUNNING = "BUILD_RUNNING"
+    DONE = "BUILD_DONE"
+    CANCELLED = "BUILD_CANCELLED"
+    FAILED = "BUILD_FAILED"
+
+
+class VersionStatus(StrEnum):
+    UNSET = "VERSION_UNSET"
+    RUNNING = "VERSION_RUNNING"
+    CANCELLED = "VERSION_CANCELLED"
+    FAILED = "VERSION_FAILED"
+    REVOKED = "VERSION_REVOKED"
+    REVOCATION_SCHEDULED = "VERSION_REVOCATION_SCHEDULED"
+    ACTIVE = "VERSION_ACTIVE"
+    INCOMPLETE = "VERSION_INCOMPLETE"
+
+
+class TemplateType(StrEnum):
+    UNSET = "TEMPLATE_TYPE_UNSET"
+    HCL2 = "HCL2"
+    JSON = "JSON"
+
+
+class RevocationType(StrEnum):
+    UNSET = "REVOCATION_TYPE_UNSET"
+    MANUAL = "MANUAL"
+    INHERITED = "INHERITED"
+
+
+class AncestryStatus(StrEnum):
+    UNDETERMINED = "UNDETERMINED"
+    UP_TO_DATE = "UP_TO_DATE"
+    OUT_OF_DATE = "OUT_OF_DATE"
+
+
+class AncestryType(StrEnum):
+    UNSET = "ANCESTRY_TYPE_UNSET"
+    PARENTS = "ANCESTRY_TYPE_PARENTS"
+    CHILDREN = "ANCESTRY_TYPE_CHILDREN"
+
+
+class FeatureTier(StrEnum):
+    UNSET = "UNSET"
+    STANDARD = "STANDARD"
+    PLUS = "PLUS"
+
+
+class SbomFormat(StrEnum):
+    CYCLONEDX = "CYCLONEDX"
+    SPDX = "SPDX"

@@ -1,0 +1,202 @@
+"""Domain objects: what the registry knows, independent of wire and storage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from packyard.domain.enums import (
+    AncestryStatus,
+    BuildStatus,
+    FeatureTier,
+    RevocationType,
+    Role,
+    TemplateType,
+    VersionStatus,
+)
+
+MANAGED_CHANNEL = "latest"
+MANAGED_AUTHOR = "HCP Packer"
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    id: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    id: str
+    organization_id: str
+    name: str
+    description: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    id: str
+    client_id: str
+    name: str
+    organization_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated principal acting on one project."""
+
+    principal_id: str
+    name: str
+    organization_id: str
+    project_id: str
+    role: Role
+
+    @property
+    def can_write(self) -> bool:
+        return self.role.can_write
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    id: str
+    organization_id: str
+    project_id: str
+    feature_tier: FeatureTier
+    activated: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    id: str
+    external_identifier: str
+    region: str
+    created_at: datetime
+
+
+@dataclass(slots=True)
+class Build:
+    id: str
+    version_id: str
+    component_type: str
+    packer_run_uuid: str
+    platform: str
+    status: BuildStatus
+    source_external_identifier: str
+    labels: dict[str, str]
+    metadata: dict[str, Any] | None
+    parent_version_id: str | None
+    parent_channel_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    artifacts: list[Artifact] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class RevokedAncestor:
+    version_id: str
+    bucket_name: str
+    version_name: str
+    version_fingerprint: str
+
+
+@dataclass(slots=True)
+class Version:
+    id: str
+    bucket_id: str
+    bucket_name: str
+    fingerprint: str
+    number: int | None
+    template_type: TemplateType
+    author_id: str
+    created_at: datetime
+    updated_at: datetime
+    revoke_at: datetime | None = None
+    revocation_message: str = ""
+    revocation_author: str = ""
+    revocation_type: RevocationType | None = None
+    revocation_inherited_from: RevokedAncestor | None = None
+    builds: list[Build] = field(default_factory=list)
+    has_descendants: bool = False
+    parents_status: AncestryStatus | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.number is not None
+
+    @property
+    def name(self) -> str:
+        return f"v{self.number or 0}"
+
+
+@dataclass(slots=True)
+class Bucket:
+    id: str
+    project_id: str
+    name: str
+    description: str
+    labels: dict[str, str]
+    version_count: int
+    latest_version_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    latest_version: Version | None = None
+    parents_status: AncestryStatus | None = None
+    children_status: AncestryStatus | None = None
+
+
+@dataclass(slots=True)
+class Channel:
+    id: str
+    bucket_id: str
+    bucket_name: str
+    name: str
+    managed: bool
+    restricted: bool
+    version_id: str | None
+    author_id: str
+    created_at: datetime
+    updated_at: datetime
+    version: Version | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelAssignment:
+    id: str
+    channel_id: str
+    version_id: str | None
+    author_id: str
+    assigned_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class VersionStatusInput:
+    """What the status of a version is derived from."""
+
+    complete: bool
+    build_statuses: tuple[BuildStatus, ...]
+    revoke_at: datetime | None
+
+
+__all__ = [
+    "MANAGED_AUTHOR",
+    "MANAGED_CHANNEL",
+    "Artifact",
+    "Bucket",
+    "Build",
+    "Caller",
+    "Channel",
+    "ChannelAssignment",
+    "Organization",
+    "Principal",
+    "Project",
+    "Registry",
+    "RevokedAncestor",
+    "Version",
+    "VersionStatus",
+    "VersionStatusInput",
+]

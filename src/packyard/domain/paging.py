@@ -1,0 +1,80 @@
+"""Pagination and sorting requests, as the domain sees them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from packyard.errors import invalid
+
+T = TypeVar("T")
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    field: str
+    descending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    size: int = DEFAULT_PAGE_SIZE
+    next_token: str | None = None
+    previous_token: str | None = None
+    order_by: tuple[SortKey, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_token: str = ""
+    previous_token: str = ""
+    total: int | None = None
+
+
+def parse_page_size(raw: str | None, default: int = DEFAULT_PAGE_SIZE) -> int:
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        size = int(raw.strip())
+    except ValueError:
+        raise invalid(
+            f"pagination.page_size must be a whole number, not {raw[:32]!r}.",
+            field="pagination.page_size",
+        ) from None
+    if size < 0 or size > MAX_PAGE_SIZE:
+        raise invalid(
+            f"pagination.page_size must be between 0 and {MAX_PAGE_SIZE}.",
+            field="pagination.page_size",
+        )
+    return size or default
+
+
+def parse_order_by(values: list[str], allowed: set[str]) -> tuple[SortKey, ...]:
+    """Parse repeated ``sorting.order_by`` entries: ``field`` or ``field asc|desc``.
+
+    An entry may also hold several comma-separated keys (AIP-132 style).
+    """
+    keys: list[SortKey] = []
+    for value in values:
+        for part in value.split(","):
+            words = part.split()
+            if not words:
+                continue
+            if len(words) > 2 or (len(words) == 2 and words[1].lower() not in ("asc", "desc")):
+                raise invalid(
+                    f"Invalid sorting.order_by entry {part.strip()[:64]!r}: use 'field' or "
+                    "'field asc|desc'.",
+                    field="sorting.order_by",
+                )
+            name = words[0]
+            if name not in allowed:
+                raise invalid(
+                    f"Cannot sort by {name[:64]!r}; sortable fields: {', '.join(sorted(allowed))}.",
+                    field="sorting.order_by",
+                )
+            keys.append(SortKey(name, len(words) == 2 and words[1].lower() == "desc"))
+    return tuple(keys)

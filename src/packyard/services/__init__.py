@@ -1,0 +1,1 @@
+"""Application services: one transaction per call, domain rules applied, storage via repos."""

@@ -1,0 +1,156 @@
+"""Ancestry: which parent version each image was built from."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, literal, select
+from sqlalchemy.exc import IntegrityError
+
+from packyard.domain.enums import RevocationType
+from packyard.domain.models import Build, Caller, Version
+from packyard.errors import ApiError, Code, invalid
+from packyard.store.schema import buckets, channels, version_edges, versions
+from packyard.store.versions import VersionRepo
+
+
+def _override_error(field: str) -> ApiError:
+    # Live HCP answers this with HTTP 400 and code 6.
+    return ApiError(
+        Code.ALREADY_EXISTS,
+        f"You cannot override a build's {field} if it has already been set.",
+        http_status=400,
+    )
+
+
+def record_parent(
+    conn: Connection,
+    caller: Caller,
+    child: Version,
+    build: Build,
+    *,
+    parent_version_id: str | None,
+    parent_channel_id: str | None,
+    now: datetime,
+    values: dict[str, Any],
+) -> None:
+    """Validate and record a build's parent ids (set once) as a child → parent edge.
+
+    Adds the build columns to ``values``. A child recorded from a parent that is
+    already revoked (or scheduled to be) inherits that revocation now.
+    """
+    if parent_version_id is None and parent_channel_id is None:
+        return
+    if build.parent_version_id and parent_version_id and parent_version_id != build.parent_version_id:
+        raise _override_error("parent_version_id")
+    if build.parent_channel_id and parent_channel_id and parent_channel_id != build.parent_channel_id:
+        raise _override_error("parent_channel_id")
+    version_id = parent_version_id or build.parent_version_id
+    channel_id = parent_channel_id or build.parent_channel_id
+    if version_id is None:
+        raise invalid("parent_channel_id requires parent_version_id.", field="parent_channel_id")
+    if version_id == child.id:
+        raise invalid("A version cannot be its own parent.", field="parent_version_id")
+
+    parent = conn.execute(
+        select(versions.c.id, versions.c.bucket_id)
+        .join(buckets, buckets.c.id == versions.c.bucket_id)
+        .where(versions.c.id == version_id, buckets.c.project_id == caller.project_id)
+    ).first()
+    if parent is None:
+        raise invalid(
+            f"Parent version {version_id[:64]} does not exist in this project.",
+            field="parent_version_id",
+        )
+    if channel_id is not None:
+        found = conn.execute(
+            select(channels.c.id).where(
+                channels.c.id == channel_id, channels.c.bucket_id == parent.bucket_id
+            )
+        ).first()
+        if found is None:
+            raise invalid(
+                f"Parent channel {channel_id[:64]} is not a channel of the parent version's "
+                "bucket.",
+                field="parent_channel_id",
+            )
+    if _is_descendant(conn, ancestor_id=child.id, candidate_id=version_id):
+        raise invalid(
+            "The parent version descends from this version; ancestry cannot form a cycle.",
+            field="parent_version_id",
+        )
+
+    values["parent_version_id"] = version_id
+    values["parent_channel_id"] = channel_id
+    existing = conn.execute(
+        select(version_edges.c.parent_channel_id).where(
+            version_edges.c.child_version_id == child.id,
+            version_edges.c.parent_version_id == version_id,
+        )
+    ).first()
+    if existing is None:
+        try:
+            with conn.begin_nested():
+                conn.execute(
+                    version_edges.insert().values(
+                        child_version_id=child.id,
+                        parent_version_id=version_id,
+                        parent_channel_id=channel_id,
+                        child_bucket_id=child.bucket_id,
+                        parent_bucket_id=parent.bucket_id,
+                        created_at=now,
+                    )
+                )
+        except IntegrityError:
+            pass
+    elif existing.parent_channel_id is None and channel_id is not None:
+        conn.execute(
+            version_edges.update()
+            .where(
+                version_edges.c.child_version_id == child.id,
+                version_edges.c.parent_version_id == version_id,
+            )
+            .values(parent_channel_id=channel_id)
+        )
+    inherit_from_parent(conn, child, version_id)
+
+
+def inherit_from_parent(conn: Connection, child: Version, parent_id: str) -> None:
+    """Record-time inheritance: copy a parent's (scheduled) revocation onto a child."""
+    parent = VersionRepo(conn).get_by_id(parent_id)
+    if parent is None or parent.revoke_at is None:
+        return
+    if child.revocation_type is RevocationType.MANUAL:
+        return  # an explicit revocation wins over an inherited one
+    if child.revoke_at is not None and child.revoke_at <= parent.revoke_at:
+        return  # among inherited revocations the earliest wins
+    origin = (
+        parent.revocation_inherited_from.version_id
+        if parent.revocation_type is RevocationType.INHERITED and parent.revocation_inherited_from
+        else parent.id
+    )
+    VersionRepo(conn).update(
+        child.id,
+        revoke_at=parent.revoke_at,
+        revocation_message=parent.revocation_message,
+        revocation_author=parent.revocation_author,
+        revocation_type=RevocationType.INHERITED.value,
+        revocation_inherited_from=origin,
+    )
+    child.revoke_at = parent.revoke_at
+
+
+def _is_descendant(conn: Connection, *, ancestor_id: str, candidate_id: str) -> bool:
+    """Whether ``candidate_id`` is ``ancestor_id`` or one of its transitive descendants."""
+    tree = (
+        select(literal(ancestor_id).label("vid"))
+        .cte("descendants", recursive=True)
+    )
+    tree = tree.union(
+        select(version_edges.c.child_version_id).where(
+            version_edges.c.parent_version_id == tree.c.vid
+        )
+    )
+    found = conn.execute(select(tree.c.vid).where(tree.c.vid == candidate_id).limit(1)).first()
+    return found is not None

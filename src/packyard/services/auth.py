@@ -1,0 +1,180 @@
+"""Service principals, client secrets, access tokens and per-project authorization."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+import jwt
+
+from packyard.domain.enums import Role
+from packyard.domain.models import Caller, Principal
+from packyard.domain.rules import utcnow
+from packyard.errors import ApiError, Code, not_found, unauthenticated
+from packyard.ids import new_id
+from packyard.store.engine import Store
+from packyard.store.tenancy import SettingsRepo, TenancyRepo
+
+TOKEN_TTL = timedelta(hours=1)
+TOKEN_AUDIENCE = "packyard"
+_SIGNING_KEY = "token_signing_key"
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+# A hash of a random secret, checked when the client id is unknown so that
+# unknown ids and wrong secrets take the same time.
+_DUMMY_HASH = ""
+
+
+def hash_secret(secret: str) -> str:
+    """A slow, salted scrypt hash: ``scrypt$N$r$p$salt$hash``."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(
+        secret.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32
+    )
+    b64 = base64.b64encode
+    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def verify_secret(secret: str, encoded: str) -> bool:
+    """Constant-time comparison of ``secret`` against a stored hash."""
+    try:
+        scheme, n, r, p, salt, digest = encoded.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = base64.b64decode(digest)
+        actual = hashlib.scrypt(
+            secret.encode(),
+            salt=base64.b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=len(expected),
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewCredentials:
+    principal: Principal
+    client_secret: str
+    role: Role
+    project_id: str
+
+
+class AuthService:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._key: bytes | None = None
+
+    def signing_key(self) -> bytes:
+        if self._key is None:
+            with self.store.write() as conn:
+                stored = SettingsRepo(conn).put_if_absent(_SIGNING_KEY, secrets.token_hex(32))
+            self._key = bytes.fromhex(stored)
+        return self._key
+
+    def create_principal(
+        self, *, name: str, role: Role, organization_id: str, project_id: str
+    ) -> NewCredentials:
+        client_secret = secrets.token_urlsafe(48)
+        principal = Principal(
+            id=new_id(),
+            client_id=f"packyard-{secrets.token_hex(10)}",
+            name=name,
+            organization_id=organization_id,
+        )
+        secret_hash = hash_secret(client_secret)
+        with self.store.write() as conn:
+            repo = TenancyRepo(conn)
+            if repo.get_project(project_id) is None:
+                raise not_found(f"Project {project_id} does not exist.")
+            repo.add_principal(principal, secret_hash, utcnow())
+            repo.bind_role(principal.id, project_id, role)
+        return NewCredentials(
+            principal=principal, client_secret=client_secret, role=role, project_id=project_id
+        )
+
+    def authenticate_client(self, client_id: str, client_secret: str) -> Principal | None:
+        """Check client credentials; ``None`` for an unknown id or a wrong secret."""
+        with self.store.read() as conn:
+            found = TenancyRepo(conn).principal_by_client_id(client_id)
+        global _DUMMY_HASH
+        if not _DUMMY_HASH:
+            _DUMMY_HASH = hash_secret(secrets.token_hex(16))
+        if found is None:
+            verify_secret(client_secret, _DUMMY_HASH)
+            return None
+        principal, secret_hash = found
+        return principal if verify_secret(client_secret, secret_hash) else None
+
+    def issue_token(self, principal: Principal) -> IssuedToken:
+        now = utcnow()
+        claims = {
+            "sub": principal.id,
+            "aud": TOKEN_AUDIENCE,
+            "iat": int(now.timestamp()),
+            "exp": int((now + TOKEN_TTL).timestamp()),
+            "jti": new_id(),
+        }
+        token = jwt.encode(claims, self.signing_key(), algorithm="HS256")
+        return IssuedToken(access_token=token, expires_in=int(TOKEN_TTL.total_seconds()))
+
+    def principal_id_from_token(self, token: str) -> str:
+        """Validate a bearer token's signature, audience and expiry (no database access)."""
+        try:
+            claims = jwt.decode(
+                token,
+                self.signing_key(),
+                algorithms=["HS256"],
+                audience=TOKEN_AUDIENCE,
+                options={"require": ["exp", "sub", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise unauthenticated("The access token has expired.") from None
+        except jwt.PyJWTError:
+            raise unauthenticated("The access token is not valid.") from None
+        sub = claims.get("sub")
+        if not isinstance(sub, str):
+            raise unauthenticated("The access token is not valid.")
+        return sub
+
+    def authorize(self, token: str, organization_id: str, project_id: str) -> Caller:
+        """The caller acting on one project; 404/5 when it has no role there."""
+        principal_id = self.principal_id_from_token(token)
+        with self.store.read() as conn:
+            repo = TenancyRepo(conn)
+            found = repo.caller_role(principal_id, organization_id, project_id)
+            if found is None:
+                if not repo.principal_exists(principal_id):
+                    raise unauthenticated("The access token's principal no longer exists.")
+                raise ApiError(
+                    Code.NOT_FOUND,
+                    f"Project {project_id} in organization {organization_id} does not exist "
+                    "or is not accessible.",
+                )
+        name, role = found
+        return Caller(
+            principal_id=principal_id,
+            name=name,
+            organization_id=organization_id,
+            project_id=project_id,
+            role=role,
+        )
+
+    def principal_for_token(self, token: str) -> str:
+        principal_id = self.principal_id_from_token(token)
+        with self.store.read() as conn:
+            if not TenancyRepo(conn).principal_exists(principal_id):
+                raise unauthenticated("The access token's principal no longer exists.")
+        return principal_id

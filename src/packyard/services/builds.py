@@ -1,0 +1,242 @@
+"""Builds: one per Packer source in a version; the last DONE completes the version."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+
+from packyard.domain.enums import BuildStatus
+from packyard.domain.models import Artifact, Bucket, Build, Caller, Version
+from packyard.domain.paging import Page, PageRequest
+from packyard.domain.rules import utcnow, validate_labels, validate_text
+from packyard.errors import ApiError, Code, already_exists, invalid, precondition
+from packyard.ids import new_id
+from packyard.services.ancestry import record_parent
+from packyard.services.lifecycle import complete_if_done
+from packyard.services.lookup import (
+    bucket_or_404,
+    build_or_404,
+    require_write,
+    version_or_10,
+)
+from packyard.store.engine import Store
+from packyard.store.versions import BuildRepo, VersionRepo
+
+MAX_ARTIFACTS_PER_BUILD = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactInput:
+    external_identifier: str | None
+    region: str | None
+
+
+@dataclass(slots=True)
+class BuildChanges:
+    """The fields of a CreateBuild or UpdateBuild body; ``None`` means not provided."""
+
+    status: BuildStatus | None = None
+    platform: str | None = None
+    packer_run_uuid: str | None = None
+    artifacts: list[ArtifactInput] | None = None
+    labels: dict[str, str] | None = None
+    source_external_identifier: str | None = None
+    parent_version_id: str | None = None
+    parent_channel_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class BuildService:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def list(
+        self, caller: Caller, bucket_name: str, fingerprint: str, page: PageRequest
+    ) -> Page[Build]:
+        with self.store.read() as conn:
+            bucket = bucket_or_404(conn, caller, bucket_name)
+            version = version_or_10(conn, bucket, fingerprint)
+            return BuildRepo(conn).list(version.id, page)
+
+    def get(self, caller: Caller, bucket_name: str, fingerprint: str, build_id: str) -> Build:
+        with self.store.read() as conn:
+            bucket = bucket_or_404(conn, caller, bucket_name)
+            version = version_or_10(conn, bucket, fingerprint)
+            return build_or_404(conn, version, build_id)
+
+    def create(
+        self,
+        caller: Caller,
+        bucket_name: str,
+        fingerprint: str,
+        component_type: str | None,
+        changes: BuildChanges,
+    ) -> Build:
+        require_write(caller)
+        component = validate_text(component_type, field="component_type")
+        if not component:
+            raise invalid("component_type is required.", field="component_type")
+        now = utcnow()
+        exists = already_exists(
+            f"A build for component {component} already exists in version {fingerprint}."
+        )
+        try:
+            with self.store.write() as conn:
+                bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
+                version = version_or_10(conn, bucket, fingerprint, lock=True)
+                if version.complete:
+                    raise _complete_error(version)
+                repo = BuildRepo(conn)
+                if repo.component_exists(version.id, component):
+                    raise exists
+                build = Build(
+                    id=new_id(),
+                    version_id=version.id,
+                    component_type=component,
+                    packer_run_uuid="",
+                    platform="",
+                    status=BuildStatus.UNSET,
+                    source_external_identifier="",
+                    labels={},
+                    metadata=None,
+                    parent_version_id=None,
+                    parent_channel_id=None,
+                    created_at=now,
+                    updated_at=now,
+                )
+                repo.insert(build)
+                result = _apply(conn, caller, bucket, version, build, changes, now)
+        except IntegrityError:
+            raise exists from None
+        return result
+
+    def update(
+        self,
+        caller: Caller,
+        bucket_name: str,
+        fingerprint: str,
+        build_id: str,
+        changes: BuildChanges,
+    ) -> Build:
+        require_write(caller)
+        now = utcnow()
+        with self.store.write() as conn:
+            bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
+            version = version_or_10(conn, bucket, fingerprint, lock=True)
+            build = build_or_404(conn, version, build_id)
+            return _apply(conn, caller, bucket, version, build, changes, now)
+
+    def delete(self, caller: Caller, bucket_name: str, fingerprint: str, build_id: str) -> None:
+        """Delete one build; the version's name and completion are left as they are."""
+        require_write(caller)
+        with self.store.write() as conn:
+            bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
+            version = version_or_10(conn, bucket, fingerprint, lock=True)
+            build = build_or_404(conn, version, build_id)
+            BuildRepo(conn).delete(build.id)
+            VersionRepo(conn).update(version.id, updated_at=utcnow())
+
+
+def _complete_error(version: Version) -> ApiError:
+    return precondition(
+        f"The version associated to the fingerprint {version.fingerprint} is complete "
+        f"({version.name}); its builds can no longer change."
+    )
+
+
+def _apply(
+    conn: Connection,
+    caller: Caller,
+    bucket: Bucket,
+    version: Version,
+    build: Build,
+    changes: BuildChanges,
+    now: datetime,
+) -> Build:
+    """Merge ``changes`` into ``build``; complete the version if this made it whole."""
+    values: dict[str, Any] = {}
+    if changes.platform:
+        values["platform"] = validate_text(changes.platform, field="platform")
+    if changes.packer_run_uuid:
+        values["packer_run_uuid"] = validate_text(changes.packer_run_uuid, field="packer_run_uuid")
+    if changes.source_external_identifier:
+        values["source_external_identifier"] = validate_text(
+            changes.source_external_identifier, field="source_external_identifier", limit=1024
+        )
+    if changes.labels is not None:
+        values["labels"] = validate_labels(changes.labels)
+    if changes.metadata is not None:
+        values["metadata"] = changes.metadata
+    new_artifacts = _artifacts(changes.artifacts, now)
+    status = changes.status
+
+    if not values and not new_artifacts and status is None and not (
+        changes.parent_version_id or changes.parent_channel_id
+    ):
+        return build  # nothing recognised: a no-op, like HCP
+    if build.status is BuildStatus.DONE:
+        if version.complete:
+            raise _complete_error(version)
+        raise precondition(f"Build {build.id} is already BUILD_DONE and cannot change.")
+    if new_artifacts and status is not BuildStatus.DONE:
+        raise precondition("Artifacts can only be recorded together with status BUILD_DONE.")
+    if status is BuildStatus.DONE and not (build.artifacts or new_artifacts):
+        raise precondition(
+            f"Build {build.component_type} cannot be BUILD_DONE without at least one artifact."
+        )
+    if len(build.artifacts) + len(new_artifacts) > MAX_ARTIFACTS_PER_BUILD:
+        raise invalid(
+            f"A build holds at most {MAX_ARTIFACTS_PER_BUILD} artifacts.", field="artifacts"
+        )
+
+    record_parent(
+        conn,
+        caller,
+        version,
+        build,
+        parent_version_id=changes.parent_version_id or None,
+        parent_channel_id=changes.parent_channel_id or None,
+        now=now,
+        values=values,
+    )
+    if status is not None:
+        values["status"] = status.value
+    values["updated_at"] = now
+    repo = BuildRepo(conn)
+    repo.update(build.id, **values)
+    repo.add_artifacts(build.id, caller.project_id, new_artifacts)
+    VersionRepo(conn).update(version.id, updated_at=now)
+    if status is BuildStatus.DONE:
+        complete_if_done(conn, bucket, version, now)
+    updated = repo.get(version.id, build.id)
+    assert updated is not None
+    return updated
+
+
+def _artifacts(items: list[ArtifactInput] | None, now: datetime) -> list[Artifact]:
+    if not items:
+        return []
+    out: list[Artifact] = []
+    seen: set[tuple[str, str]] = set()
+    for i, item in enumerate(items):
+        ext = validate_text(item.external_identifier, field=f"artifacts[{i}].external_identifier",
+                            limit=1024)
+        if not ext:
+            raise invalid(
+                f"artifacts[{i}].external_identifier is required.",
+                field=f"artifacts[{i}].external_identifier",
+            )
+        region = validate_text(item.region, field=f"artifacts[{i}].region")
+        if (ext, region) in seen:
+            continue
+        seen.add((ext, region))
+        out.append(Artifact(id=new_id(), external_identifier=ext, region=region, created_at=now))
+    return out
+
+
+__all__ = ["ArtifactInput", "BuildChanges", "BuildService", "Code"]

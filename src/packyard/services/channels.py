@@ -1,0 +1,221 @@
+"""Channels: named pointers to versions, with assignment history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+
+from packyard.domain.models import Bucket, Caller, Channel, ChannelAssignment, Version
+from packyard.domain.paging import Page, PageRequest
+from packyard.domain.rules import is_revoked, parse_field_mask, utcnow, validate_name
+from packyard.errors import already_exists, invalid, not_found, precondition
+from packyard.ids import new_id
+from packyard.services.lookup import bucket_or_404, channel_or_404, require_write
+from packyard.services.views import load_channels, load_versions
+from packyard.store.channels import ChannelRepo
+from packyard.store.engine import Store
+from packyard.store.versions import VersionRepo
+
+_CHANNEL_MASK = {
+    "versionFingerprint": "version_fingerprint",
+    "version_fingerprint": "version_fingerprint",
+    "restricted": "restricted",
+}
+
+
+@dataclass(slots=True)
+class HistoryEntry:
+    assignment: ChannelAssignment
+    version: Version | None
+
+
+@dataclass(slots=True)
+class Promotion:
+    version: Version | None
+    source: Channel
+    target: Channel
+
+
+class ChannelService:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def list(self, caller: Caller, bucket_name: str) -> list[Channel]:
+        with self.store.read() as conn:
+            bucket = bucket_or_404(conn, caller, bucket_name)
+            items = ChannelRepo(conn).list(bucket.id, include_restricted=caller.can_write)
+            load_channels(conn, items)
+        return items
+
+    def get(self, caller: Caller, bucket_name: str, name: str) -> Channel:
+        with self.store.read() as conn:
+            bucket = bucket_or_404(conn, caller, bucket_name)
+            channel = channel_or_404(conn, caller, bucket, name)
+            load_channels(conn, [channel])
+        return channel
+
+    def create(
+        self,
+        caller: Caller,
+        bucket_name: str,
+        name: str | None,
+        fingerprint: str | None,
+        restricted: bool,
+    ) -> Channel:
+        require_write(caller)
+        name = validate_name("channel", name, field="name")
+        now = utcnow()
+        exists = already_exists(f"Channel {name} already exists.")
+        try:
+            with self.store.write() as conn:
+                bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
+                repo = ChannelRepo(conn)
+                if repo.get(bucket.id, name) is not None:
+                    raise exists
+                version = _assignable(conn, bucket, fingerprint, now) if fingerprint else None
+                channel = Channel(
+                    id=new_id(),
+                    bucket_id=bucket.id,
+                    bucket_name=bucket.name,
+                    name=name,
+                    managed=False,
+                    restricted=restricted,
+                    version_id=None,
+                    author_id=caller.name,
+                    created_at=now,
+                    updated_at=now,
+                )
+                repo.insert(channel)
+                if version is not None:
+                    repo.assign(channel.id, version.id, caller.name, now)
+                created = _reload(conn, channel.id)
+        except IntegrityError:
+            raise exists from None
+        return created
+
+    def update(
+        self,
+        caller: Caller,
+        bucket_name: str,
+        name: str,
+        *,
+        fingerprint: str | None,
+        restricted: bool | None,
+        update_mask: str | None,
+    ) -> Channel:
+        paths = parse_field_mask(update_mask, _CHANNEL_MASK)
+        require_write(caller)
+        now = utcnow()
+        with self.store.write() as conn:
+            bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
+            channel = channel_or_404(conn, caller, bucket, name, lock=True)
+            if channel.managed:
+                raise precondition(
+                    f'Can\'t update channel assignment on channel "{channel.name}". This channel '
+                    "is managed by HCP Packer"
+                )
+            repo = ChannelRepo(conn)
+            if "restricted" in paths and bool(restricted) != channel.restricted:
+                repo.update(channel.id, restricted=bool(restricted), updated_at=now)
+            if "version_fingerprint" in paths:
+                target = _assignable(conn, bucket, fingerprint, now) if fingerprint else None
+                target_id = target.id if target else None
+                if target_id != channel.version_id:
+                    repo.assign(channel.id, target_id, caller.name, now)
+            updated = _reload(conn, channel.id)
+        return updated
+
+    def delete(self, caller: Caller, bucket_name: str, name: str) -> None:
+        require_write(caller)
+        with self.store.write() as conn:
+            bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
+            channel = channel_or_404(conn, caller, bucket, name)
+            if channel.managed:
+                raise invalid(
+                    f"Can't delete managed channel {channel.name}, it's controlled by HCP Packer"
+                )
+            ChannelRepo(conn).delete(channel.id)
+
+    def promote(
+        self, caller: Caller, bucket_name: str, source_name: str | None, target_name: str | None
+    ) -> Promotion:
+        """AssignChannelVersion: copy the source channel's version to the target channel."""
+        require_write(caller)
+        if not source_name:
+            raise invalid("source_channel is required.", field="source_channel")
+        if not target_name:
+            raise invalid("target_channel is required.", field="target_channel")
+        now = utcnow()
+        with self.store.write() as conn:
+            bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
+            target = channel_or_404(conn, caller, bucket, target_name, lock=True)
+            if target.managed:
+                raise precondition(f"Cannot assign to managed channel '{target.name}'")
+            source = channel_or_404(conn, caller, bucket, source_name)
+            if source.version_id is None:
+                raise precondition(f"Channel {source.name} has no version assigned to copy.")
+            version = VersionRepo(conn).get_by_id(source.version_id)
+            assert version is not None
+            _check_assignable(version, now)
+            if target.version_id != version.id:
+                ChannelRepo(conn).assign(target.id, version.id, caller.name, now)
+            source = _reload(conn, source.id)
+            target = _reload(conn, target.id)
+        return Promotion(version=target.version, source=source, target=target)
+
+    def history(
+        self, caller: Caller, bucket_name: str, name: str, page: PageRequest
+    ) -> Page[HistoryEntry]:
+        with self.store.read() as conn:
+            bucket = bucket_or_404(conn, caller, bucket_name)
+            channel = channel_or_404(conn, caller, bucket, name)
+            result = ChannelRepo(conn).history(channel.id, page)
+            found = VersionRepo(conn).get_many(a.version_id for a in result.items if a.version_id)
+            load_versions(conn, list(found.values()))
+        entries = [
+            HistoryEntry(a, found.get(a.version_id) if a.version_id else None)
+            for a in result.items
+        ]
+        return Page(
+            items=entries,
+            next_token=result.next_token,
+            previous_token=result.previous_token,
+            total=result.total,
+        )
+
+
+def _reload(conn: Connection, channel_id: str) -> Channel:
+    channel = ChannelRepo(conn).get_by_id(channel_id)
+    assert channel is not None
+    load_channels(conn, [channel])
+    return channel
+
+
+def _assignable(conn: Connection, bucket: Bucket, fingerprint: str | None, now: datetime) -> Version:
+    version = VersionRepo(conn).get(bucket.id, fingerprint or "")
+    if version is None:
+        raise not_found(
+            f"Error: The version with fingerprint {fingerprint} does not exist in bucket "
+            f"{bucket.name}."
+        )
+    _check_assignable(version, now)
+    return version
+
+
+def _check_assignable(version: Version, now: datetime) -> None:
+    if not version.complete:
+        raise precondition(
+            f"Version {version.fingerprint} is incomplete (v0): only complete versions can be "
+            "assigned to a channel."
+        )
+    if is_revoked(version.revoke_at, now):
+        raise precondition(
+            f"Version {version.name} ({version.fingerprint}) is revoked and cannot be assigned "
+            "to a channel."
+        )
+
+
+__all__ = ["ChannelService", "HistoryEntry", "Promotion"]

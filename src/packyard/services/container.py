@@ -1,0 +1,42 @@
+"""All services of one running server, sharing one store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from packyard.services.auth import AuthService
+from packyard.services.buckets import BucketService
+from packyard.services.builds import BuildService
+from packyard.services.channels import ChannelService
+from packyard.services.registry import RegistryService
+from packyard.services.revocation import RevocationService
+from packyard.services.tenancy import TenancyService
+from packyard.services.versions import VersionService
+from packyard.store.engine import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    store: Store
+    auth: AuthService
+    tenancy: TenancyService
+    registry: RegistryService
+    buckets: BucketService
+    versions: VersionService
+    builds: BuildService
+    channels: ChannelService
+    revocation: RevocationService
+
+    @classmethod
+    def create(cls, store: Store) -> Services:
+        return cls(
+            store=store,
+            auth=AuthService(store),
+            tenancy=TenancyService(store),
+            registry=RegistryService(store),
+            buckets=BucketService(store),
+            versions=VersionService(store),
+            builds=BuildService(store),
+            channels=ChannelService(store),
+            revocation=RevocationService(store),
+        )

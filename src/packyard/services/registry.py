@@ -1,0 +1,103 @@
+"""The per-project registry object (HCP's Registry resource)."""
+
+from __future__ import annotations
+
+from packyard.domain.enums import FeatureTier
+from packyard.domain.models import Caller, Registry
+from packyard.domain.rules import parse_field_mask, utcnow
+from packyard.errors import already_exists, invalid, not_found
+from packyard.ids import new_id
+from packyard.services.lookup import require_write
+from packyard.store.engine import Store
+from packyard.store.tenancy import TenancyRepo
+
+_REGISTRY_MASK = {
+    "config.activated": "activated",
+    "activated": "activated",
+    "config.featureTier": "feature_tier",
+    "config.feature_tier": "feature_tier",
+    "featureTier": "feature_tier",
+    "feature_tier": "feature_tier",
+}
+
+
+def _missing() -> Exception:
+    return not_found("The registry for this project does not exist.")
+
+
+class RegistryService:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def get(self, caller: Caller) -> Registry:
+        with self.store.read() as conn:
+            registry = TenancyRepo(conn).get_registry(caller.project_id)
+        if registry is None:
+            raise _missing()
+        return registry
+
+    def create(self, caller: Caller, tier: FeatureTier | None) -> Registry:
+        require_write(caller)
+        now = utcnow()
+        with self.store.write() as conn:
+            repo = TenancyRepo(conn)
+            if repo.get_registry(caller.project_id) is not None:
+                raise already_exists("The registry for this project already exists.")
+            repo.add_registry(
+                Registry(
+                    id=new_id(),
+                    organization_id=caller.organization_id,
+                    project_id=caller.project_id,
+                    feature_tier=_tier(tier),
+                    activated=True,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            registry = repo.get_registry(caller.project_id)
+        assert registry is not None
+        return registry
+
+    def update(
+        self,
+        caller: Caller,
+        *,
+        tier: FeatureTier | None,
+        activated: bool | None,
+        update_mask: str | None,
+    ) -> Registry:
+        require_write(caller)
+        paths = parse_field_mask(update_mask, _REGISTRY_MASK) if update_mask else set()
+        values: dict[str, object] = {}
+        if tier is not None and tier is not FeatureTier.UNSET:
+            values["feature_tier"] = tier.value
+        if "feature_tier" in paths and tier in (None, FeatureTier.UNSET):
+            raise invalid("feature_tier must be STANDARD or PLUS.", field="feature_tier")
+        if "activated" in paths:
+            values["activated"] = bool(activated)
+        with self.store.write() as conn:
+            repo = TenancyRepo(conn)
+            if repo.get_registry(caller.project_id) is None:
+                raise _missing()
+            if values:
+                values["updated_at"] = utcnow()
+                repo.update_registry(caller.project_id, **values)
+            registry = repo.get_registry(caller.project_id)
+        assert registry is not None
+        return registry
+
+    def delete(self, caller: Caller) -> Registry:
+        """Deactivate the registry; its buckets stay and it can be activated again."""
+        require_write(caller)
+        with self.store.write() as conn:
+            repo = TenancyRepo(conn)
+            if repo.get_registry(caller.project_id) is None:
+                raise _missing()
+            repo.update_registry(caller.project_id, activated=False, updated_at=utcnow())
+            registry = repo.get_registry(caller.project_id)
+        assert registry is not None
+        return registry
+
+
+def _tier(tier: FeatureTier | None) -> FeatureTier:
+    return FeatureTier.PLUS if tier in (None, FeatureTier.UNSET) else tier

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy tables, engine set-up, migrations and repositories."""

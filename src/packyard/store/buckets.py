@@ -1,0 +1,106 @@
+"""Bucket storage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, select, update
+
+from packyard.domain.models import Bucket
+from packyard.domain.paging import Page, PageRequest, SortKey
+from packyard.store.pagination import SortColumn, paginate
+from packyard.store.schema import buckets
+
+BUCKET_SORT = {
+    "name": SortColumn(buckets.c.name),
+    "created_at": SortColumn(buckets.c.created_at, is_time=True),
+    "updated_at": SortColumn(buckets.c.updated_at, is_time=True),
+}
+
+
+class BucketRepo:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def get(self, project_id: str, name: str, *, lock: bool = False) -> Bucket | None:
+        q = select(buckets).where(buckets.c.project_id == project_id, buckets.c.name == name)
+        if lock:
+            q = q.with_for_update()
+        row = self.conn.execute(q).first()
+        return bucket_from_row(row) if row else None
+
+    def get_by_id(self, bucket_id: str, *, lock: bool = False) -> Bucket | None:
+        q = select(buckets).where(buckets.c.id == bucket_id)
+        if lock:
+            q = q.with_for_update()
+        row = self.conn.execute(q).first()
+        return bucket_from_row(row) if row else None
+
+    def insert(self, bucket: Bucket) -> None:
+        self.conn.execute(
+            buckets.insert().values(
+                id=bucket.id,
+                project_id=bucket.project_id,
+                name=bucket.name,
+                description=bucket.description,
+                labels=bucket.labels,
+                version_count=bucket.version_count,
+                latest_version_id=bucket.latest_version_id,
+                created_at=bucket.created_at,
+                updated_at=bucket.updated_at,
+            )
+        )
+
+    def update(self, bucket_id: str, **values: Any) -> None:
+        self.conn.execute(update(buckets).where(buckets.c.id == bucket_id).values(**values))
+
+    def add_version_count(self, bucket_id: str, delta: int) -> None:
+        self.conn.execute(
+            update(buckets)
+            .where(buckets.c.id == bucket_id)
+            .values(version_count=buckets.c.version_count + delta)
+        )
+
+    def delete(self, bucket_id: str) -> None:
+        self.conn.execute(delete(buckets).where(buckets.c.id == bucket_id))
+
+    def list(self, project_id: str, page: PageRequest) -> Page[Bucket]:
+        return paginate(
+            self.conn,
+            select(buckets).where(buckets.c.project_id == project_id),
+            page,
+            sort_columns=BUCKET_SORT,
+            default_order=(SortKey("name"),),
+            id_column=buckets.c.id,
+            convert=bucket_from_row,
+            scope=f"buckets:{project_id}",
+        )
+
+    def count(self, project_id: str) -> int:
+        return int(
+            self.conn.execute(
+                select(func.count()).select_from(buckets).where(buckets.c.project_id == project_id)
+            ).scalar_one()
+        )
+
+    def names_by_id(self, bucket_ids: set[str]) -> dict[str, str]:
+        if not bucket_ids:
+            return {}
+        rows = self.conn.execute(
+            select(buckets.c.id, buckets.c.name).where(buckets.c.id.in_(bucket_ids))
+        )
+        return {r.id: r.name for r in rows}
+
+
+def bucket_from_row(row: Any) -> Bucket:
+    return Bucket(
+        id=row.id,
+        project_id=row.project_id,
+        name=row.name,
+        description=row.description,
+        labels=dict(row.labels or {}),
+        version_count=row.version_count,
+        latest_version_id=row.latest_version_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )

@@ -1,0 +1,230 @@
+"""The relational schema (SQLAlchemy Core). Alembic migrations create it."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from packyard.store.types import UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ID = String(36)
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(256), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column(
+        "organization_id",
+        ID,
+        ForeignKey("organizations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("name", String(256), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+principals = Table(
+    "principals",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("client_id", String(128), nullable=False, unique=True),
+    Column("secret_hash", String(512), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column(
+        "organization_id", ID, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+)
+
+role_bindings = Table(
+    "role_bindings",
+    metadata,
+    Column("principal_id", ID, ForeignKey("principals.id", ondelete="CASCADE"), primary_key=True),
+    Column("project_id", ID, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(32), nullable=False),
+)
+
+registries = Table(
+    "registries",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column(
+        "project_id", ID, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False, unique=True
+    ),
+    Column("feature_tier", String(16), nullable=False),
+    Column("activated", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+buckets = Table(
+    "buckets",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("project_id", ID, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("labels", JSON, nullable=False),
+    Column("version_count", Integer, nullable=False, default=0),
+    # Mirrors the managed `latest` channel; no FK so versions can be deleted in any order.
+    Column("latest_version_id", ID, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("project_id", "name"),
+)
+
+versions = Table(
+    "versions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("bucket_id", ID, ForeignKey("buckets.id", ondelete="CASCADE"), nullable=False),
+    Column("fingerprint", String(128), nullable=False),
+    # NULL while incomplete (rendered "v0"); the per-bucket sequence number once complete.
+    Column("number", Integer, nullable=True),
+    Column("template_type", String(32), nullable=False),
+    Column("author_id", String(256), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("revoke_at", UTCDateTime, nullable=True),
+    Column("revocation_message", Text, nullable=False, default=""),
+    Column("revocation_author", String(256), nullable=False, default=""),
+    Column("revocation_type", String(32), nullable=True),
+    Column("revocation_inherited_from", ID, nullable=True),
+    Column("revocation_applied", Boolean, nullable=False, default=True),
+    UniqueConstraint("bucket_id", "fingerprint"),
+    UniqueConstraint("bucket_id", "number"),
+)
+Index("ix_versions_inherited_from", versions.c.revocation_inherited_from)
+Index("ix_versions_pending_revocation", versions.c.revocation_applied, versions.c.revoke_at)
+
+builds = Table(
+    "builds",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("version_id", ID, ForeignKey("versions.id", ondelete="CASCADE"), nullable=False),
+    Column("component_type", String(256), nullable=False),
+    Column("packer_run_uuid", String(128), nullable=False, default=""),
+    Column("platform", String(256), nullable=False, default=""),
+    Column("status", String(32), nullable=False),
+    Column("source_external_identifier", String(1024), nullable=False, default=""),
+    Column("labels", JSON, nullable=False),
+    Column("metadata", JSON, nullable=True),
+    Column("parent_version_id", ID, nullable=True),
+    Column("parent_channel_id", ID, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("version_id", "component_type"),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("build_id", ID, ForeignKey("builds.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("project_id", ID, nullable=False),
+    Column("external_identifier", String(1024), nullable=False),
+    Column("region", String(256), nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+Index("ix_artifacts_lookup", artifacts.c.project_id, artifacts.c.external_identifier)
+
+channels = Table(
+    "channels",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("bucket_id", ID, ForeignKey("buckets.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("managed", Boolean, nullable=False, default=False),
+    Column("restricted", Boolean, nullable=False, default=False),
+    Column("version_id", ID, nullable=True, index=True),
+    Column("author_id", String(256), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("bucket_id", "name"),
+)
+
+channel_assignments = Table(
+    "channel_assignments",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("channel_id", ID, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("version_id", ID, nullable=True),
+    Column("author_id", String(256), nullable=False),
+    Column("assigned_at", UTCDateTime, nullable=False),
+    UniqueConstraint("channel_id", "seq"),
+)
+
+# One edge per (child version, parent version): derived from builds' parent ids.
+version_edges = Table(
+    "version_edges",
+    metadata,
+    Column(
+        "child_version_id",
+        ID,
+        ForeignKey("versions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "parent_version_id",
+        ID,
+        ForeignKey("versions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("parent_channel_id", ID, nullable=True),
+    Column("child_bucket_id", ID, nullable=False, index=True),
+    Column("parent_bucket_id", ID, nullable=False, index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+Index("ix_version_edges_parent", version_edges.c.parent_version_id)
+
+sboms = Table(
+    "sboms",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("build_id", ID, ForeignKey("builds.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("format", String(16), nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("build_id", "name"),
+)

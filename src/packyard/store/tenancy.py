@@ -1,0 +1,223 @@
+"""Organizations, projects, principals, role bindings, registries and settings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from packyard.domain.enums import FeatureTier, Role
+from packyard.domain.models import Organization, Principal, Project, Registry
+from packyard.store.schema import (
+    organizations,
+    principals,
+    projects,
+    registries,
+    role_bindings,
+    settings,
+)
+
+
+class SettingsRepo:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def get(self, key: str) -> str | None:
+        return self.conn.execute(
+            select(settings.c.value).where(settings.c.key == key)
+        ).scalar_one_or_none()
+
+    def put_if_absent(self, key: str, value: str) -> str:
+        """Store ``value`` unless another process won the race; return what is stored."""
+        existing = self.get(key)
+        if existing is not None:
+            return existing
+        self.conn.execute(settings.insert().values(key=key, value=value))
+        return value
+
+
+class TenancyRepo:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    # organizations and projects
+    def add_organization(self, org: Organization) -> None:
+        self.conn.execute(
+            organizations.insert().values(id=org.id, name=org.name, created_at=org.created_at)
+        )
+
+    def add_project(self, project: Project) -> None:
+        self.conn.execute(
+            projects.insert().values(
+                id=project.id,
+                organization_id=project.organization_id,
+                name=project.name,
+                description=project.description,
+                created_at=project.created_at,
+            )
+        )
+
+    def get_organization(self, organization_id: str) -> Organization | None:
+        row = self.conn.execute(
+            select(organizations).where(organizations.c.id == organization_id)
+        ).first()
+        return Organization(id=row.id, name=row.name, created_at=row.created_at) if row else None
+
+    def list_organizations(self, principal_id: str) -> list[Organization]:
+        rows = self.conn.execute(
+            select(organizations)
+            .join(principals, principals.c.organization_id == organizations.c.id)
+            .where(principals.c.id == principal_id)
+            .order_by(organizations.c.created_at, organizations.c.id)
+        )
+        return [Organization(id=r.id, name=r.name, created_at=r.created_at) for r in rows]
+
+    def list_projects(self, principal_id: str, organization_id: str) -> list[Project]:
+        rows = self.conn.execute(
+            select(projects)
+            .join(role_bindings, role_bindings.c.project_id == projects.c.id)
+            .where(
+                role_bindings.c.principal_id == principal_id,
+                projects.c.organization_id == organization_id,
+            )
+            .order_by(projects.c.created_at, projects.c.id)
+        )
+        return [_project(r) for r in rows]
+
+    def get_project_for(self, principal_id: str, project_id: str) -> tuple[Project, Role] | None:
+        row = self.conn.execute(
+            select(projects, role_bindings.c.role)
+            .join(role_bindings, role_bindings.c.project_id == projects.c.id)
+            .where(role_bindings.c.principal_id == principal_id, projects.c.id == project_id)
+        ).first()
+        if row is None:
+            return None
+        return _project(row), Role(row.role)
+
+    def first_project(self) -> Project | None:
+        row = self.conn.execute(
+            select(projects).order_by(projects.c.created_at, projects.c.id).limit(1)
+        ).first()
+        return _project(row) if row else None
+
+    def get_project(self, project_id: str) -> Project | None:
+        row = self.conn.execute(select(projects).where(projects.c.id == project_id)).first()
+        return _project(row) if row else None
+
+    # principals
+    def add_principal(self, principal: Principal, secret_hash: str, created_at: datetime) -> None:
+        self.conn.execute(
+            principals.insert().values(
+                id=principal.id,
+                client_id=principal.client_id,
+                secret_hash=secret_hash,
+                name=principal.name,
+                organization_id=principal.organization_id,
+                created_at=created_at,
+                disabled=False,
+            )
+        )
+
+    def bind_role(self, principal_id: str, project_id: str, role: Role) -> None:
+        self.conn.execute(
+            role_bindings.insert().values(
+                principal_id=principal_id, project_id=project_id, role=role.value
+            )
+        )
+
+    def principal_by_client_id(self, client_id: str) -> tuple[Principal, str] | None:
+        row = self.conn.execute(
+            select(principals).where(
+                principals.c.client_id == client_id, principals.c.disabled.is_(False)
+            )
+        ).first()
+        if row is None:
+            return None
+        return _principal(row), row.secret_hash
+
+    def caller_role(
+        self, principal_id: str, organization_id: str, project_id: str
+    ) -> tuple[str, Role] | None:
+        """The principal's name and role on the project, if it has one and is enabled."""
+        row = self.conn.execute(
+            select(principals.c.name, role_bindings.c.role)
+            .join(role_bindings, role_bindings.c.principal_id == principals.c.id)
+            .join(projects, projects.c.id == role_bindings.c.project_id)
+            .where(
+                principals.c.id == principal_id,
+                principals.c.disabled.is_(False),
+                role_bindings.c.project_id == project_id,
+                projects.c.organization_id == organization_id,
+            )
+        ).first()
+        if row is None:
+            return None
+        return row.name, Role(row.role)
+
+    def principal_exists(self, principal_id: str) -> bool:
+        return (
+            self.conn.execute(
+                select(principals.c.id).where(
+                    principals.c.id == principal_id, principals.c.disabled.is_(False)
+                )
+            ).first()
+            is not None
+        )
+
+    # registries
+    def get_registry(self, project_id: str) -> Registry | None:
+        row = self.conn.execute(
+            select(registries, projects.c.organization_id)
+            .join(projects, projects.c.id == registries.c.project_id)
+            .where(registries.c.project_id == project_id)
+        ).first()
+        return _registry(row) if row else None
+
+    def add_registry(self, registry: Registry) -> None:
+        self.conn.execute(
+            registries.insert().values(
+                id=registry.id,
+                project_id=registry.project_id,
+                feature_tier=registry.feature_tier.value,
+                activated=registry.activated,
+                created_at=registry.created_at,
+                updated_at=registry.updated_at,
+            )
+        )
+
+    def update_registry(self, project_id: str, **values: Any) -> None:
+        self.conn.execute(
+            update(registries).where(registries.c.project_id == project_id).values(**values)
+        )
+
+    def delete_registry(self, project_id: str) -> None:
+        self.conn.execute(registries.delete().where(registries.c.project_id == project_id))
+
+
+def _project(row: Any) -> Project:
+    return Project(
+        id=row.id,
+        organization_id=row.organization_id,
+        name=row.name,
+        description=row.description,
+        created_at=row.created_at,
+    )
+
+
+def _principal(row: Any) -> Principal:
+    return Principal(
+        id=row.id, client_id=row.client_id, name=row.name, organization_id=row.organization_id
+    )
+
+
+def _registry(row: Any) -> Registry:
+    return Registry(
+        id=row.id,
+        organization_id=row.organization_id,
+        project_id=row.project_id,
+        feature_tier=FeatureTier(row.feature_tier),
+        activated=row.activated,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )

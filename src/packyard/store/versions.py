@@ -1,0 +1,354 @@
+"""Version, build and artifact storage, and the constant-query version loader."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Select, delete, exists, func, select, update
+
+from packyard.domain.enums import BuildStatus, RevocationType, TemplateType
+from packyard.domain.models import Artifact, Build, RevokedAncestor, Version
+from packyard.domain.paging import Page, PageRequest, SortKey
+from packyard.domain.rules import aggregate_status, edge_status
+from packyard.store.pagination import SortColumn, paginate
+from packyard.store.schema import (
+    artifacts,
+    buckets,
+    builds,
+    channels,
+    version_edges,
+    versions,
+)
+
+_anc = versions.alias("anc")
+_anc_bucket = buckets.alias("anc_bucket")
+_has_descendants = (
+    exists()
+    .where(version_edges.c.parent_version_id == versions.c.id)
+    .correlate(versions)
+    .label("has_descendants")
+)
+
+
+def _version_select() -> Select[Any]:
+    return (
+        select(
+            versions,
+            buckets.c.name.label("bucket_name"),
+            _anc.c.fingerprint.label("anc_fingerprint"),
+            _anc.c.number.label("anc_number"),
+            _anc_bucket.c.name.label("anc_bucket_name"),
+            _has_descendants,
+        )
+        .join(buckets, buckets.c.id == versions.c.bucket_id)
+        .outerjoin(_anc, _anc.c.id == versions.c.revocation_inherited_from)
+        .outerjoin(_anc_bucket, _anc_bucket.c.id == _anc.c.bucket_id)
+    )
+
+
+VERSION_SORT = {
+    "created_at": SortColumn(versions.c.created_at, is_time=True),
+    "updated_at": SortColumn(versions.c.updated_at, is_time=True),
+    "fingerprint": SortColumn(versions.c.fingerprint),
+    "name": SortColumn(func.coalesce(versions.c.number, 0)),
+}
+
+BUILD_SORT = {
+    "created_at": SortColumn(builds.c.created_at, is_time=True),
+    "updated_at": SortColumn(builds.c.updated_at, is_time=True),
+    "component_type": SortColumn(builds.c.component_type),
+    "platform": SortColumn(builds.c.platform),
+}
+
+
+class VersionRepo:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    # --- single rows -------------------------------------------------------
+    def get(self, bucket_id: str, fingerprint: str, *, lock: bool = False) -> Version | None:
+        if lock:
+            self.conn.execute(
+                select(versions.c.id)
+                .where(versions.c.bucket_id == bucket_id, versions.c.fingerprint == fingerprint)
+                .with_for_update()
+            )
+        row = self.conn.execute(
+            _version_select().where(
+                versions.c.bucket_id == bucket_id, versions.c.fingerprint == fingerprint
+            )
+        ).first()
+        return version_from_row(row) if row else None
+
+    def get_by_id(self, version_id: str) -> Version | None:
+        row = self.conn.execute(_version_select().where(versions.c.id == version_id)).first()
+        return version_from_row(row) if row else None
+
+    def get_many(self, version_ids: Iterable[str]) -> dict[str, Version]:
+        ids = set(version_ids)
+        if not ids:
+            return {}
+        rows = self.conn.execute(_version_select().where(versions.c.id.in_(ids)))
+        return {r.id: version_from_row(r) for r in rows}
+
+    def insert(self, version: Version) -> None:
+        self.conn.execute(
+            versions.insert().values(
+                id=version.id,
+                bucket_id=version.bucket_id,
+                fingerprint=version.fingerprint,
+                number=version.number,
+                template_type=version.template_type.value,
+                author_id=version.author_id,
+                created_at=version.created_at,
+                updated_at=version.updated_at,
+                revocation_message="",
+                revocation_author="",
+                revocation_applied=True,
+            )
+        )
+
+    def update(self, version_id: str, **values: Any) -> None:
+        self.conn.execute(update(versions).where(versions.c.id == version_id).values(**values))
+
+    def delete(self, version_id: str) -> None:
+        self.conn.execute(delete(versions).where(versions.c.id == version_id))
+
+    def next_number(self, bucket_id: str) -> int:
+        current = self.conn.execute(
+            select(func.max(versions.c.number)).where(versions.c.bucket_id == bucket_id)
+        ).scalar_one()
+        return int(current or 0) + 1
+
+    def list(self, bucket_id: str, page: PageRequest) -> Page[Version]:
+        return paginate(
+            self.conn,
+            _version_select().where(versions.c.bucket_id == bucket_id),
+            page,
+            sort_columns=VERSION_SORT,
+            default_order=(SortKey("created_at", descending=True),),
+            id_column=versions.c.id,
+            convert=version_from_row,
+            scope=f"versions:{bucket_id}",
+        )
+
+    def newest_complete(
+        self, bucket_id: str, *, now: datetime, exclude: Sequence[str] = ()
+    ) -> str | None:
+        """The newest complete version not revoked at ``now`` (what `latest` should serve)."""
+        q = (
+            select(versions.c.id)
+            .where(
+                versions.c.bucket_id == bucket_id,
+                versions.c.number.is_not(None),
+                (versions.c.revoke_at.is_(None)) | (versions.c.revoke_at > now),
+            )
+            .order_by(versions.c.number.desc())
+            .limit(1)
+        )
+        if exclude:
+            q = q.where(versions.c.id.not_in(list(exclude)))
+        return self.conn.execute(q).scalar_one_or_none()
+
+    # --- loading whole versions -------------------------------------------
+    def hydrate(self, items: Sequence[Version]) -> None:
+        """Attach builds (with artifacts) and ancestry status, in two queries for any count."""
+        if not items:
+            return
+        by_id = {v.id: v for v in items}
+        grouped = BuildRepo(self.conn).for_versions(by_id.keys())
+        for vid, blds in grouped.items():
+            by_id[vid].builds = blds
+        edges = self.conn.execute(
+            select(
+                version_edges.c.child_version_id,
+                version_edges.c.parent_version_id,
+                version_edges.c.parent_channel_id,
+                channels.c.id.label("channel_id"),
+                channels.c.version_id.label("channel_version_id"),
+            )
+            .outerjoin(channels, channels.c.id == version_edges.c.parent_channel_id)
+            .where(version_edges.c.child_version_id.in_(by_id.keys()))
+        )
+        statuses: dict[str, list[Any]] = defaultdict(list)
+        for e in edges:
+            statuses[e.child_version_id].append(
+                edge_status(
+                    e.parent_channel_id,
+                    e.channel_version_id,
+                    e.parent_version_id,
+                    channel_exists=e.channel_id is not None,
+                )
+            )
+        for vid, sts in statuses.items():
+            by_id[vid].parents_status = aggregate_status(sts)
+
+
+class BuildRepo:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def for_versions(self, version_ids: Iterable[str]) -> dict[str, list[Build]]:
+        """Builds of the given versions with their artifacts, in one query."""
+        ids = list(version_ids)
+        rows = self.conn.execute(
+            select(
+                builds,
+                artifacts.c.id.label("artifact_id"),
+                artifacts.c.external_identifier,
+                artifacts.c.region,
+                artifacts.c.created_at.label("artifact_created_at"),
+            )
+            .outerjoin(artifacts, artifacts.c.build_id == builds.c.id)
+            .where(builds.c.version_id.in_(ids))
+            .order_by(builds.c.created_at, builds.c.id, artifacts.c.created_at, artifacts.c.id)
+        )
+        out: dict[str, list[Build]] = defaultdict(list)
+        current: Build | None = None
+        for r in rows:
+            if current is None or current.id != r.id:
+                current = build_from_row(r)
+                out[r.version_id].append(current)
+            if r.artifact_id is not None:
+                current.artifacts.append(
+                    Artifact(
+                        id=r.artifact_id,
+                        external_identifier=r.external_identifier,
+                        region=r.region,
+                        created_at=r.artifact_created_at,
+                    )
+                )
+        return out
+
+    def get(self, version_id: str, build_id: str) -> Build | None:
+        found = [b for b in self.for_version(version_id) if b.id == build_id]
+        return found[0] if found else None
+
+    def for_version(self, version_id: str) -> list[Build]:
+        return self.for_versions([version_id]).get(version_id, [])
+
+    def list(self, version_id: str, page: PageRequest) -> Page[Build]:
+        result: Page[Build] = paginate(
+            self.conn,
+            select(builds).where(builds.c.version_id == version_id),
+            page,
+            sort_columns=BUILD_SORT,
+            default_order=(SortKey("created_at"),),
+            id_column=builds.c.id,
+            convert=build_from_row,
+            scope=f"builds:{version_id}",
+        )
+        arts = self.for_versions([version_id]).get(version_id, [])
+        by_id = {b.id: b for b in arts}
+        for b in result.items:
+            b.artifacts = by_id[b.id].artifacts if b.id in by_id else []
+        return result
+
+    def component_exists(self, version_id: str, component_type: str) -> bool:
+        return (
+            self.conn.execute(
+                select(builds.c.id).where(
+                    builds.c.version_id == version_id, builds.c.component_type == component_type
+                )
+            ).first()
+            is not None
+        )
+
+    def statuses(self, version_id: str) -> list[BuildStatus]:
+        rows = self.conn.execute(select(builds.c.status).where(builds.c.version_id == version_id))
+        return [BuildStatus(r.status) for r in rows]
+
+    def insert(self, build: Build) -> None:
+        self.conn.execute(
+            builds.insert().values(
+                id=build.id,
+                version_id=build.version_id,
+                component_type=build.component_type,
+                packer_run_uuid=build.packer_run_uuid,
+                platform=build.platform,
+                status=build.status.value,
+                source_external_identifier=build.source_external_identifier,
+                labels=build.labels,
+                metadata=build.metadata,
+                parent_version_id=build.parent_version_id,
+                parent_channel_id=build.parent_channel_id,
+                created_at=build.created_at,
+                updated_at=build.updated_at,
+            )
+        )
+
+    def update(self, build_id: str, **values: Any) -> None:
+        self.conn.execute(update(builds).where(builds.c.id == build_id).values(**values))
+
+    def add_artifacts(self, build_id: str, project_id: str, items: Sequence[Artifact]) -> None:
+        if not items:
+            return
+        self.conn.execute(
+            artifacts.insert(),
+            [
+                {
+                    "id": a.id,
+                    "build_id": build_id,
+                    "project_id": project_id,
+                    "external_identifier": a.external_identifier,
+                    "region": a.region,
+                    "created_at": a.created_at,
+                }
+                for a in items
+            ],
+        )
+
+    def delete(self, build_id: str) -> None:
+        self.conn.execute(delete(builds).where(builds.c.id == build_id))
+
+
+def version_from_row(row: Any) -> Version:
+    inherited = None
+    if row.revocation_inherited_from and row.anc_bucket_name is not None:
+        inherited = RevokedAncestor(
+            version_id=row.revocation_inherited_from,
+            bucket_name=row.anc_bucket_name,
+            version_name=f"v{row.anc_number or 0}",
+            version_fingerprint=row.anc_fingerprint,
+        )
+    return Version(
+        id=row.id,
+        bucket_id=row.bucket_id,
+        bucket_name=row.bucket_name,
+        fingerprint=row.fingerprint,
+        number=row.number,
+        template_type=TemplateType(row.template_type),
+        author_id=row.author_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        revoke_at=row.revoke_at,
+        revocation_message=row.revocation_message,
+        revocation_author=row.revocation_author,
+        revocation_type=RevocationType(row.revocation_type) if row.revocation_type else None,
+        revocation_inherited_from=inherited,
+        has_descendants=bool(row.has_descendants),
+    )
+
+
+def build_from_row(row: Any) -> Build:
+    return Build(
+        id=row.id,
+        version_id=row.version_id,
+        component_type=row.component_type,
+        packer_run_uuid=row.packer_run_uuid,
+        platform=row.platform,
+        status=BuildStatus(row.status),
+        source_external_identifier=row.source_external_identifier,
+        labels=dict(row.labels or {}),
+        metadata=row.metadata,
+        parent_version_id=row.parent_version_id,
+        parent_channel_id=row.parent_channel_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+__all__ = ["BuildRepo", "VersionRepo"]
