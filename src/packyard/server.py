@@ -70,7 +70,9 @@ def run(options: ServeOptions, services: Services) -> None:
             database_url=options.database_url,
         ),
     )
-    logging.basicConfig(level=options.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=options.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
     config = uvicorn.Config(
         create_app(services),
         host=options.host,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from packyard.domain.enums import AncestryStatus, BuildStatus, VersionStatus
 from packyard.errors import invalid
@@ -200,4 +199,3 @@ def parse_field_mask(mask: str | None, allowed: Mapping[str, str]) -> set[str]:
     if not paths:
         raise invalid("field mask: must be set", field="body.update_mask")
     return paths
-

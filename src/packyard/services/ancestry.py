@@ -42,9 +42,17 @@ def record_parent(
     """
     if parent_version_id is None and parent_channel_id is None:
         return
-    if build.parent_version_id and parent_version_id and parent_version_id != build.parent_version_id:
+    if (
+        build.parent_version_id
+        and parent_version_id
+        and parent_version_id != build.parent_version_id
+    ):
         raise _override_error("parent_version_id")
-    if build.parent_channel_id and parent_channel_id and parent_channel_id != build.parent_channel_id:
+    if (
+        build.parent_channel_id
+        and parent_channel_id
+        and parent_channel_id != build.parent_channel_id
+    ):
         raise _override_error("parent_channel_id")
     version_id = parent_version_id or build.parent_version_id
     channel_id = parent_channel_id or build.parent_channel_id
@@ -143,10 +151,7 @@ def inherit_from_parent(conn: Connection, child: Version, parent_id: str) -> Non
 
 def _is_descendant(conn: Connection, *, ancestor_id: str, candidate_id: str) -> bool:
     """Whether ``candidate_id`` is ``ancestor_id`` or one of its transitive descendants."""
-    tree = (
-        select(literal(ancestor_id).label("vid"))
-        .cte("descendants", recursive=True)
-    )
+    tree = select(literal(ancestor_id).label("vid")).cte("descendants", recursive=True)
     tree = tree.union(
         select(version_edges.c.child_version_id).where(
             version_edges.c.parent_version_id == tree.c.vid

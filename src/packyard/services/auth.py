@@ -8,6 +8,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 
 import jwt
 
@@ -20,12 +21,9 @@ from packyard.store.engine import Store
 from packyard.store.tenancy import SettingsRepo, TenancyRepo
 
 TOKEN_TTL = timedelta(hours=1)
-TOKEN_AUDIENCE = "packyard"
+TOKEN_AUDIENCE = "packyard"  # noqa: S105 - an audience name, not a secret
 _SIGNING_KEY = "token_signing_key"
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
-# A hash of a random secret, checked when the client id is unknown so that
-# unknown ids and wrong secrets take the same time.
-_DUMMY_HASH = ""
 
 
 def hash_secret(secret: str) -> str:
@@ -56,6 +54,12 @@ def verify_secret(secret: str, encoded: str) -> bool:
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(actual, expected)
+
+
+@cache
+def _dummy_hash() -> str:
+    """Checked when the client id is unknown, so unknown ids and wrong secrets take as long."""
+    return hash_secret(secrets.token_hex(16))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +113,8 @@ class AuthService:
         """Check client credentials; ``None`` for an unknown id or a wrong secret."""
         with self.store.read() as conn:
             found = TenancyRepo(conn).principal_by_client_id(client_id)
-        global _DUMMY_HASH
-        if not _DUMMY_HASH:
-            _DUMMY_HASH = hash_secret(secrets.token_hex(16))
         if found is None:
-            verify_secret(client_secret, _DUMMY_HASH)
+            verify_secret(client_secret, _dummy_hash())
             return None
         principal, secret_hash = found
         return principal if verify_secret(client_secret, secret_hash) else None

@@ -20,9 +20,9 @@ class BucketService:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def list(self, caller: Caller, page: PageRequest) -> Page[Bucket]:
+    def list_page(self, caller: Caller, page: PageRequest) -> Page[Bucket]:
         with self.store.read() as conn:
-            result = BucketRepo(conn).list(caller.project_id, page)
+            result = BucketRepo(conn).list_page(caller.project_id, page)
             load_buckets(conn, result.items)
         return result
 

@@ -55,13 +55,13 @@ class BuildService:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def list(
+    def list_page(
         self, caller: Caller, bucket_name: str, fingerprint: str, page: PageRequest
     ) -> Page[Build]:
         with self.store.read() as conn:
             bucket = bucket_or_404(conn, caller, bucket_name)
             version = version_or_10(conn, bucket, fingerprint)
-            return BuildRepo(conn).list(version.id, page)
+            return BuildRepo(conn).list_page(version.id, page)
 
     def get(self, caller: Caller, bucket_name: str, fingerprint: str, build_id: str) -> Build:
         with self.store.read() as conn:
@@ -175,8 +175,11 @@ def _apply(
     new_artifacts = _artifacts(changes.artifacts, now)
     status = changes.status
 
-    if not values and not new_artifacts and status is None and not (
-        changes.parent_version_id or changes.parent_channel_id
+    if (
+        not values
+        and not new_artifacts
+        and status is None
+        and not (changes.parent_version_id or changes.parent_channel_id)
     ):
         return build  # nothing recognised: a no-op, like HCP
     if build.status is BuildStatus.DONE:
@@ -224,8 +227,9 @@ def _artifacts(items: list[ArtifactInput] | None, now: datetime) -> list[Artifac
     out: list[Artifact] = []
     seen: set[tuple[str, str]] = set()
     for i, item in enumerate(items):
-        ext = validate_text(item.external_identifier, field=f"artifacts[{i}].external_identifier",
-                            limit=1024)
+        ext = validate_text(
+            item.external_identifier, field=f"artifacts[{i}].external_identifier", limit=1024
+        )
         if not ext:
             raise invalid(
                 f"artifacts[{i}].external_identifier is required.",

@@ -43,10 +43,10 @@ class ChannelService:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def list(self, caller: Caller, bucket_name: str) -> list[Channel]:
+    def list_all(self, caller: Caller, bucket_name: str) -> list[Channel]:
         with self.store.read() as conn:
             bucket = bucket_or_404(conn, caller, bucket_name)
-            items = ChannelRepo(conn).list(bucket.id, include_restricted=caller.can_write)
+            items = ChannelRepo(conn).for_bucket(bucket.id, include_restricted=caller.can_write)
             load_channels(conn, items)
         return items
 
@@ -176,8 +176,7 @@ class ChannelService:
             found = VersionRepo(conn).get_many(a.version_id for a in result.items if a.version_id)
             load_versions(conn, list(found.values()))
         entries = [
-            HistoryEntry(a, found.get(a.version_id) if a.version_id else None)
-            for a in result.items
+            HistoryEntry(a, found.get(a.version_id) if a.version_id else None) for a in result.items
         ]
         return Page(
             items=entries,
@@ -194,7 +193,9 @@ def _reload(conn: Connection, channel_id: str) -> Channel:
     return channel
 
 
-def _assignable(conn: Connection, bucket: Bucket, fingerprint: str | None, now: datetime) -> Version:
+def _assignable(
+    conn: Connection, bucket: Bucket, fingerprint: str | None, now: datetime
+) -> Version:
     version = VersionRepo(conn).get(bucket.id, fingerprint or "")
     if version is None:
         raise not_found(

@@ -79,4 +79,4 @@ class TenancyService:
         return found[0]
 
 
-__all__ = ["Role", "Tenant", "TenancyService"]
+__all__ = ["Role", "TenancyService", "Tenant"]

@@ -23,10 +23,10 @@ class VersionService:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def list(self, caller: Caller, bucket_name: str, page: PageRequest) -> Page[Version]:
+    def list_page(self, caller: Caller, bucket_name: str, page: PageRequest) -> Page[Version]:
         with self.store.read() as conn:
             bucket = bucket_or_404(conn, caller, bucket_name)
-            result = VersionRepo(conn).list(bucket.id, page)
+            result = VersionRepo(conn).list_page(bucket.id, page)
             load_versions(conn, result.items)
         return result
 
@@ -90,8 +90,7 @@ class VersionService:
                 statuses = BuildRepo(conn).statuses(version.id)
                 if BuildStatus.DONE not in statuses:
                     raise precondition(
-                        f"Version {fingerprint} cannot be completed: it has no build in "
-                        "BUILD_DONE."
+                        f"Version {fingerprint} cannot be completed: it has no build in BUILD_DONE."
                     )
                 complete(conn, bucket, version, now)
             version = version_or_10(conn, bucket, fingerprint)

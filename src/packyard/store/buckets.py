@@ -64,7 +64,7 @@ class BucketRepo:
     def delete(self, bucket_id: str) -> None:
         self.conn.execute(delete(buckets).where(buckets.c.id == bucket_id))
 
-    def list(self, project_id: str, page: PageRequest) -> Page[Bucket]:
+    def list_page(self, project_id: str, page: PageRequest) -> Page[Bucket]:
         return paginate(
             self.conn,
             select(buckets).where(buckets.c.project_id == project_id),

@@ -39,7 +39,7 @@ class ChannelRepo:
         row = self.conn.execute(self._select().where(channels.c.id == channel_id)).first()
         return channel_from_row(row) if row else None
 
-    def list(self, bucket_id: str, *, include_restricted: bool) -> list[Channel]:
+    def for_bucket(self, bucket_id: str, *, include_restricted: bool) -> list[Channel]:
         q = self._select().where(channels.c.bucket_id == bucket_id)
         if not include_restricted:
             q = q.where(channels.c.restricted.is_(False))
@@ -89,7 +89,11 @@ class ChannelRepo:
             )
         ).scalar_one()
         entry = ChannelAssignment(
-            id=new_id(), channel_id=channel_id, version_id=version_id, author_id=author, assigned_at=at
+            id=new_id(),
+            channel_id=channel_id,
+            version_id=version_id,
+            author_id=author,
+            assigned_at=at,
         )
         self.conn.execute(
             channel_assignments.insert().values(

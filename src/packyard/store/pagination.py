@@ -85,7 +85,9 @@ def paginate(
         )
     token = page.next_token or page.previous_token
     if token:
-        field = "pagination.next_page_token" if page.next_token else "pagination.previous_page_token"
+        field = (
+            "pagination.next_page_token" if page.next_token else "pagination.previous_page_token"
+        )
         payload = _decode(token, field)
         if payload.get("s") != signature or not isinstance(payload.get("k"), list):
             raise invalid("Invalid page token for this listing.", field=field)
@@ -129,7 +131,9 @@ def paginate(
             next_token = _encode({"s": signature, "k": key_of(rows[-1])})
         if has_prev:
             previous_token = _encode({"s": signature, "k": key_of(rows[0])})
-    return Page(items=[convert(r) for r in rows], next_token=next_token, previous_token=previous_token)
+    return Page(
+        items=[convert(r) for r in rows], next_token=next_token, previous_token=previous_token
+    )
 
 
 def _after(

@@ -123,7 +123,7 @@ class VersionRepo:
         ).scalar_one()
         return int(current or 0) + 1
 
-    def list(self, bucket_id: str, page: PageRequest) -> Page[Version]:
+    def list_page(self, bucket_id: str, page: PageRequest) -> Page[Version]:
         return paginate(
             self.conn,
             _version_select().where(versions.c.bucket_id == bucket_id),
@@ -230,7 +230,7 @@ class BuildRepo:
     def for_version(self, version_id: str) -> list[Build]:
         return self.for_versions([version_id]).get(version_id, [])
 
-    def list(self, version_id: str, page: PageRequest) -> Page[Build]:
+    def list_page(self, version_id: str, page: PageRequest) -> Page[Build]:
         result: Page[Build] = paginate(
             self.conn,
             select(builds).where(builds.c.version_id == version_id),

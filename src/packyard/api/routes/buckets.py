@@ -22,7 +22,7 @@ BucketPage = Annotated[PageRequest, Depends(page_params(set(BUCKET_SORT)))]
 
 @router.get("/buckets", operation_id="PackerService_ListBuckets")
 def list_buckets(caller: CallerDep, svc: ServicesDep, page: BucketPage) -> JSONBody:
-    result = svc.buckets.list(caller, page)
+    result = svc.buckets.list_page(caller, page)
     now = utcnow()
     return JSONBody(
         {

@@ -42,7 +42,7 @@ def _changes(body: CreateBuildBody | UpdateBuildBody) -> BuildChanges:
 def list_builds(
     bucket_name: str, fingerprint: str, caller: CallerDep, svc: ServicesDep, page: BuildPage
 ) -> JSONBody:
-    result = svc.builds.list(caller, bucket_name, fingerprint, page)
+    result = svc.builds.list_page(caller, bucket_name, fingerprint, page)
     return JSONBody(
         {
             "location": render.location(caller.organization_id, caller.project_id),
@@ -68,7 +68,9 @@ def create_build(
 def get_build(
     bucket_name: str, fingerprint: str, build_id: str, caller: CallerDep, svc: ServicesDep
 ) -> JSONBody:
-    return JSONBody({"build": render.build(svc.builds.get(caller, bucket_name, fingerprint, build_id))})
+    return JSONBody(
+        {"build": render.build(svc.builds.get(caller, bucket_name, fingerprint, build_id))}
+    )
 
 
 @router.patch(BUILDS + "/{build_id}", operation_id="PackerService_UpdateBuild")

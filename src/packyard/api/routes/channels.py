@@ -23,7 +23,7 @@ CHANNELS = "/buckets/{bucket_name}/channels"
 
 @router.get(CHANNELS, operation_id="PackerService_ListChannels")
 def list_channels(bucket_name: str, caller: CallerDep, svc: ServicesDep) -> JSONBody:
-    items = svc.channels.list(caller, bucket_name)
+    items = svc.channels.list_all(caller, bucket_name)
     now = utcnow()
     org, project = caller.organization_id, caller.project_id
     return JSONBody({"channels": [render.channel(c, org, project, now) for c in items]})

@@ -26,7 +26,7 @@ VersionPage = Annotated[PageRequest, Depends(page_params(set(VERSION_SORT)))]
 def list_versions(
     bucket_name: str, caller: CallerDep, svc: ServicesDep, page: VersionPage
 ) -> JSONBody:
-    result = svc.versions.list(caller, bucket_name, page)
+    result = svc.versions.list_page(caller, bucket_name, page)
     now = utcnow()
     org, project = caller.organization_id, caller.project_id
     return JSONBody(

@@ -1,0 +1,52 @@
+"""Run a real Packyard HTTP server in a background thread on a free loopback port."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import uvicorn
+
+from packyard.api.app import create_app
+from packyard.services.container import Services
+
+
+@contextmanager
+def running_server(
+    services: Services,
+    *,
+    ssl_cert: Path | None = None,
+    ssl_key: Path | None = None,
+) -> Iterator[str]:
+    """Yield the base URL of a uvicorn server serving ``services``."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(services),
+        log_level="warning",
+        access_log=False,
+        ssl_certfile=str(ssl_cert) if ssl_cert else None,
+        ssl_keyfile=str(ssl_key) if ssl_key else None,
+        timeout_keep_alive=120,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.01)
+    scheme = "https" if ssl_cert else "http"
+    try:
+        yield f"{scheme}://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

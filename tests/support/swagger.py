@@ -1,0 +1,74 @@
+"""Validate response bodies against the HCP swagger definitions in ../shared/reference.
+
+The swagger has no ``required`` lists; we add ``additionalProperties: false`` so
+a misspelt or invented field fails, and allow ``null`` wherever protojson emits
+it for unpopulated fields.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
+PACKER_SPEC = REFERENCE / "hcp-packer-2023-01-01.swagger.json"
+RM_SPEC = REFERENCE / "hcp-resource-manager-2019-12-10.swagger.json"
+
+
+def available() -> bool:
+    return PACKER_SPEC.exists()
+
+
+def _strict(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        out = {k: _strict(v) for k, v in schema.items()}
+        if out.get("type") == "object" and "properties" in out:
+            out.setdefault("additionalProperties", False)
+            out["properties"] = {
+                name: {"anyOf": [prop, {"type": "null"}]}
+                for name, prop in out["properties"].items()
+            }
+        return out
+    if isinstance(schema, list):
+        return [_strict(x) for x in schema]
+    return schema
+
+
+@cache
+def _spec(path: Path) -> dict[str, Any]:
+    spec = json.loads(path.read_text())
+    return {
+        "operations": {
+            op["operationId"]: op["responses"]["200"]["schema"]["$ref"]
+            for ops in spec["paths"].values()
+            for op in ops.values()
+            if isinstance(op, dict) and "operationId" in op
+        },
+        "definitions": _strict(copy.deepcopy(spec["definitions"])),
+    }
+
+
+def validate(operation_id: str, body: Any, *, spec: Path = PACKER_SPEC) -> None:
+    """Raise ``jsonschema.ValidationError`` if ``body`` does not fit the operation's 200 schema."""
+    loaded = _spec(spec)
+    ref = loaded["operations"][operation_id]
+    schema = {"$ref": ref, "definitions": loaded["definitions"]}
+    jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker()).validate(body)
+
+
+def validate_status(body: Any) -> None:
+    """Raise unless ``body`` is a ``google.rpc.Status``."""
+    validate_definition("google.rpc.Status", body)
+    assert isinstance(body.get("code"), int)
+    assert isinstance(body.get("message"), str)
+
+
+def validate_definition(name: str, body: Any, *, spec: Path = PACKER_SPEC) -> None:
+    loaded = _spec(spec)
+    schema = {"$ref": f"#/definitions/{name}", "definitions": loaded["definitions"]}
+    jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker()).validate(body)
