@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from packyard import __version__
 from packyard.api import errors
-from packyard.api.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from packyard.api.middleware import (
+    BodyLimitMiddleware,
+    PathGuardMiddleware,
+    SecurityHeadersMiddleware,
+)
 from packyard.api.routes import (
+    ancestry,
     buckets,
     builds,
     channels,
@@ -15,15 +23,28 @@ from packyard.api.routes import (
     oauth,
     registry,
     resource_manager,
+    sboms,
+    search,
     versions,
 )
+from packyard.api.schemas import install_openapi
 from packyard.services.container import Services
+from packyard.services.scheduler import scheduler_running
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
-def create_app(services: Services) -> FastAPI:
+def create_app(services: Services, *, background_jobs: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if not background_jobs:
+            yield
+            return
+        with scheduler_running(services.scheduler):  # scheduled revocations' channel rollbacks
+            yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Packyard",
         version=__version__,
         description="Self-hosted image-metadata registry speaking the HCP Packer 2023-01-01 API.",
@@ -33,6 +54,7 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     errors.install(app)
+    install_openapi(app)
     for module in (
         oauth,
         resource_manager,
@@ -42,8 +64,13 @@ def create_app(services: Services) -> FastAPI:
         builds,
         channels,
         enforced,
+        sboms,
+        ancestry,
+        search,
     ):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
+    app.add_middleware(PathGuardMiddleware)
+    app.add_middleware(errors.InternalErrorMiddleware)  # keeps the connection after a 500
     app.add_middleware(SecurityHeadersMiddleware)
     return app

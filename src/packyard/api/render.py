@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from packyard.domain.ancestry import AncestryRelation
 from packyard.domain.enums import RevocationType
 from packyard.domain.models import (
     Artifact,
@@ -24,6 +25,7 @@ from packyard.domain.models import (
 )
 from packyard.domain.paging import Page
 from packyard.domain.rules import derive_version_status
+from packyard.domain.search import ExternalArtifactHit
 
 API_PREFIX = "/packer/2023-01-01"
 JSON = dict[str, Any]
@@ -208,4 +210,47 @@ def project(p: Project) -> JSON:
         "parent": {"type": "ORGANIZATION", "id": p.organization_id},
         "state": "ACTIVE",
         "created_at": ts(p.created_at),
+    }
+
+
+def ancestry_relation(r: AncestryRelation) -> JSON:
+    """One BucketAncestry: both sides of the edge and how current the parent side is."""
+    cv = r.channel_version
+    return {
+        "status": r.status.value,
+        "parent": {
+            "bucket_name": r.parent.bucket_name,
+            "version_name": r.parent.name,
+            "version_id": r.parent.id,
+            "version_fingerprint": r.parent.fingerprint,
+            "channel_name": r.channel_name,
+            "channel_version": None
+            if cv is None
+            else {"id": cv.id, "name": cv.name, "fingerprint": cv.fingerprint},
+        },
+        "child": {
+            "bucket_name": r.child.bucket_name,
+            "version_name": r.child.name,
+            "version_id": r.child.id,
+            "version_fingerprint": r.child.fingerprint,
+        },
+    }
+
+
+def external_artifact(hit: ExternalArtifactHit, now: datetime) -> JSON:
+    v = hit.version
+    return {
+        "bucket": {"id": hit.bucket_id, "name": hit.bucket_name, "labels": hit.bucket_labels},
+        "version": {
+            "id": v.id,
+            "name": v.name,
+            "status": version_status(v, now),
+            "author_id": v.author_id,
+            "fingerprint": v.fingerprint,
+            "revoke_at": ts(v.revoke_at),
+            "revocation_message": v.revocation_message,
+            "revocation_author": v.revocation_author,
+            "revocation_type": (v.revocation_type or RevocationType.UNSET).value,
+        },
+        "build": build(hit.build),
     }

@@ -11,8 +11,9 @@ import orjson
 import typer
 from rich.console import Console
 
+from packyard.cli.commands import register as register_client_commands
 from packyard.cli.envblock import as_shell, env_block
-from packyard.config import DEFAULT_PORT, default_data_dir, load_advertised
+from packyard.config import DEFAULT_PORT, Advertised, default_data_dir, load_advertised
 from packyard.domain.enums import Role
 from packyard.errors import ApiError
 from packyard.server import ServeOptions, advertised_address, prepare, run
@@ -105,15 +106,15 @@ def serve(
     address = advertised_address(host, port, public_address)
     scheme = "http" if no_tls else "https"
     err.print(f"Packyard serving on {scheme}://{address} (data: {directory})", highlight=False)
-    if creds is not None:
-        from packyard.config import Advertised
-
+    if creds is not None and first:
+        # The admin secret is shown once, at creation; `packyard env` prints it again.
         advertised = Advertised(
             address=address, tls=not no_tls, self_signed=not no_tls and tls_cert is None
         )
-        heading = "First start: created" if first else "Admin credentials of"
-        err.print(f"{heading} the default organization and project. For stock clients:")
+        err.print("First start: created the default organization and project. For stock clients:")
         print(as_shell(env_block(advertised, creds)), flush=True)
+    else:
+        err.print("Run `packyard env` for the HCP_* variables stock clients need.")
     if no_tls and public_address is None:
         err.print(
             "[yellow]note:[/yellow] the HCP SDK requires an https auth URL; put a TLS proxy in "
@@ -186,6 +187,62 @@ def principal_create(
         for key, value in payload.items():
             print(f"{key}: {value}")
         err.print("Store the secret now: Packyard keeps only a hash of it.")
+
+
+@app.command()
+def check(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    format: Annotated[OutputFormat, typer.Option("--format", help="table or json.")] = (
+        OutputFormat.table
+    ),
+) -> None:
+    """Verify the registry's invariants; print one line per violation, exit 1 if any."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from packyard.config import DB_FILE
+    from packyard.config import database_url as resolve_url
+    from packyard.services.check import check_store
+    from packyard.store.engine import Store
+
+    directory = data_dir or default_data_dir()
+    advertised = load_advertised(directory)
+    db_url = database_url or (advertised.database_url if advertised else None)
+    if db_url is None and not (directory / DB_FILE).exists():
+        fail(f"no database in {directory}; pass --data-dir or --database-url.", 2)
+    store = Store(resolve_url(directory, db_url), pool_size=1)
+    try:
+        report = check_store(store)
+    except SQLAlchemyError as exc:
+        fail(f"cannot read the database: {str(exc).splitlines()[0][:300]}", 2)
+        return
+    finally:
+        store.dispose()
+    if format is OutputFormat.json:
+        payload = {
+            "ok": report.ok,
+            "checked": {
+                "buckets": report.buckets,
+                "versions": report.versions,
+                "builds": report.builds,
+                "channels": report.channels,
+            },
+            "violations": [v.as_dict() for v in report.violations],
+        }
+        print(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
+    else:
+        for violation in report.violations:
+            print(violation)
+        summary = (
+            f"checked {report.buckets} buckets, {report.versions} versions, {report.builds} "
+            f"builds, {report.channels} channels: {len(report.violations)} violations"
+        )
+        err.print(summary, highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+register_client_commands(app)  # buckets, versions, …, plan check, ingest-manifest
 
 
 def main() -> None:

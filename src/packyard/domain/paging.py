@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -10,6 +11,7 @@ from packyard.errors import invalid
 T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 100
+_INTEGER_RE = re.compile(r"[+-]?[0-9]{1,12}")
 MAX_PAGE_SIZE = 1000
 
 
@@ -38,13 +40,14 @@ class Page(Generic[T]):
 def parse_page_size(raw: str | None, default: int = DEFAULT_PAGE_SIZE) -> int:
     if raw is None or raw.strip() == "":
         return default
-    try:
-        size = int(raw.strip())
-    except ValueError:
+    text = raw.strip()
+    if not _INTEGER_RE.fullmatch(text):  # int() would also take "1_000" and non-ASCII digits
         raise invalid(
-            f"pagination.page_size must be a whole number, not {raw[:32]!r}.",
+            f"pagination.page_size must be a whole number from 0 to {MAX_PAGE_SIZE}, not "
+            f"{raw[:32]!r}.",
             field="pagination.page_size",
-        ) from None
+        )
+    size = int(text)
     if size < 0 or size > MAX_PAGE_SIZE:
         raise invalid(
             f"pagination.page_size must be between 0 and {MAX_PAGE_SIZE}.",

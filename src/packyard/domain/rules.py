@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from packyard.domain.enums import AncestryStatus, BuildStatus, VersionStatus
-from packyard.errors import invalid
+from packyard.errors import ApiError, Code, invalid
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?$")
 _FINGERPRINT_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$")
@@ -183,10 +183,12 @@ def edge_status(
 def parse_field_mask(mask: str | None, allowed: Mapping[str, str]) -> set[str]:
     """Parse a FieldMask string (comma separated, lowerCamel or snake_case paths).
 
-    ``allowed`` maps every accepted spelling to a canonical path name.
+    ``allowed`` maps every accepted spelling to a canonical path name. Errors
+    have the grpc-gateway body-validation shape live HCP answers with: the
+    message wraps the violation, the BadRequest detail carries it bare.
     """
     if mask is None or not mask.strip():
-        raise invalid("field mask: must be set", field="body.update_mask")
+        raise field_mask_error("field mask: must be set")
     paths: set[str] = set()
     for raw in mask.split(","):
         path = raw.strip()
@@ -194,8 +196,16 @@ def parse_field_mask(mask: str | None, allowed: Mapping[str, str]) -> set[str]:
             continue
         canonical = allowed.get(path)
         if canonical is None:
-            raise invalid(f"field mask: unknown path {printable(path)}", field="body.update_mask")
+            raise field_mask_error(f"field mask: unknown path {printable(path)}")
         paths.add(canonical)
     if not paths:
-        raise invalid("field mask: must be set", field="body.update_mask")
+        raise field_mask_error("field mask: must be set")
     return paths
+
+
+def field_mask_error(violation: str) -> ApiError:
+    """400/3 ``body: (update_mask: <violation>.).`` with one ``body.update_mask`` violation."""
+    error = invalid(violation, field="body.update_mask")
+    return ApiError(
+        Code.INVALID_ARGUMENT, f"body: (update_mask: {violation}.).", details=error.details
+    )

@@ -8,11 +8,65 @@ from typing import Any
 from sqlalchemy import Connection, literal, select
 from sqlalchemy.exc import IntegrityError
 
-from packyard.domain.enums import RevocationType
+from packyard.domain.ancestry import AncestryRelation, parse_ancestry_type
+from packyard.domain.enums import AncestryType, RevocationType
 from packyard.domain.models import Build, Caller, Version
-from packyard.errors import ApiError, Code, invalid
-from packyard.store.schema import buckets, channels, version_edges, versions
+from packyard.domain.paging import Page, PageRequest
+from packyard.errors import ApiError, Code, invalid, not_found
+from packyard.services.lookup import bucket_or_404, channel_or_404
+from packyard.store.ancestry import AncestryRepo
+from packyard.store.engine import Store
+from packyard.store.schema import buckets, builds, channels, version_edges, versions
 from packyard.store.versions import VersionRepo
+
+
+class AncestryService:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def list_page(
+        self,
+        caller: Caller,
+        bucket_name: str,
+        *,
+        ancestry_type: str | None,
+        version_fingerprint: str | None,
+        channel_name: str | None,
+        page: PageRequest,
+    ) -> Page[AncestryRelation]:
+        """ListBucketAncestry: parents of one version and/or children of the bucket.
+
+        Parents are those of ``version_fingerprint`` (default: the version on
+        `latest`); children can be limited to those built from a version taken
+        from ``channel_name``.
+        """
+        kind = parse_ancestry_type(ancestry_type)
+        want_parents = kind in (AncestryType.UNSET, AncestryType.PARENTS)
+        want_children = kind in (AncestryType.UNSET, AncestryType.CHILDREN)
+        with self.store.read() as conn:
+            bucket = bucket_or_404(conn, caller, bucket_name)
+            parents_of: str | None = None
+            if want_parents:
+                if version_fingerprint:
+                    version = VersionRepo(conn).get(bucket.id, version_fingerprint)
+                    if version is None:
+                        raise not_found(
+                            f"Error: The version with identifier {version_fingerprint} does not "
+                            "exist."
+                        )
+                    parents_of = version.id
+                else:
+                    parents_of = bucket.latest_version_id
+            channel_id: str | None = None
+            if want_children and channel_name:
+                channel_id = channel_or_404(conn, caller, bucket, channel_name).id
+            return AncestryRepo(conn).relations_page(
+                bucket.id,
+                parents_of=parents_of,
+                include_children=want_children,
+                children_channel_id=channel_id,
+                page=page,
+            )
 
 
 def _override_error(field: str) -> ApiError:
@@ -122,6 +176,27 @@ def record_parent(
             .values(parent_channel_id=channel_id)
         )
     inherit_from_parent(conn, child, version_id)
+
+
+def forget_build_parent(conn: Connection, build: Build) -> None:
+    """After ``build`` is deleted: drop its edge unless another build still names that parent."""
+    if build.parent_version_id is None:
+        return
+    still_named = conn.execute(
+        select(builds.c.id)
+        .where(
+            builds.c.version_id == build.version_id,
+            builds.c.parent_version_id == build.parent_version_id,
+        )
+        .limit(1)
+    ).first()
+    if still_named is None:
+        conn.execute(
+            version_edges.delete().where(
+                version_edges.c.child_version_id == build.version_id,
+                version_edges.c.parent_version_id == build.parent_version_id,
+            )
+        )
 
 
 def inherit_from_parent(conn: Connection, child: Version, parent_id: str) -> None:

@@ -5,20 +5,26 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 
 import jwt
+from sqlalchemy.exc import IntegrityError
 
 from packyard.domain.enums import Role
 from packyard.domain.models import Caller, Principal
-from packyard.domain.rules import utcnow
+from packyard.domain.rules import printable, utcnow
 from packyard.errors import ApiError, Code, not_found, unauthenticated
 from packyard.ids import new_id
+from packyard.services.throttle import LoginThrottle
 from packyard.store.engine import Store
 from packyard.store.tenancy import SettingsRepo, TenancyRepo
+
+log = logging.getLogger("packyard.auth")
 
 TOKEN_TTL = timedelta(hours=1)
 TOKEN_AUDIENCE = "packyard"  # noqa: S105 - an audience name, not a secret
@@ -77,16 +83,33 @@ class NewCredentials:
 
 
 class AuthService:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, throttle: LoginThrottle | None = None) -> None:
         self.store = store
+        self.throttle = throttle or LoginThrottle()
         self._key: bytes | None = None
+        self._key_lock = threading.Lock()
 
     def signing_key(self) -> bytes:
         if self._key is None:
-            with self.store.write() as conn:
-                stored = SettingsRepo(conn).put_if_absent(_SIGNING_KEY, secrets.token_hex(32))
-            self._key = bytes.fromhex(stored)
+            with self._key_lock:
+                if self._key is None:
+                    self._key = bytes.fromhex(self._load_or_create_key())
         return self._key
+
+    def _load_or_create_key(self) -> str:
+        with self.store.read() as conn:
+            stored = SettingsRepo(conn).get(_SIGNING_KEY)
+        if stored is not None:
+            return stored
+        try:
+            with self.store.write() as conn:
+                return SettingsRepo(conn).put_if_absent(_SIGNING_KEY, secrets.token_hex(32))
+        except IntegrityError:
+            # another process stored its key first: use that one
+            with self.store.read() as conn:
+                raced = SettingsRepo(conn).get(_SIGNING_KEY)
+            assert raced is not None
+            return raced
 
     def create_principal(
         self, *, name: str, role: Role, organization_id: str, project_id: str
@@ -101,23 +124,44 @@ class AuthService:
         secret_hash = hash_secret(client_secret)
         with self.store.write() as conn:
             repo = TenancyRepo(conn)
-            if repo.get_project(project_id) is None:
-                raise not_found(f"Project {project_id} does not exist.")
+            project = repo.get_project(project_id)
+            if project is None or project.organization_id != organization_id:
+                raise not_found(
+                    f"Project {project_id[:64]} does not exist in organization {organization_id}."
+                )
             repo.add_principal(principal, secret_hash, utcnow())
             repo.bind_role(principal.id, project_id, role)
         return NewCredentials(
             principal=principal, client_secret=client_secret, role=role, project_id=project_id
         )
 
-    def authenticate_client(self, client_id: str, client_secret: str) -> Principal | None:
-        """Check client credentials; ``None`` for an unknown id or a wrong secret."""
+    def authenticate_client(
+        self, client_id: str, client_secret: str, *, address: str | None = None
+    ) -> Principal | None:
+        """Check client credentials; ``None`` for an unknown id or a wrong secret.
+
+        Raises a 429/8 error (with a ``google.rpc.RetryInfo`` detail) while the client id or
+        the remote ``address`` is locked out after repeated failures; see
+        :mod:`packyard.services.throttle`. Neither the secret nor any token is ever logged.
+        """
+        self.throttle.check(client_id, address)
         with self.store.read() as conn:
             found = TenancyRepo(conn).principal_by_client_id(client_id)
         if found is None:
             verify_secret(client_secret, _dummy_hash())
+            principal = None
+        else:
+            principal = found[0] if verify_secret(client_secret, found[1]) else None
+        if principal is None:
+            self.throttle.failed(client_id, address)
+            log.warning(
+                "client authentication failed for client id %s from %s",
+                printable(client_id),
+                address or "unknown address",
+            )
             return None
-        principal, secret_hash = found
-        return principal if verify_secret(client_secret, secret_hash) else None
+        self.throttle.succeeded(client_id)
+        return principal
 
     def issue_token(self, principal: Principal) -> IssuedToken:
         now = utcnow()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from packyard.domain.models import MANAGED_AUTHOR, MANAGED_CHANNEL, Bucket, Caller, Channel
@@ -14,6 +15,8 @@ from packyard.services.views import load_buckets
 from packyard.store.buckets import BucketRepo
 from packyard.store.channels import ChannelRepo
 from packyard.store.engine import Store
+from packyard.store.revocation import RevocationRepo
+from packyard.store.schema import versions
 
 
 class BucketService:
@@ -103,4 +106,9 @@ class BucketService:
         require_write(caller)
         with self.store.write() as conn:
             bucket = bucket_or_404(conn, caller, name, lock=True)
-            BucketRepo(conn).delete(bucket.id)
+            # Versions in other buckets keep revocations inherited from this bucket's.
+            RevocationRepo(conn).detach_copies(
+                select(versions.c.id).where(versions.c.bucket_id == bucket.id),
+                keep_bucket_id=bucket.id,
+            )
+            BucketRepo(conn).delete(bucket.id)  # cascades to versions, builds, channels...

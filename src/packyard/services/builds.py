@@ -15,7 +15,7 @@ from packyard.domain.paging import Page, PageRequest
 from packyard.domain.rules import utcnow, validate_labels, validate_text
 from packyard.errors import ApiError, Code, already_exists, invalid, precondition
 from packyard.ids import new_id
-from packyard.services.ancestry import record_parent
+from packyard.services.ancestry import forget_build_parent, record_parent
 from packyard.services.lifecycle import complete_if_done
 from packyard.services.lookup import (
     bucket_or_404,
@@ -23,10 +23,12 @@ from packyard.services.lookup import (
     require_write,
     version_or_10,
 )
+from packyard.store import deletions
 from packyard.store.engine import Store
 from packyard.store.versions import BuildRepo, VersionRepo
 
 MAX_ARTIFACTS_PER_BUILD = 1000
+MAX_RUN_UUID = 128  # the column's width
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +141,17 @@ class BuildService:
             version = version_or_10(conn, bucket, fingerprint, lock=True)
             build = build_or_404(conn, version, build_id)
             BuildRepo(conn).delete(build.id)
-            VersionRepo(conn).update(version.id, updated_at=utcnow())
+            forget_build_parent(conn, build)
+            now = utcnow()
+            deletions.record(
+                conn,
+                bucket_id=bucket.id,
+                kind=deletions.BUILD,
+                version_id=version.id,
+                number=version.number,
+                at=now,
+            )
+            VersionRepo(conn).update(version.id, updated_at=now)
 
 
 def _complete_error(version: Version) -> ApiError:
@@ -163,7 +175,9 @@ def _apply(
     if changes.platform:
         values["platform"] = validate_text(changes.platform, field="platform")
     if changes.packer_run_uuid:
-        values["packer_run_uuid"] = validate_text(changes.packer_run_uuid, field="packer_run_uuid")
+        values["packer_run_uuid"] = validate_text(
+            changes.packer_run_uuid, field="packer_run_uuid", limit=MAX_RUN_UUID
+        )
     if changes.source_external_identifier:
         values["source_external_identifier"] = validate_text(
             changes.source_external_identifier, field="source_external_identifier", limit=1024
@@ -182,9 +196,10 @@ def _apply(
         and not (changes.parent_version_id or changes.parent_channel_id)
     ):
         return build  # nothing recognised: a no-op, like HCP
+    if version.complete:
+        # A complete version is never reopened: not even its builds that never ran change.
+        raise _complete_error(version)
     if build.status is BuildStatus.DONE:
-        if version.complete:
-            raise _complete_error(version)
         raise precondition(f"Build {build.id} is already BUILD_DONE and cannot change.")
     if new_artifacts and status is not BuildStatus.DONE:
         raise precondition("Artifacts can only be recorded together with status BUILD_DONE.")

@@ -157,7 +157,7 @@ class ChannelService:
             source = channel_or_404(conn, caller, bucket, source_name)
             if source.version_id is None:
                 raise precondition(f"Channel {source.name} has no version assigned to copy.")
-            version = VersionRepo(conn).get_by_id(source.version_id)
+            version = VersionRepo(conn).get_by_id(source.version_id, lock=True)
             assert version is not None
             _check_assignable(version, now)
             if target.version_id != version.id:
@@ -196,7 +196,10 @@ def _reload(conn: Connection, channel_id: str) -> Channel:
 def _assignable(
     conn: Connection, bucket: Bucket, fingerprint: str | None, now: datetime
 ) -> Version:
-    version = VersionRepo(conn).get(bucket.id, fingerprint or "")
+    # Locking the row waits for a revocation being written in another transaction
+    # (it may come from an ancestor in another bucket), so a version revoked
+    # concurrently is never assigned.
+    version = VersionRepo(conn).get(bucket.id, fingerprint or "", lock=True)
     if version is None:
         raise not_found(
             f"Error: The version with fingerprint {fingerprint} does not exist in bucket "

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from packyard.services.ancestry import AncestryService
 from packyard.services.auth import AuthService
 from packyard.services.buckets import BucketService
 from packyard.services.builds import BuildService
 from packyard.services.channels import ChannelService
 from packyard.services.registry import RegistryService
 from packyard.services.revocation import RevocationService
+from packyard.services.sboms import SbomService
+from packyard.services.scheduler import RevocationScheduler
+from packyard.services.search import SearchService
 from packyard.services.tenancy import TenancyService
 from packyard.services.versions import VersionService
 from packyard.store.engine import Store
@@ -26,12 +30,17 @@ class Services:
     builds: BuildService
     channels: ChannelService
     revocation: RevocationService
+    sboms: SbomService
+    ancestry: AncestryService
+    search: SearchService
+    scheduler: RevocationScheduler
 
     @classmethod
     def create(cls, store: Store) -> Services:
+        auth = AuthService(store)
         return cls(
             store=store,
-            auth=AuthService(store),
+            auth=auth,
             tenancy=TenancyService(store),
             registry=RegistryService(store),
             buckets=BucketService(store),
@@ -39,4 +48,8 @@ class Services:
             builds=BuildService(store),
             channels=ChannelService(store),
             revocation=RevocationService(store),
+            sboms=SbomService(store, auth),
+            ancestry=AncestryService(store),
+            search=SearchService(store),
+            scheduler=RevocationScheduler(store),
         )

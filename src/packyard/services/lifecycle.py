@@ -1,17 +1,22 @@
-"""Version completion and the managed `latest` channel: the side effects of a build's DONE."""
+"""Version completion, the managed `latest` channel, and channel rollback.
+
+Completion is the side effect of a build's DONE; rollback moves channels off
+versions that are revoked or deleted (:func:`roll_back_channels`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Select
 
 from packyard.domain.enums import BuildStatus
-from packyard.domain.models import MANAGED_AUTHOR, MANAGED_CHANNEL, Bucket, Channel, Version
+from packyard.domain.models import MANAGED_AUTHOR, MANAGED_CHANNEL, Bucket, Version
 from packyard.domain.rules import is_revoked
 from packyard.store.buckets import BucketRepo
 from packyard.store.channels import ChannelRepo
+from packyard.store.revocation import ChannelMove, RollbackRepo
 from packyard.store.versions import BuildRepo, VersionRepo
 
 
@@ -52,32 +57,40 @@ def set_latest(conn: Connection, bucket: Bucket, version_id: str | None, now: da
     bucket.latest_version_id = version_id
 
 
-def roll_back(
+def roll_back_channels(
     conn: Connection,
-    channel: Channel,
+    revoked: Select[Any],
     *,
-    excluded: Iterable[str],
     now: datetime,
     author: str,
-) -> str | None:
-    """Move a channel to its most recent assignment still valid at ``now``, else unassign it.
+) -> list[ChannelMove]:
+    """Move every channel serving one of ``revoked`` (a one-column id selectable) back.
 
-    Versions in ``excluded`` (being deleted or revoked) never count as valid.
-    Returns the version the channel now serves.
+    A user channel goes to its most recently assigned version still valid at
+    ``now`` (complete, not revoked, not in ``revoked``), else it is unassigned;
+    `latest` goes to the newest such version of its bucket. Each move appends a
+    history entry (``author`` for user channels, "HCP Packer" for `latest`).
+    Set-based: a fixed number of statements for any number of channels.
     """
-    skip = set(excluded)
-    repo = ChannelRepo(conn)
-    history = [v for v in repo.assigned_version_ids(channel.id) if v not in skip]
-    candidates = VersionRepo(conn).get_many(history)
-    target: str | None = None
-    for version_id in history:
-        version = candidates.get(version_id)
-        if version and version.complete and not is_revoked(version.revoke_at, now):
-            target = version_id
-            break
-    if target != channel.version_id:
-        repo.assign(channel.id, target, MANAGED_AUTHOR if channel.managed else author, now)
-    if channel.managed:
-        BucketRepo(conn).update(channel.bucket_id, latest_version_id=target, updated_at=now)
-    channel.version_id = target
-    return target
+    rollback = RollbackRepo(conn)
+    serving = rollback.serving(revoked)
+    if not serving:
+        return []
+    user = [c.id for c in serving if not c.managed]
+    managed_buckets = sorted({c.bucket_id for c in serving if c.managed})
+    history = rollback.last_valid_assignments(user, now=now, excluded=revoked) if user else {}
+    newest = (
+        rollback.newest_valid(managed_buckets, now=now, excluded=revoked) if managed_buckets else {}
+    )
+    moves = [
+        ChannelMove(
+            channel_id=c.id,
+            bucket_id=c.bucket_id,
+            managed=c.managed,
+            version_id=newest.get(c.bucket_id) if c.managed else history.get(c.id),
+            author=MANAGED_AUTHOR if c.managed else author,
+        )
+        for c in serving
+    ]
+    rollback.move(moves, now)
+    return moves

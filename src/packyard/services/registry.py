@@ -37,12 +37,27 @@ class RegistryService:
         return registry
 
     def create(self, caller: Caller, tier: FeatureTier | None) -> Registry:
+        """Create the project's registry, or activate it again after DeleteRegistry.
+
+        A project has exactly one registry; creating it while it is active is 409/6.
+        """
         require_write(caller)
         now = utcnow()
         with self.store.write() as conn:
             repo = TenancyRepo(conn)
-            if repo.get_registry(caller.project_id) is not None:
+            existing = repo.get_registry(caller.project_id)
+            if existing is not None and existing.activated:
                 raise already_exists("The registry for this project already exists.")
+            if existing is not None:
+                repo.update_registry(
+                    caller.project_id,
+                    activated=True,
+                    feature_tier=_tier(tier).value,
+                    updated_at=now,
+                )
+                reactivated = repo.get_registry(caller.project_id)
+                assert reactivated is not None
+                return reactivated
             repo.add_registry(
                 Registry(
                     id=new_id(),

@@ -1,13 +1,60 @@
-"""Revocation and restoration of versions (UpdateVersion)."""
+"""Revocation and restoration of versions (UpdateVersion).
+
+Rules (api notes §6.5, addendum items 12-15):
+
+* Revoke: exactly one of ``revoke_at`` / ``revoke_in``; a time not in the
+  future means now. Any version can be revoked, complete or not (like HCP).
+  A version whose revocation is already in effect cannot be revoked again
+  (400/9); a *scheduled* revocation, its own or inherited, is replaced.
+* Descendants (unless ``skip_descendants_revocation``) inherit the revocation
+  (INHERITED, naming the revoked version). A descendant keeps its own MANUAL
+  revocation, and an inherited one that takes effect earlier.
+* Channels serving a revoked version (user channels and `latest`, in every
+  bucket the cascade reaches) roll back unless ``disable_rollback_channels``:
+  at once for an immediate revocation, or when the time comes
+  (:mod:`packyard.services.scheduler`) for a scheduled one.
+* Restore clears the revocation and every inherited copy of it; an inherited
+  revocation must be restored on its ancestor. Channels are not rolled forward.
+
+Everything a request changes (the version, its descendants, the rolled-back
+channels and their history) commits in one transaction.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
+from sqlalchemy import Connection
+
+from packyard.domain.enums import RevocationType
 from packyard.domain.models import Caller, Version
-from packyard.errors import ApiError, Code
+from packyard.domain.rules import (
+    MAX_LONG_TEXT,
+    MAX_REVOKE_HORIZON,
+    is_revoked,
+    parse_duration,
+    printable,
+    utcnow,
+)
+from packyard.errors import invalid, precondition
+from packyard.services.lifecycle import roll_back_channels
+from packyard.services.lookup import bucket_or_404, require_write, version_or_10
+from packyard.services.views import load_versions
 from packyard.store.engine import Store
+from packyard.store.revocation import RevocationRepo, one_id
+from packyard.store.versions import VersionRepo
+
+_MESSAGE_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+NOT_REVOKED = (
+    "Restoring does not apply. This version is valid and it is not scheduled to be revoked. "
+)
+INHERITED_RESTORE = (
+    "Directly restoring this version does not apply. The revocation status is inherited from "
+    "an ancestor version. To restore this version, the revoked ancestor should be restored."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +71,15 @@ class RevocationRequest:
         return bool(self.revoke_at or self.revoke_in or self.restore)
 
 
+@dataclass(frozen=True, slots=True)
+class RevocationOutcome:
+    """What one revocation changed: inherited copies written and channels moved."""
+
+    revoke_at: datetime
+    descendants: int
+    channels_moved: int
+
+
 class RevocationService:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -31,4 +87,153 @@ class RevocationService:
     def update(
         self, caller: Caller, bucket_name: str, fingerprint: str, request: RevocationRequest
     ) -> Version:
-        raise ApiError(Code.UNIMPLEMENTED, "Revocation is not implemented yet.")
+        require_write(caller)
+        if request.restore:
+            if request.revoke_at is not None or request.revoke_in:
+                raise invalid(
+                    "restore cannot be combined with revoke_at or revoke_in.", field="restore"
+                )
+            return self.restore(caller, bucket_name, fingerprint)
+        return self.revoke(caller, bucket_name, fingerprint, request)
+
+    def revoke(
+        self, caller: Caller, bucket_name: str, fingerprint: str, request: RevocationRequest
+    ) -> Version:
+        require_write(caller)
+        if (request.revoke_at is None) == (not request.revoke_in):
+            raise invalid(
+                "Exactly one of revoke_at or revoke_in must be set to revoke a version.",
+                field="revoke_at",
+            )
+        delay = parse_duration(request.revoke_in) if request.revoke_in else None
+        message = _validate_message(request.message)
+        with self.store.write() as conn:
+            bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
+            version = version_or_10(conn, bucket, fingerprint, lock=True)
+            now = utcnow()
+            if is_revoked(version.revoke_at, now):
+                raise precondition(
+                    f"Version {version.name} ({version.fingerprint}) is already revoked."
+                )
+            if delay is not None:
+                at = now + delay
+            else:
+                assert request.revoke_at is not None
+                at = _as_utc(request.revoke_at)
+                if at - now > MAX_REVOKE_HORIZON:
+                    raise invalid("revoke_at is too far in the future.", field="revoke_at")
+            revoke_version(
+                conn,
+                version,
+                at=max(at, now),
+                message=message,
+                author=caller.name,
+                now=now,
+                cascade=not request.skip_descendants,
+                rollback=not request.disable_rollback,
+            )
+            return _reload(conn, version)
+
+    def restore(self, caller: Caller, bucket_name: str, fingerprint: str) -> Version:
+        require_write(caller)
+        with self.store.write() as conn:
+            bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
+            version = version_or_10(conn, bucket, fingerprint, lock=True)
+            if version.revoke_at is None:
+                raise precondition(NOT_REVOKED)
+            if version.revocation_type is RevocationType.INHERITED:
+                raise precondition(INHERITED_RESTORE)
+            restore_version(conn, version.id, now=utcnow())
+            return _reload(conn, version)
+
+
+def revoke_version(
+    conn: Connection,
+    version: Version,
+    *,
+    at: datetime,
+    message: str,
+    author: str,
+    now: datetime,
+    cascade: bool,
+    rollback: bool,
+) -> RevocationOutcome:
+    """Revoke ``version`` from ``at`` (``at <= now`` means immediately), set-based.
+
+    The caller holds the version's bucket lock. A previous scheduled revocation
+    of the version is replaced together with the copies it gave descendants.
+    """
+    repo = RevocationRepo(conn)
+    immediate = at <= now
+    if version.revoke_at is not None:
+        repo.clear_copies(version.id, now)
+    repo.set_manual(
+        version.id,
+        revoke_at=at,
+        message=message,
+        author=author,
+        pending=rollback and not immediate,
+        now=now,
+    )
+    copies = (
+        repo.cascade(version.id, revoke_at=at, message=message, author=author, now=now)
+        if cascade
+        else 0
+    )
+    moved = 0
+    if immediate and rollback:
+        moves = roll_back_channels(
+            conn, RevocationRepo.revoked_by(one_id(version.id)), now=now, author=author
+        )
+        moved = len(moves)
+    return RevocationOutcome(revoke_at=at, descendants=copies, channels_moved=moved)
+
+
+def restore_version(conn: Connection, version_id: str, *, now: datetime) -> int:
+    """Clear the revocation of ``version_id`` and the copies it gave; returns the copies."""
+    repo = RevocationRepo(conn)
+    copies = repo.clear_copies(version_id, now)
+    repo.clear(version_id, now)
+    return copies
+
+
+def _reload(conn: Connection, version: Version) -> Version:
+    fresh = VersionRepo(conn).get_by_id(version.id)
+    assert fresh is not None
+    load_versions(conn, [fresh])
+    return fresh
+
+
+def _as_utc(value: datetime) -> datetime:
+    """RFC 3339 times carry an offset; a bare time is taken as UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise invalid("revoke_at is out of range.", field="revoke_at") from None
+
+
+def _validate_message(value: str) -> str:
+    if len(value) > MAX_LONG_TEXT:
+        raise invalid(
+            f"revocation_message is longer than {MAX_LONG_TEXT} characters.",
+            field="revocation_message",
+        )
+    if _MESSAGE_CONTROL.search(value):
+        raise invalid(
+            f"revocation_message {printable(value)} contains control characters.",
+            field="revocation_message",
+        )
+    return value
+
+
+__all__ = [
+    "INHERITED_RESTORE",
+    "NOT_REVOKED",
+    "RevocationOutcome",
+    "RevocationRequest",
+    "RevocationService",
+    "restore_version",
+    "revoke_version",
+]

@@ -95,7 +95,7 @@ class SbomService:
 
     def download(self, sbom_id: str, expires: int, signature: str) -> bytes:
         expected = self._sign(sbom_id, expires)
-        if not hmac.compare_digest(expected, signature) or expires < time.time():
+        if not hmac.compare_digest(expected.encode(), signature.encode()) or expires < time.time():
             raise not_found("This download link is invalid or has expired.")
         with self.store.read() as conn:
             found = SbomRepo(conn).content(sbom_id)

@@ -10,12 +10,14 @@ from packyard.domain.paging import Page, PageRequest
 from packyard.domain.rules import utcnow, validate_fingerprint
 from packyard.errors import ApiError, already_exists, invalid, not_found, precondition
 from packyard.ids import new_id
-from packyard.services.lifecycle import complete, roll_back
+from packyard.services.lifecycle import complete, roll_back_channels
 from packyard.services.lookup import bucket_or_404, require_write, version_or_10
 from packyard.services.views import load_versions
+from packyard.store import deletions
 from packyard.store.buckets import BucketRepo
 from packyard.store.channels import ChannelRepo
 from packyard.store.engine import Store
+from packyard.store.revocation import RevocationRepo, one_id
 from packyard.store.versions import BuildRepo, VersionRepo
 
 
@@ -100,6 +102,12 @@ class VersionService:
     def delete(
         self, caller: Caller, bucket_name: str, fingerprint: str, *, rollback_channels: bool
     ) -> None:
+        """DeleteVersion, with its builds, artifacts and SBOMs.
+
+        Refused (400/9) while a user channel serves the version, unless
+        ``rollback_channels``: then those channels roll back like on revocation.
+        `latest` always rolls back (to the newest remaining valid version).
+        """
         require_write(caller)
         now = utcnow()
         with self.store.write() as conn:
@@ -115,9 +123,19 @@ class VersionService:
                     f"Version is assigned by channels: {names}. Please, remove the channels "
                     "assignment before deleting the version."
                 )
-            for channel in pointing:
-                roll_back(conn, channel, excluded={version.id}, now=now, author=caller.name)
+            gone = one_id(version.id)
+            roll_back_channels(conn, gone, now=now, author=caller.name)
+            # Descendants keep a revocation they inherited from it, as their own.
+            RevocationRepo(conn).detach_copies(gone)
             VersionRepo(conn).delete(version.id)
+            deletions.record(
+                conn,
+                bucket_id=bucket.id,
+                kind=deletions.VERSION,
+                version_id=version.id,
+                number=version.number,
+                at=now,
+            )
             BucketRepo(conn).add_version_count(bucket.id, -1)
             BucketRepo(conn).update(bucket.id, updated_at=now)
 

@@ -9,7 +9,8 @@ the repositories (``SELECT … FOR UPDATE``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -32,6 +33,37 @@ def sqlite_url(path: str) -> str:
     return f"sqlite+pysqlite:///{path}"
 
 
+class StatementCounter:
+    """Counts the SQL statements and transactions an engine runs (benchmarks, query budgets).
+
+    Opt-in through :meth:`Store.enable_statement_counter`: nothing is attached to
+    the engine otherwise. Every cursor execution counts, ``BEGIN`` included on
+    SQLite; ``COMMIT``/``ROLLBACK`` go through the driver and do not. Work of
+    threads named in ``ignore_threads`` (background jobs) is not counted.
+    """
+
+    def __init__(self, ignore_threads: Collection[str] = ()) -> None:
+        self._lock = threading.Lock()
+        self._ignore = frozenset(ignore_threads)
+        self.statements = 0
+        self.transactions = 0
+
+    def on_statement(self, *_: Any) -> None:
+        if threading.current_thread().name not in self._ignore:
+            with self._lock:
+                self.statements += 1
+
+    def on_begin(self, *_: Any) -> None:
+        if threading.current_thread().name not in self._ignore:
+            with self._lock:
+                self.transactions += 1
+
+    def snapshot(self) -> tuple[int, int]:
+        """``(statements, transactions)`` so far."""
+        with self._lock:
+            return self.statements, self.transactions
+
+
 class Store:
     """The database: an engine plus read and write transaction scopes."""
 
@@ -51,9 +83,22 @@ class Store:
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = pool_size * 2
             kwargs["pool_pre_ping"] = True
+        # Never echo bound parameters (the token signing key, secret hashes) into error
+        # messages and therefore into logs.
+        kwargs["hide_parameters"] = True
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
+        self.statement_counter: StatementCounter | None = None
+
+    def enable_statement_counter(self, ignore_threads: Collection[str] = ()) -> StatementCounter:
+        """Start counting statements and transactions (off by default; the first call wins)."""
+        if self.statement_counter is None:
+            counter = StatementCounter(ignore_threads)
+            event.listen(self.engine, "before_cursor_execute", counter.on_statement)
+            event.listen(self.engine, "begin", counter.on_begin)
+            self.statement_counter = counter
+        return self.statement_counter
 
     @property
     def is_sqlite(self) -> bool:

@@ -228,3 +228,19 @@ sboms = Table(
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("build_id", "name"),
 )
+
+# One row per deleted version or build, so `packyard check` can tell a gap in a
+# bucket's version numbers (or a complete version left without builds) that a
+# deletion explains from one that corruption caused.
+deletions = Table(
+    "deletions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column(
+        "bucket_id", ID, ForeignKey("buckets.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    Column("kind", String(16), nullable=False),  # "version" or "build"
+    Column("version_id", ID, nullable=False),
+    Column("number", Integer, nullable=True),  # the deleted version's number, if it had one
+    Column("deleted_at", UTCDateTime, nullable=False),
+)

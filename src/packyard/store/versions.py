@@ -83,7 +83,11 @@ class VersionRepo:
         ).first()
         return version_from_row(row) if row else None
 
-    def get_by_id(self, version_id: str) -> Version | None:
+    def get_by_id(self, version_id: str, *, lock: bool = False) -> Version | None:
+        if lock:
+            self.conn.execute(
+                select(versions.c.id).where(versions.c.id == version_id).with_for_update()
+            )
         row = self.conn.execute(_version_select().where(versions.c.id == version_id)).first()
         return version_from_row(row) if row else None
 

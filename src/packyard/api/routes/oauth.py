@@ -1,4 +1,10 @@
-"""OAuth2 client-credentials token endpoint, as the HCP Go SDK calls it."""
+"""OAuth2 client-credentials token endpoint, as the HCP Go SDK calls it.
+
+Credentials come in HTTP Basic (each part URL-escaped before base64, as golang.org/x/oauth2
+sends them) or as ``client_id``/``client_secret`` form fields. Repeated failures are throttled
+per client id and per remote address (429 + ``Retry-After``, see
+:mod:`packyard.services.throttle`). Nothing here logs a secret or a token.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,26 @@ import binascii
 from urllib.parse import unquote_plus
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from packyard.api.deps import ServicesDep
 from packyard.api.responses import JSONBody
+from packyard.errors import ApiError, Code
+from packyard.services.throttle import retry_after
 
 router = APIRouter(tags=["auth"])
 API_AUDIENCE = "https://api.hashicorp.cloud"
 
 
-def _oauth_error(status: int, error: str, description: str) -> JSONBody:
-    headers = {"WWW-Authenticate": 'Basic realm="packyard"'} if status == 401 else None
+def _oauth_error(
+    status: int, error: str, description: str, *, retry_after: int | None = None
+) -> JSONBody:
+    headers: dict[str, str] = {"Cache-Control": "no-store"}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="packyard"'
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     return JSONBody(
         {"error": error, "error_description": description}, status_code=status, headers=headers
     )
@@ -56,10 +71,20 @@ async def token(request: Request, svc: ServicesDep) -> Response:
             creds = (client_id, secret)
     if creds is None or not creds[0] or not creds[1]:
         return _oauth_error(401, "invalid_client", "Client authentication failed.")
-    principal = svc.auth.authenticate_client(*creds)
+    address = request.client.host if request.client else None
+    try:
+        # scrypt is slow on purpose: keep it off the event loop so other requests flow.
+        principal = await run_in_threadpool(
+            svc.auth.authenticate_client, creds[0], creds[1], address=address
+        )
+    except ApiError as exc:
+        if exc.code is not Code.RESOURCE_EXHAUSTED:
+            raise
+        wait = retry_after(exc) or 1
+        return _oauth_error(429, "slow_down", exc.message, retry_after=wait)
     if principal is None:
         return _oauth_error(401, "invalid_client", "Client authentication failed.")
-    issued = svc.auth.issue_token(principal)
+    issued = await run_in_threadpool(svc.auth.issue_token, principal)
     return JSONBody(
         {
             "access_token": issued.access_token,

@@ -1,0 +1,1 @@
+"""Packyard benchmark harness (issue 7): seeding, load generation, measurements, report."""

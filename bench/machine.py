@@ -1,0 +1,84 @@
+"""What the numbers were measured on."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy
+import uvicorn
+
+from bench.loadgen import find_tool, tool_version
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _mem_total_gib() -> float:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
+def _git_revision() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{rev}{'+dirty' if dirty else ''}" if rev else "unknown"
+
+
+def postgres_version() -> str:
+    pg_config = find_tool("pg_config")
+    if pg_config is None:
+        return "not installed"
+    return tool_version([pg_config, "--version"])
+
+
+def describe() -> dict[str, Any]:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+    wrk = find_tool("wrk")
+    nginx = find_tool("nginx")
+    return {
+        "cpu_model": _cpu_model(),
+        "cores": os.cpu_count(),
+        "ram_gib": _mem_total_gib(),
+        "kernel": platform.release(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "postgresql": postgres_version(),
+        "sqlalchemy": sqlalchemy.__version__,
+        "uvicorn": uvicorn.__version__,
+        "wrk": tool_version([wrk, "-v"]) if wrk else "not installed",
+        "nginx": tool_version([nginx, "-v"]) if nginx else "not installed",
+        "load_average_at_start": [round(x, 2) for x in load],
+        "packyard_revision": _git_revision(),
+    }

@@ -1,0 +1,314 @@
+"""Targets (pass/fail) and the JSON and markdown results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+HOT = "16"  # the connection count the throughput targets are judged at
+
+
+def _reads(result: dict[str, Any] | None, backend: str, endpoint: str) -> dict[str, Any] | None:
+    if not result:
+        return None
+    got = result.get("backends", {}).get(backend, {}).get("reads", {}).get(endpoint, {})
+    value = got.get(HOT)
+    return value if isinstance(value, dict) else None
+
+
+def _target(
+    name: str, value: float | None, threshold: float, *, at_least: bool, unit: str, note: str = ""
+) -> dict[str, Any]:
+    if value is None:
+        verdict: bool | None = None
+    else:
+        verdict = value >= threshold if at_least else value <= threshold
+    return {
+        "target": name,
+        "value": None if value is None else round(value, 4),
+        "threshold": threshold,
+        "comparison": ">=" if at_least else "<=",
+        "unit": unit,
+        "pass": verdict,
+        "note": note,
+    }
+
+
+def evaluate(
+    result: dict[str, Any], s_result: dict[str, Any] | None, l_result: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The issue's targets, judged on this run (and the other size's results when present)."""
+    backends = result.get("backends", {})
+    sqlite = backends.get("sqlite", {})
+    pg = backends.get("postgresql", {})
+    out: list[dict[str, Any]] = []
+
+    ratio = sqlite.get("getchannel_ratio_to_nginx", {}).get(HOT)
+    out.append(
+        _target(
+            "GetChannel on SQLite, 16 connections, vs nginx serving the same body statically",
+            ratio,
+            0.20,
+            at_least=True,
+            unit="x nginx",
+            note="" if sqlite else "SQLite not run",
+        )
+    )
+    gc = _reads(result, "sqlite", "GetChannel")
+    out.append(
+        _target(
+            "GetChannel on SQLite, 16 connections, p99 latency",
+            gc["latency_p99_ms"] if gc else None,
+            10.0,
+            at_least=False,
+            unit="ms",
+        )
+    )
+    for backend in ("sqlite", "postgresql"):
+        for endpoint in ("GetChannel", "ListBuckets", "SearchExternalArtifact"):
+            small = _reads(s_result, backend, endpoint)
+            large = _reads(l_result, backend, endpoint)
+            value = None
+            note = ""
+            if small and large and small["requests_per_s"]:
+                value = large["requests_per_s"] / small["requests_per_s"]
+            elif s_result is None or l_result is None:
+                note = "needs results of both sizes S and L"
+            else:
+                skipped = (l_result or {}).get("backends", {}).get(backend, {}).get("skipped", {})
+                note = skipped.get(endpoint, "not measured on both sizes")
+            out.append(
+                _target(
+                    f"{endpoint} on {backend}: size L vs size S (16 connections)",
+                    value,
+                    0.8,
+                    at_least=True,
+                    unit="x S",
+                    note=note,
+                )
+            )
+    pg_gc = _reads(result, "postgresql", "GetChannel")
+    out.append(
+        _target(
+            "GetChannel on PostgreSQL vs SQLite (16 connections)",
+            pg_gc["requests_per_s"] / gc["requests_per_s"] if pg_gc and gc else None,
+            0.5,
+            at_least=True,
+            unit="x SQLite",
+            note="" if pg and sqlite else "needs both backends",
+        )
+    )
+    pushes = sqlite.get("push", [])
+    best = max((p["versions_per_s"] for p in pushes), default=None)
+    out.append(
+        _target(
+            "Two-build versions pushed per second on SQLite (best pusher count)",
+            best,
+            50.0,
+            at_least=True,
+            unit="versions/s",
+        )
+    )
+    for backend, data in (("sqlite", sqlite), ("postgresql", pg)):
+        if not data:
+            continue
+        rev = data.get("revocation") or {}
+        out.append(
+            _target(
+                f"Revoking a version with {rev.get('descendants', 10000)} descendants on {backend}",
+                rev.get("seconds"),
+                2.0,
+                at_least=False,
+                unit="s",
+                note=rev.get("skipped", "") if rev else "not run",
+            )
+        )
+    for backend, data in (("sqlite", sqlite), ("postgresql", pg)):
+        if not data:
+            continue
+        rss = data.get("rss_mb", {}).get("under_load_peak")
+        target = _target(
+            f"Server RSS under load at size L on {backend}",
+            rss if result.get("size") == "L" else None,
+            200.0,
+            at_least=False,
+            unit="MB",
+            note=""
+            if result.get("size") == "L"
+            else f"judged at size L; {rss} MB at size {result.get('size')}",
+        )
+        out.append(target)
+    return out
+
+
+def load(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _verdict(t: dict[str, Any]) -> str:
+    return {True: "PASS", False: "FAIL", None: "n/a"}[t["pass"]]
+
+
+def markdown(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    lines = [
+        f"# Packyard benchmark, size {result['size']}",
+        "",
+        f"Run {result['started_at']} on revision `{m['packyard_revision']}`; "
+        f"{result['settings']['duration_s']:.0f} s per measurement after a "
+        f"{result['settings']['warmup_s']:.0f} s warm-up.",
+        "",
+        "**Indicative numbers:** the machine has 2 cores shared with other engineers, and the "
+        "load generator, the server and its database all run on it.",
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "| --- | --- |",
+    ]
+    for key in (
+        "cpu_model",
+        "cores",
+        "ram_gib",
+        "kernel",
+        "python",
+        "sqlite",
+        "postgresql",
+        "sqlalchemy",
+        "uvicorn",
+        "wrk",
+        "nginx",
+        "load_average_at_start",
+        "load_average_at_end",
+    ):
+        lines.append(f"| {key} | {m.get(key)} |")
+    shape = result["shape"]
+    lines += [
+        "",
+        "## Registry",
+        "",
+        f"{shape['buckets']} buckets x {shape['versions']} versions "
+        f"({shape['buckets'] * shape['versions']:,} versions), {shape['builds']} builds x "
+        f"{shape['regions']} regions per version "
+        f"({shape['buckets'] * shape['versions'] * shape['builds'] * shape['regions']:,} "
+        "artifacts); ancestry families of "
+        f"{shape['family']} buckets; channels latest/production/staging/dev with history.",
+        "",
+    ]
+    lines += [
+        "| backend | seeding | rows | rows/s | revocation forest |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for backend, data in result["backends"].items():
+        seed = data["seed"]
+        lines.append(
+            f"| {backend} | {seed['seconds']:.2f} s | {seed['rows_total']:,} | "
+            f"{_fmt(seed['rows_per_s'], 0)} | {seed['revocation_forest_seconds']:.2f} s |"
+        )
+    lines += [
+        "",
+        "## Read path (wrk, plain HTTP on loopback)",
+        "",
+        "| backend | endpoint | conns | req/s | p50 ms | p99 ms | errors | bytes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for backend, data in result["backends"].items():
+        for endpoint, by_conns in data["reads"].items():
+            for conns, r in by_conns.items():
+                lines.append(
+                    f"| {backend} | {endpoint} | {conns} | {_fmt(r['requests_per_s'])} | "
+                    f"{r['latency_p50_ms']:.2f} | {r['latency_p99_ms']:.2f} | {r['errors']} | "
+                    f"{_fmt(r['bytes_per_response'], 0)} |"
+                )
+        for conns, r in data.get("nginx_static_getchannel", {}).items():
+            lines.append(
+                f"| {backend} | nginx static (GetChannel body) | {conns} | "
+                f"{_fmt(r['requests_per_s'])} | {r['latency_p50_ms']:.2f} | "
+                f"{r['latency_p99_ms']:.2f} | {r['errors']} | {_fmt(r['bytes_per_response'], 0)} |"
+            )
+        for name, why in data.get("skipped", {}).items():
+            lines.append(f"| {backend} | {name} | — | skipped: {why} | | | | |")
+    lines += ["", "GetChannel throughput as a fraction of nginx static:", ""]
+    for backend, data in result["backends"].items():
+        ratios = ", ".join(
+            f"{c} conn: {r:.3f}" for c, r in data.get("getchannel_ratio_to_nginx", {}).items()
+        )
+        lines.append(f"- {backend}: {ratios or 'not measured'}")
+    lines += [
+        "",
+        "## Write path (Packer push sequence, async httpx pushers)",
+        "",
+        "| backend | pushers | versions/s | versions | failed | calls/s | p50 ms | p99 ms |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for backend, data in result["backends"].items():
+        for p in data.get("push", []):
+            lines.append(
+                f"| {backend} | {p['pushers']} | {p['versions_per_s']:.1f} | {p['versions']} | "
+                f"{p['failures']} | {p['calls_per_s']:.0f} | {p['version_p50_ms']:.0f} | "
+                f"{p['version_p99_ms']:.0f} |"
+            )
+    lines += [
+        "",
+        "## Revocation and memory",
+        "",
+        "| backend | revocation | RSS after seeding | RSS peak under load |",
+        "| --- | --- | --- | --- |",
+    ]
+    for backend, data in result["backends"].items():
+        rev = data.get("revocation") or {}
+        rev_text = (
+            f"{rev['seconds']:.2f} s ({rev['descendants']:,} descendants)"
+            if "seconds" in rev
+            else f"skipped: {rev.get('skipped', 'not run')}"
+        )
+        rss = data.get("rss_mb", {})
+        lines.append(
+            f"| {backend} | {rev_text} | {_fmt(rss.get('after_seed'))} MB | "
+            f"{_fmt(rss.get('under_load_peak'))} MB |"
+        )
+    lines += [
+        "",
+        "## SQL statements per request (in-process counter)",
+        "",
+        "| backend | request | statements | transactions |",
+        "| --- | --- | --- | --- |",
+    ]
+    for backend, data in result["backends"].items():
+        for name, c in data["sql_per_request"].items():
+            status = "" if c.get("status", 200) == 200 else f" (HTTP {c['status']})"
+            if name == "PushVersion":
+                status = f" ({c['calls']} calls)"
+            lines.append(
+                f"| {backend} | {name}{status} | {_fmt(c['statements'])} | "
+                f"{_fmt(c['transactions'])} |"
+            )
+    lines += [
+        "",
+        "## Targets",
+        "",
+        "| target | value | threshold | verdict | note |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for t in result["targets"]:
+        value = "—" if t["value"] is None else f"{t['value']:,.3g} {t['unit']}"
+        lines.append(
+            f"| {t['target']} | {value} | {t['comparison']} {t['threshold']} {t['unit']} | "
+            f"{_verdict(t)} | {t['note']} |"
+        )
+    if result.get("notes"):
+        lines += ["", "## Notes", ""]
+        lines += [f"- {n}" for n in result["notes"]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,405 @@
+"""One benchmark run on one backend: seed, count statements, load the server, measure."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import profiling
+from bench.loadgen import WrkResult, run_wrk, static_server
+from bench.push import project_prefix, run_pushers
+from bench.seed import RevocationShape, SeedReport, Shape, Targets, seed
+from bench.server import RssSampler, packyard_server, rss_mb
+from bench.sqlcount import Endpoint, count_push, count_request, counter_for, read_endpoints
+from packyard.domain.models import Principal
+from packyard.server import prepare
+from packyard.services.bootstrap import AdminCredentials, load_credentials
+from packyard.services.container import Services
+from packyard.store.tenancy import TenancyRepo
+
+Log = Callable[[str], None]
+# The web stack's floor: FastAPI answering a small page with no auth and no database.
+FLOOR = Endpoint("FrameworkFloor(/docs)", "GET", "/docs")
+
+
+@dataclass(slots=True)
+class Options:
+    size: str
+    shape: Shape
+    backends: list[str]
+    duration: float = 10.0
+    warmup: float = 2.0
+    connections: list[int] = field(default_factory=lambda: [1, 16])
+    pushers: list[int] = field(default_factory=lambda: [1, 8])
+    nginx_rounds: int = 2
+    revocation: RevocationShape | None = field(default_factory=RevocationShape)
+    profile: bool = False
+    profile_seconds: float = 10.0
+    results_dir: Path = Path(__file__).parent / "results"
+    keep: bool = False
+
+
+@dataclass(slots=True)
+class Tools:
+    wrk: str
+    nginx: str | None
+
+
+def run_backend(backend: str, opts: Options, tools: Tools, log: Log) -> dict[str, Any]:
+    """Everything measured on one backend, as a JSON-ready dict."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"packyard-bench-{backend}-"))
+    cluster: Any = None
+    try:
+        db_url: str | None = None
+        if backend == "postgresql":
+            from tests.support.postgres import start_cluster
+
+            cluster = start_cluster()
+            db_url = cluster.create_database("packyard_bench")
+        data_dir = workdir / "data"
+        services, _ = prepare(data_dir, db_url)
+        creds = load_credentials(data_dir)
+        assert creds is not None
+        principal = _principal(services, creds)
+        log(f"[{backend}] seeding size {opts.size} ({opts.shape.total_versions} versions)")
+        report = seed(
+            services.store,
+            creds.organization_id,
+            creds.project_id,
+            opts.shape,
+            revocation=opts.revocation,
+            principal_id=principal.id,
+            progress=lambda m: log(f"[{backend}] {m}"),
+        )
+        log(
+            f"[{backend}] seeded in {report.seconds:.1f} s "
+            f"(+{report.revocation_seconds:.1f} s revocation forest)"
+        )
+        log(f"[{backend}] counting SQL statements per request (in-process)")
+        sql = measure_sql(services, principal, report.targets)
+        services.store.dispose()
+        out: dict[str, Any] = {
+            "seed": _seed_json(report),
+            "sql_per_request": sql,
+        }
+        with packyard_server(data_dir, db_url, creds, log_dir=workdir) as srv:
+            out.update(
+                _measure_server(
+                    backend, srv.pid, srv.base_url, srv.token, report, opts, tools, workdir, log
+                )
+            )
+        return out
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        if opts.keep:
+            log(f"[{backend}] kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _principal(services: Services, creds: AdminCredentials) -> Principal:
+    with services.store.read() as conn:
+        found = TenancyRepo(conn).principal_by_client_id(creds.client_id)
+    assert found is not None
+    return found[0]
+
+
+def _seed_json(report: SeedReport) -> dict[str, Any]:
+    rows = sum(report.rows.values())
+    return {
+        "seconds": round(report.seconds, 2),
+        "revocation_forest_seconds": round(report.revocation_seconds, 2),
+        "rows": report.rows,
+        "rows_total": rows,
+        "rows_per_s": round(rows / report.seconds) if report.seconds else None,
+        "targets": {
+            "bucket": report.targets.bucket,
+            "channel": report.targets.channel,
+            "version_fingerprint": report.targets.version_fingerprint,
+            "external_identifier": report.targets.external_identifier,
+            "list_page_size": report.targets.list_page_size,
+            "revocation_descendants": report.targets.revocation_descendants,
+        },
+    }
+
+
+def measure_sql(services: Services, principal: Principal, targets: Targets) -> dict[str, Any]:
+    """Statements per request of each read endpoint and of one whole push."""
+    from tests.support.server import running_server
+
+    counter = counter_for(services.store)
+    token = services.auth.issue_token(principal).access_token
+    out: dict[str, Any] = {}
+    with running_server(services) as base_url:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=base_url, headers=headers, timeout=60) as client:
+            for endpoint in read_endpoints(targets):
+                out[endpoint.name] = count_request(client, counter, endpoint).to_json()
+        push = count_push(
+            base_url,
+            token,
+            counter,
+            targets,
+            targets.push_buckets[0],
+            f"sqlcount-{int(time.time())}",
+        )
+        out["PushVersion"] = push.to_json()
+    return out
+
+
+def _measure_server(
+    backend: str,
+    pid: int,
+    base_url: str,
+    token: str,
+    report: SeedReport,
+    opts: Options,
+    tools: Tools,
+    workdir: Path,
+    log: Log,
+) -> dict[str, Any]:
+    targets = report.targets
+    endpoints = [*read_endpoints(targets), FLOOR]
+    headers = {"Authorization": f"Bearer {token}"}
+    skipped: dict[str, str] = {}
+    bodies: dict[str, bytes] = {}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=60) as client:
+        for ep in endpoints:
+            response = client.request(ep.method, ep.path, json=ep.json)
+            if response.status_code != 200:
+                skipped[ep.name] = _describe_error(response)
+                log(f"[{backend}] skipping {ep.name}: {skipped[ep.name]}")
+            else:
+                bodies[ep.name] = response.content
+    rss_after_seed = rss_mb(pid)
+    reads: dict[str, dict[str, Any]] = {}
+    nginx: dict[str, Any] = {}
+    with RssSampler(pid) as sampler:
+        for conns in opts.connections:
+            for ep in endpoints:
+                if ep.name in skipped:
+                    continue
+                url = base_url + ep.path
+                _wrk(tools, url, ep, token, conns, opts.warmup)  # warm-up, discarded
+                if ep.name == "GetChannel" and tools.nginx is not None:
+                    static_runs, runs = _alternate(tools, url, ep, token, conns, opts, bodies)
+                    nginx[str(conns)] = _summary(static_runs)
+                    nginx[str(conns)]["runs"] = [r.to_json() for r in static_runs]
+                    reads.setdefault(ep.name, {})[str(conns)] = _summary(runs)
+                    reads[ep.name][str(conns)]["runs"] = [r.to_json() for r in runs]
+                else:
+                    result = _wrk(tools, url, ep, token, conns, opts.duration)
+                    reads.setdefault(ep.name, {})[str(conns)] = result.to_json()
+                got = reads[ep.name][str(conns)]
+                log(
+                    f"[{backend}] {ep.name:<22} c={conns:<3} {got['requests_per_s']:>8.1f} req/s "
+                    f"p50 {got['latency_p50_ms']:.2f} ms p99 {got['latency_p99_ms']:.2f} ms"
+                    + (f" errors {got['errors']}" if got["errors"] else "")
+                )
+                if ep.name == "GetChannel" and str(conns) in nginx:
+                    n = nginx[str(conns)]
+                    log(
+                        f"[{backend}] {'nginx static':<22} c={conns:<3} "
+                        f"{n['requests_per_s']:>8.1f} req/s p50 {n['latency_p50_ms']:.2f} ms "
+                        f"p99 {n['latency_p99_ms']:.2f} ms"
+                        + (f" errors {n['errors']}" if n["errors"] else "")
+                    )
+        push_results = []
+        for n in opts.pushers:
+            pushed = asyncio.run(
+                run_pushers(
+                    base_url,
+                    token,
+                    project_prefix(targets.organization_id, targets.project_id),
+                    targets.push_buckets,
+                    pushers=n,
+                    seconds=opts.duration,
+                    channel=targets.push_channel,
+                )
+            )
+            push_results.append(pushed.to_json())
+            log(
+                f"[{backend}] push, {n} pusher(s): {pushed.versions_per_s:.1f} versions/s "
+                f"({pushed.versions} versions, {pushed.failures} failed, "
+                f"p50 {pushed.version_p50_ms:.0f} ms)"
+                + (f" first failure: {pushed.first_failure}" if pushed.first_failure else "")
+            )
+        peak = sampler.peak
+    profile: dict[str, Any] | None = None
+    if opts.profile and "GetChannel" not in skipped:
+        profile = _profile(
+            backend, pid, base_url + endpoints[0].path, token, opts, tools, workdir, log
+        )
+    revocation = _revoke(base_url, token, targets, log, backend) if opts.revocation else None
+    ratio = {
+        c: round(reads["GetChannel"][c]["requests_per_s"] / nginx[c]["requests_per_s"], 4)
+        for c in nginx
+        if "GetChannel" in reads and c in reads["GetChannel"] and nginx[c]["requests_per_s"]
+    }
+    return {
+        "reads": reads,
+        "nginx_static_getchannel": nginx,
+        "getchannel_ratio_to_nginx": ratio,
+        "skipped": skipped,
+        "response_bytes": {k: len(v) for k, v in bodies.items()},
+        "push": push_results,
+        "revocation": revocation,
+        "rss_mb": {
+            "after_seed": round(rss_after_seed, 1) if rss_after_seed else None,
+            "under_load_peak": round(peak, 1),
+        },
+        "profile": profile,
+    }
+
+
+def _describe_error(response: httpx.Response) -> str:
+    code = ""
+    if response.headers.get("content-type", "").startswith("application/json"):
+        body = response.json()
+        if isinstance(body, dict) and "code" in body:
+            code = f" code {body['code']}: {str(body.get('message', ''))[:120]}"
+    return f"HTTP {response.status_code}{code}"
+
+
+def _wrk(tools: Tools, url: str, ep: Endpoint, token: str, conns: int, seconds: float) -> WrkResult:
+    return run_wrk(
+        tools.wrk,
+        url,
+        connections=conns,
+        seconds=seconds,
+        token=token,
+        method=ep.method,
+        body=ep.body,
+    )
+
+
+def _alternate(
+    tools: Tools,
+    url: str,
+    ep: Endpoint,
+    token: str,
+    conns: int,
+    opts: Options,
+    bodies: dict[str, bytes],
+) -> tuple[list[WrkResult], list[WrkResult]]:
+    """nginx serving GetChannel's body, then Packyard, ``nginx_rounds`` times, same wrk settings."""
+    assert tools.nginx is not None
+    static_runs: list[WrkResult] = []
+    runs: list[WrkResult] = []
+    path = ep.path
+    with static_server(tools.nginx, path, bodies[ep.name]) as static_url:
+        _wrk(tools, static_url, ep, token, conns, opts.warmup)
+        for _ in range(max(1, opts.nginx_rounds)):
+            static_runs.append(_wrk(tools, static_url, ep, token, conns, opts.duration))
+            runs.append(_wrk(tools, url, ep, token, conns, opts.duration))
+    return static_runs, runs
+
+
+def _summary(runs: list[WrkResult]) -> dict[str, Any]:
+    """The median run by throughput (with two runs: the mean of the numbers)."""
+
+    def med(attr: str) -> float:
+        return round(statistics.median(float(getattr(r, attr)) for r in runs), 3)
+
+    return {
+        "connections": runs[0].connections,
+        "threads": runs[0].threads,
+        "seconds": med("seconds"),
+        "requests": int(med("requests")),
+        "requests_per_s": med("requests_per_s"),
+        "latency_p50_ms": med("latency_p50_ms"),
+        "latency_p90_ms": med("latency_p90_ms"),
+        "latency_p99_ms": med("latency_p99_ms"),
+        "latency_max_ms": max(r.latency_max_ms for r in runs),
+        "errors": sum(r.errors for r in runs),
+        "bytes_per_response": runs[0].bytes_per_response,
+    }
+
+
+def _profile(
+    backend: str,
+    pid: int,
+    url: str,
+    token: str,
+    opts: Options,
+    tools: Tools,
+    workdir: Path,
+    log: Log,
+) -> dict[str, Any] | None:
+    """Two py-spy samples of GetChannel under load: GIL holder (CPU), then all busy threads."""
+    if profiling.py_spy() is None:
+        log(f"[{backend}] py-spy is not installed: no profile")
+        return None
+    conns = max(opts.connections)
+    ep = Endpoint("GetChannel", "GET", "")
+    out = opts.results_dir / f"profile-{opts.size}-{backend}-getchannel.txt"
+    summaries: dict[str, Any] = {"file": out.name}
+    texts = []
+    for gil, label in ((True, "cpu"), (False, "wall")):
+        log(
+            f"[{backend}] profiling GetChannel c={conns} ({label}) for {opts.profile_seconds:.0f} s"
+        )
+        summary = profiling.profile_during(
+            pid,
+            opts.profile_seconds,
+            lambda: _wrk(tools, url, ep, token, conns, opts.profile_seconds),
+            workdir,
+            gil=gil,
+        )
+        summaries[label] = summary
+        what = "thread holding the GIL" if gil else "all busy threads, waits included"
+        texts.append(
+            profiling.render(
+                summary or {},
+                f"GetChannel, size {opts.size}, {backend}, {conns} connections: {what}",
+            )
+        )
+    out.write_text("\n".join(texts))
+    return summaries
+
+
+def _revoke(base_url: str, token: str, targets: Targets, log: Log, backend: str) -> dict[str, Any]:
+    assert targets.revocation_project_id and targets.revocation_bucket
+    prefix = project_prefix(targets.organization_id, targets.revocation_project_id)
+    path = f"{prefix}/buckets/{targets.revocation_bucket}/versions/{targets.revocation_fingerprint}"
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=600) as client:
+        started = time.perf_counter()
+        response = client.patch(
+            path, json={"revoke_in": "0s", "revocation_message": "benchmark revocation"}
+        )
+        seconds = time.perf_counter() - started
+        if response.status_code != 200:
+            note = _describe_error(response)
+            log(f"[{backend}] revocation skipped: {note}")
+            return {"skipped": note, "descendants": targets.revocation_descendants}
+        # One descendant deep in the forest must now be revoked too.
+        probe = (
+            f"{prefix}/buckets/{targets.revocation_probe_bucket}"
+            f"/versions/{targets.revocation_probe_fingerprint}"
+        )
+        status = client.get(probe)
+        inherited = (
+            status.json()["version"]["status"]
+            if status.status_code == 200
+            else _describe_error(status)
+        )
+    log(
+        f"[{backend}] revoked a version with {targets.revocation_descendants} descendants "
+        f"in {seconds:.2f} s"
+    )
+    return {
+        "seconds": round(seconds, 3),
+        "descendants": targets.revocation_descendants,
+        "descendant_status_after": inherited,
+    }

@@ -1,0 +1,18 @@
+"""Registers the client commands (on :mod:`packyard.client`) on the ``packyard`` app."""
+
+from __future__ import annotations
+
+import typer
+
+from packyard.cli import manifest, plan, resources
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(resources.buckets_app, name="buckets")
+    app.add_typer(resources.versions_app, name="versions")
+    app.add_typer(resources.builds_app, name="builds")
+    app.add_typer(resources.channels_app, name="channels")
+    app.command("ancestry")(resources.ancestry)
+    app.add_typer(resources.artifact_app, name="artifact")
+    app.add_typer(plan.plan_app, name="plan")
+    app.command("ingest-manifest")(manifest.ingest_manifest)

@@ -1,0 +1,615 @@
+"""A typed, synchronous client for any HCP Packer 2023-01-01 endpoint.
+
+    >>> from packyard.client import PackerClient
+    >>> with PackerClient.from_env() as hcp:                     # doctest: +SKIP
+    ...     for bucket in hcp.list_buckets():
+    ...         print(bucket.name, bucket.latest_version and bucket.latest_version.name)
+    ...     prod = hcp.get_channel("golden", "production")
+    ...     hit = prod.version.find_artifact("aws", "us-east-1")
+
+Every failure is raised as :class:`packyard.errors.ApiError` with the gRPC
+``code`` of the server's ``google.rpc.Status`` body, the ``http_status`` of the
+answer (``0`` when no HTTP answer was received, e.g. connection refused or a
+configuration error) and the server's ``message``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from packyard.client.auth import ClientCredentials, DiskCache
+from packyard.client.config import ClientConfig, config_error
+from packyard.client.models import (
+    AncestryRelation,
+    Bucket,
+    Build,
+    Channel,
+    ChannelAssignment,
+    ChannelPromotion,
+    ExternalArtifact,
+    Organization,
+    Project,
+    Registry,
+    Version,
+    WireModel,
+)
+from packyard.errors import ApiError, Code
+
+API_VERSION = "2023-01-01"
+RM_PREFIX = "/resource-manager/2019-12-10"
+USER_AGENT = "packyard-client"
+M = TypeVar("M", bound=WireModel)
+
+_HTTP_TO_CODE = {
+    400: Code.INVALID_ARGUMENT,
+    401: Code.UNAUTHENTICATED,
+    403: Code.PERMISSION_DENIED,
+    404: Code.NOT_FOUND,
+    409: Code.ABORTED,
+    429: Code.RESOURCE_EXHAUSTED,
+    499: Code.CANCELLED,
+    501: Code.UNIMPLEMENTED,
+    503: Code.UNAVAILABLE,
+    504: Code.DEADLINE_EXCEEDED,
+}
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+def error_from_response(response: httpx.Response) -> ApiError:
+    """Turn a non-200 answer into an :class:`ApiError` (``google.rpc.Status`` if present)."""
+    status = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    fallback = _HTTP_TO_CODE.get(status, Code.INTERNAL if status >= 500 else Code.UNKNOWN)
+    if isinstance(body, dict) and isinstance(body.get("code"), int):
+        try:
+            code = Code(body["code"])
+        except ValueError:
+            code = Code.UNKNOWN
+        message = str(body.get("message") or response.reason_phrase or "request failed")
+        details = body.get("details")
+        return ApiError(
+            code,
+            message.strip(),
+            details=details if isinstance(details, list) else None,
+            http_status=status,
+        )
+    text = response.text.strip()[:200] if body is None else ""
+    message = text or response.reason_phrase or f"HTTP {status}"
+    return ApiError(fallback, message, http_status=status)
+
+
+class PackerClient:
+    """Operations of the HCP Packer 2023-01-01 API, plus tenant discovery.
+
+    Create it with :meth:`from_env` (``HCP_*`` variables, see
+    :mod:`packyard.client.config`) or from a :class:`ClientConfig`. Use it as a
+    context manager, or call :meth:`close`. List operations return iterators
+    that follow ``pagination.next_page_token`` transparently.
+
+    Example (revoke, then check what Packer would see)::
+
+        hcp = PackerClient.from_env()
+        hcp.revoke_version("golden", "fp-1", revoke_in="0s", message="CVE-2024-1234")
+        assert hcp.get_version("golden", "fp-1").revoked
+    """
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.config = config
+        headers = {
+            "User-Agent": USER_AGENT,
+            "X-HCP-Source-Channel": f"{config.source_channel} {USER_AGENT}",
+            "Accept": "application/json",
+        }
+        self._http = httpx.Client(
+            base_url=config.api_url,
+            verify=config.verify_api,
+            timeout=config.timeout,
+            headers=headers,
+            transport=transport,
+        )
+        self._auth_http: httpx.Client | None = None
+        self._credentials: ClientCredentials | None = None
+        if config.access_token is None:
+            if not config.client_id or not config.client_secret:
+                raise config_error(
+                    "no credentials: set HCP_CLIENT_ID and HCP_CLIENT_SECRET, or HCP_CRED_FILE."
+                )
+            self._auth_http = httpx.Client(
+                verify=config.verify_auth,
+                timeout=config.timeout,
+                headers={"User-Agent": USER_AGENT},
+                transport=transport,
+            )
+            cache = DiskCache(config.token_cache) if config.token_cache else None
+            self._credentials = ClientCredentials(
+                self._auth_http,
+                config.token_url,
+                config.client_id,
+                config.client_secret,
+                cache=cache,
+            )
+        self._organization_id = config.organization_id
+        self._project_id = config.project_id
+        self._tenant_lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> PackerClient:
+        """A client configured from ``HCP_*`` variables (``os.environ`` by default)."""
+        return cls(ClientConfig.from_env(environ))
+
+    # --- plumbing -----------------------------------------------------------
+    def __enter__(self) -> PackerClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+        if self._auth_http is not None:
+            self._auth_http.close()
+
+    @property
+    def token_requests(self) -> int:
+        """How many times the token endpoint was called (0 with a static token)."""
+        return self._credentials.requests if self._credentials else 0
+
+    def _bearer(self) -> str:
+        if self._credentials is not None:
+            return self._credentials.token()
+        assert self.config.access_token is not None
+        return self.config.access_token
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Send one authenticated request; return the decoded 200 body or raise."""
+        for attempt in (1, 2):
+            headers = {"Authorization": f"Bearer {self._bearer()}"}
+            try:
+                response = self._http.request(
+                    method, path, json=json, params=params, headers=headers
+                )
+            except httpx.HTTPError as exc:
+                raise ApiError(
+                    Code.UNAVAILABLE,
+                    f"cannot reach {self.config.api_url}: {exc or type(exc).__name__}",
+                    http_status=0,
+                ) from None
+            if response.status_code == 401 and attempt == 1 and self._credentials is not None:
+                self._credentials.invalidate()  # e.g. the server restarted; fetch a new token
+                continue
+            if response.status_code != 200:
+                raise error_from_response(response)
+            try:
+                body = response.json()
+            except ValueError:
+                raise ApiError(
+                    Code.INTERNAL,
+                    f"{method} {path}: the server answered 200 without a JSON body.",
+                    http_status=200,
+                ) from None
+            if not isinstance(body, dict):
+                raise ApiError(
+                    Code.INTERNAL, f"{method} {path}: expected a JSON object.", http_status=200
+                )
+            return body
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _pages(
+        self,
+        path: str,
+        key: str,
+        model: type[M],
+        params: list[tuple[str, Any]] | None = None,
+        *,
+        method: str = "GET",
+        json: Any = None,
+        page_size: int | None = None,
+    ) -> Iterator[M]:
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            query = list(params or [])
+            if page_size:
+                query.append(("pagination.page_size", str(page_size)))
+            if token:
+                query.append(("pagination.next_page_token", token))
+            body = self.request(method, path, params=query, json=json)
+            for item in body.get(key) or []:
+                yield model.parse(item)
+            pagination = body.get("pagination") or {}
+            token = pagination.get("next_page_token") if isinstance(pagination, dict) else None
+            if not token or token in seen:
+                return
+            seen.add(token)
+
+    # --- tenancy ------------------------------------------------------------
+    def list_organizations(self) -> list[Organization]:
+        body = self.request("GET", f"{RM_PREFIX}/organizations")
+        return [Organization.parse(o) for o in body.get("organizations") or []]
+
+    def list_projects(self, organization_id: str) -> list[Project]:
+        params = [("scope.type", "ORGANIZATION"), ("scope.id", organization_id)]
+        return list(self._pages(f"{RM_PREFIX}/projects", "projects", Project, params))
+
+    def get_project(self, project_id: str) -> Project:
+        body = self.request("GET", f"{RM_PREFIX}/projects/{_seg(project_id)}")
+        return Project.parse(body.get("project"))
+
+    def tenant(self) -> tuple[str, str]:
+        """``(organization_id, project_id)``, discovered on first use when not configured.
+
+        With a project but no organization, the organization is the project's
+        parent. Without an organization, the principal must see exactly one.
+        Without a project, the oldest project of the organization is used.
+        """
+        with self._tenant_lock:
+            if self._organization_id and self._project_id:
+                return self._organization_id, self._project_id
+            if self._project_id and not self._organization_id:
+                project = self.get_project(self._project_id)
+                if project.parent is None or not project.parent.id:
+                    raise ApiError(
+                        Code.FAILED_PRECONDITION,
+                        f"project {self._project_id} has no parent organization.",
+                        http_status=0,
+                    )
+                self._organization_id = project.parent.id
+                return self._organization_id, self._project_id
+            if not self._organization_id:
+                orgs = self.list_organizations()
+                if len(orgs) != 1:
+                    raise ApiError(
+                        Code.FAILED_PRECONDITION,
+                        f"expected exactly one organization for this principal, found "
+                        f"{len(orgs)}; set HCP_ORGANIZATION_ID.",
+                        http_status=0,
+                    )
+                self._organization_id = orgs[0].id
+            projects = self.list_projects(self._organization_id)
+            if not projects:
+                raise ApiError(
+                    Code.FAILED_PRECONDITION,
+                    f"organization {self._organization_id} has no project; set HCP_PROJECT_ID.",
+                    http_status=0,
+                )
+            far_future = datetime.max.replace(tzinfo=None)
+
+            def created(p: Project) -> tuple[datetime, str]:
+                stamp = p.created_at.replace(tzinfo=None) if p.created_at else far_future
+                return stamp, p.id
+
+            self._project_id = min(projects, key=created).id
+            return self._organization_id, self._project_id
+
+    def _base(self) -> str:
+        org, project = self.tenant()
+        return f"/packer/{API_VERSION}/organizations/{_seg(org)}/projects/{_seg(project)}"
+
+    def _bucket(self, bucket: str) -> str:
+        return f"{self._base()}/buckets/{_seg(bucket)}"
+
+    def _version(self, bucket: str, fingerprint: str) -> str:
+        return f"{self._bucket(bucket)}/versions/{_seg(fingerprint)}"
+
+    def _channel(self, bucket: str, channel: str) -> str:
+        return f"{self._bucket(bucket)}/channels/{_seg(channel)}"
+
+    # --- registry -----------------------------------------------------------
+    def get_registry(self) -> Registry:
+        """The project's registry (``GET /registry``)."""
+        return Registry.parse(self.request("GET", f"{self._base()}/registry").get("registry"))
+
+    # --- buckets ------------------------------------------------------------
+    def list_buckets(
+        self, *, order_by: list[str] | None = None, page_size: int | None = None
+    ) -> Iterator[Bucket]:
+        """Every bucket, page after page. ``order_by`` e.g. ``["name"]`` or ``["created_at desc"]``.
+
+        >>> names = [b.name for b in hcp.list_buckets(order_by=["name"])]  # doctest: +SKIP
+        """
+        params = [("sorting.order_by", o) for o in order_by or []]
+        return self._pages(
+            f"{self._base()}/buckets", "buckets", Bucket, params, page_size=page_size
+        )
+
+    def get_bucket(self, name: str) -> Bucket:
+        """One bucket with its latest version; code 5 (HTTP 404) when missing."""
+        return Bucket.parse(self.request("GET", self._bucket(name)).get("bucket"))
+
+    def create_bucket(
+        self, name: str, *, description: str | None = None, labels: dict[str, str] | None = None
+    ) -> Bucket:
+        """Create a bucket (and its managed ``latest`` channel); code 6 when it exists."""
+        body: dict[str, Any] = {"name": name}
+        if description is not None:
+            body["description"] = description
+        if labels is not None:
+            body["labels"] = labels
+        return Bucket.parse(self.request("PUT", f"{self._base()}/buckets", json=body).get("bucket"))
+
+    def update_bucket(
+        self, name: str, *, description: str | None = None, labels: dict[str, str] | None = None
+    ) -> Bucket:
+        """Change the description and/or replace the labels (``None`` keeps the current value).
+
+        UpdateBucket has no field mask: the server replaces both fields, so the
+        one not given is read first and sent back unchanged.
+        """
+        if description is None or labels is None:
+            current = self.get_bucket(name)
+            description = current.description if description is None else description
+            labels = dict(current.labels) if labels is None else labels
+        body: dict[str, Any] = {"platforms": None, "description": description, "labels": labels}
+        return Bucket.parse(self.request("PATCH", self._bucket(name), json=body).get("bucket"))
+
+    def delete_bucket(self, name: str) -> None:
+        """Delete a bucket with all its versions, builds and channels."""
+        self.request("DELETE", self._bucket(name))
+
+    # --- versions -----------------------------------------------------------
+    def list_versions(
+        self, bucket: str, *, order_by: list[str] | None = None, page_size: int | None = None
+    ) -> Iterator[Version]:
+        params = [("sorting.order_by", o) for o in order_by or []]
+        return self._pages(
+            f"{self._bucket(bucket)}/versions", "versions", Version, params, page_size=page_size
+        )
+
+    def get_version(self, bucket: str, fingerprint: str) -> Version:
+        """One version with builds and artifacts. An unknown fingerprint is code 10 (HTTP 409)."""
+        return Version.parse(self.request("GET", self._version(bucket, fingerprint)).get("version"))
+
+    def create_version(
+        self, bucket: str, fingerprint: str, *, template_type: str = "HCL2"
+    ) -> Version:
+        body = {"fingerprint": fingerprint, "template_type": template_type}
+        path = f"{self._bucket(bucket)}/versions"
+        return Version.parse(self.request("POST", path, json=body).get("version"))
+
+    def update_version(self, bucket: str, fingerprint: str, **fields: Any) -> Version:
+        """Raw UpdateVersion; see :meth:`revoke_version` and :meth:`restore_version`."""
+        path = self._version(bucket, fingerprint)
+        return Version.parse(self.request("PATCH", path, json=fields).get("version"))
+
+    def revoke_version(
+        self,
+        bucket: str,
+        fingerprint: str,
+        *,
+        revoke_at: datetime | str | None = None,
+        revoke_in: str | None = None,
+        message: str = "",
+        skip_descendants: bool = False,
+        disable_rollback_channels: bool = False,
+    ) -> Version:
+        """Revoke now, at ``revoke_at``, or after ``revoke_in`` (a duration such as ``"30d"``).
+
+        With neither, the revocation is immediate (``revoke_in="0s"``).
+        Descendants inherit it unless ``skip_descendants``; channels that point
+        at the version roll back unless ``disable_rollback_channels``.
+
+            >>> hcp.revoke_version("golden", "fp-1", revoke_in="7d")  # doctest: +SKIP
+        """
+        if revoke_at is not None and revoke_in is not None:
+            raise config_error("give revoke_at or revoke_in, not both.")
+        body: dict[str, Any] = {}
+        if isinstance(revoke_at, datetime):
+            body["revoke_at"] = revoke_at.isoformat().replace("+00:00", "Z")
+        elif revoke_at is not None:
+            body["revoke_at"] = revoke_at
+        else:
+            body["revoke_in"] = revoke_in or "0s"
+        if message:
+            body["revocation_message"] = message
+        if skip_descendants:
+            body["skip_descendants_revocation"] = True
+        if disable_rollback_channels:
+            body["disable_rollback_channels"] = True
+        return self.update_version(bucket, fingerprint, **body)
+
+    def restore_version(self, bucket: str, fingerprint: str) -> Version:
+        """Clear a revocation (and the revocations descendants inherited from it)."""
+        return self.update_version(bucket, fingerprint, restore=True)
+
+    def delete_version(
+        self, bucket: str, fingerprint: str, *, rollback_channels: bool = False
+    ) -> None:
+        params = {"rollback_channels": "true"} if rollback_channels else None
+        self.request("DELETE", self._version(bucket, fingerprint), params=params)
+
+    # --- builds -------------------------------------------------------------
+    def list_builds(self, bucket: str, fingerprint: str) -> Iterator[Build]:
+        return self._pages(f"{self._version(bucket, fingerprint)}/builds", "builds", Build)
+
+    def get_build(self, bucket: str, fingerprint: str, build_id: str) -> Build:
+        path = f"{self._version(bucket, fingerprint)}/builds/{_seg(build_id)}"
+        return Build.parse(self.request("GET", path).get("build"))
+
+    def create_build(
+        self,
+        bucket: str,
+        fingerprint: str,
+        component_type: str,
+        *,
+        status: str = "BUILD_UNSET",
+        **fields: Any,
+    ) -> Build:
+        """Register a build (component) in an incomplete version; code 6 when it exists."""
+        body = {"component_type": component_type, "status": status, "artifacts": None, **fields}
+        path = f"{self._version(bucket, fingerprint)}/builds"
+        return Build.parse(self.request("POST", path, json=body).get("build"))
+
+    def update_build(self, bucket: str, fingerprint: str, build_id: str, **fields: Any) -> Build:
+        """UpdateBuild; ``status="BUILD_DONE"`` with ``artifacts=[{"external_identifier",
+        "region"}]`` and ``platform`` finishes it (the last one completes the version)."""
+        path = f"{self._version(bucket, fingerprint)}/builds/{_seg(build_id)}"
+        return Build.parse(self.request("PATCH", path, json=fields).get("build"))
+
+    def delete_build(self, bucket: str, fingerprint: str, build_id: str) -> None:
+        self.request("DELETE", f"{self._version(bucket, fingerprint)}/builds/{_seg(build_id)}")
+
+    # --- channels -----------------------------------------------------------
+    def list_channels(self, bucket: str) -> list[Channel]:
+        """All channels of a bucket (not paginated), each with its full version."""
+        body = self.request("GET", f"{self._bucket(bucket)}/channels")
+        return [Channel.parse(c) for c in body.get("channels") or []]
+
+    def get_channel(self, bucket: str, channel: str) -> Channel:
+        return Channel.parse(self.request("GET", self._channel(bucket, channel)).get("channel"))
+
+    def create_channel(
+        self,
+        bucket: str,
+        name: str,
+        *,
+        fingerprint: str | None = None,
+        restricted: bool = False,
+    ) -> Channel:
+        body: dict[str, Any] = {"name": name}
+        if fingerprint:
+            body["version_fingerprint"] = fingerprint
+        if restricted:
+            body["restricted"] = True
+        path = f"{self._bucket(bucket)}/channels"
+        return Channel.parse(self.request("POST", path, json=body).get("channel"))
+
+    def update_channel(
+        self,
+        bucket: str,
+        channel: str,
+        *,
+        fingerprint: str | None = None,
+        restricted: bool | None = None,
+    ) -> Channel:
+        """UpdateChannel. ``fingerprint=""`` unassigns; ``None`` leaves a field alone."""
+        mask: list[str] = []
+        body: dict[str, Any] = {}
+        if fingerprint is not None:
+            mask.append("versionFingerprint")
+            if fingerprint:
+                body["version_fingerprint"] = fingerprint
+        if restricted is not None:
+            mask.append("restricted")
+            if restricted:
+                body["restricted"] = True
+        if not mask:
+            raise config_error("update_channel needs fingerprint and/or restricted.")
+        body["update_mask"] = ",".join(mask)
+        path = self._channel(bucket, channel)
+        return Channel.parse(self.request("PATCH", path, json=body).get("channel"))
+
+    def assign_channel(self, bucket: str, channel: str, fingerprint: str) -> Channel:
+        """Point a channel at a (complete, not revoked) version."""
+        if not fingerprint:
+            raise config_error("a fingerprint is required; use unassign_channel to clear.")
+        return self.update_channel(bucket, channel, fingerprint=fingerprint)
+
+    def unassign_channel(self, bucket: str, channel: str) -> Channel:
+        return self.update_channel(bucket, channel, fingerprint="")
+
+    def promote_channel(self, bucket: str, source: str, target: str) -> ChannelPromotion:
+        """Copy ``source``'s current version to ``target`` (AssignChannelVersion)."""
+        body = {"source_channel": source, "target_channel": target}
+        path = f"{self._bucket(bucket)}/channels/assign"
+        return ChannelPromotion.parse(self.request("POST", path, json=body))
+
+    def delete_channel(self, bucket: str, channel: str) -> None:
+        self.request("DELETE", self._channel(bucket, channel))
+
+    def channel_history(
+        self, bucket: str, channel: str, *, page_size: int | None = None
+    ) -> Iterator[ChannelAssignment]:
+        """The channel's assignments, newest first."""
+        path = f"{self._channel(bucket, channel)}/history"
+        return self._pages(path, "history", ChannelAssignment, page_size=page_size)
+
+    # --- ancestry and search -------------------------------------------------
+    def list_ancestry(
+        self,
+        bucket: str,
+        *,
+        type: str = "ANCESTRY_TYPE_UNSET",
+        channel_name: str | None = None,
+        version_fingerprint: str | None = None,
+    ) -> Iterator[AncestryRelation]:
+        """Parent and child edges of a bucket's version (default: its latest).
+
+        ``type`` is ``ANCESTRY_TYPE_PARENTS``, ``ANCESTRY_TYPE_CHILDREN`` or
+        ``ANCESTRY_TYPE_UNSET`` (both).
+        """
+        params: list[tuple[str, Any]] = [("type", type)]
+        if channel_name:
+            params.append(("channel_name", channel_name))
+        if version_fingerprint:
+            params.append(("version_fingerprint", version_fingerprint))
+        path = f"{self._bucket(bucket)}/ancestry"
+        return self._pages(path, "relations", AncestryRelation, params)
+
+    def search_external_artifact(
+        self,
+        external_identifier: str,
+        *,
+        platform: str | None = None,
+        region: str | None = None,
+    ) -> Iterator[ExternalArtifact]:
+        """Reverse lookup: the bucket, version and build that produced a cloud image id.
+
+        >>> hits = hcp.search_external_artifact("ami-123")  # doctest: +SKIP
+        >>> [hit.version.status for hit in hits]  # doctest: +SKIP
+        ['VERSION_ACTIVE']
+        """
+        body: dict[str, Any] = {"external_identifier": external_identifier}
+        if platform:
+            body["platform"] = platform
+        if region:
+            body["region"] = region
+        path = f"{self._base()}/_search/external_artifact"
+        return self._pages(path, "artifacts", ExternalArtifact, method="POST", json=body)
+
+
+def is_code(exc: BaseException, *codes: Code) -> bool:
+    """True when ``exc`` is an :class:`ApiError` with one of ``codes``."""
+    return isinstance(exc, ApiError) and exc.code in codes
+
+
+def tolerate(call: Callable[[], M], *codes: Code) -> M | None:
+    """Run ``call``; return ``None`` instead of raising for the given codes.
+
+    >>> tolerate(lambda: hcp.get_bucket("maybe"), Code.NOT_FOUND)  # doctest: +SKIP
+    """
+    try:
+        return call()
+    except ApiError as exc:
+        if exc.code in codes:
+            return None
+        raise

@@ -1,0 +1,328 @@
+"""Typed views of HCP Packer 2023-01-01 responses.
+
+Every model tolerates what live servers send: ``null`` or absent fields take
+their defaults, unknown fields are ignored, enum values stay plain strings (so
+a newer server's values never break a read), timestamps become aware
+``datetime`` objects (the Go zero time ``0001-01-01T00:00:00Z`` becomes
+``None``). The server's JSON object is kept as :attr:`WireModel.raw`.
+
+    >>> v = Version.parse({"name": "v3", "fingerprint": "abc", "status": "VERSION_ACTIVE",
+    ...                    "builds": None, "revoke_at": None})
+    >>> v.number, v.builds, v.revoked
+    (3, [], False)
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
+
+VERSION_REVOKED = "VERSION_REVOKED"
+VERSION_REVOCATION_SCHEDULED = "VERSION_REVOCATION_SCHEDULED"
+VERSION_ACTIVE = "VERSION_ACTIVE"
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            out = {}
+            for key, value in data.items():
+                if value is None:
+                    continue
+                if isinstance(value, str) and value.startswith("0001-01-01T00:00:00"):
+                    continue  # Go's zero time: unset
+                out[key] = value
+            return out
+        return data
+
+    @classmethod
+    def parse(cls, data: Any) -> Self:
+        obj = cls.model_validate(data if isinstance(data, dict) else {})
+        obj._raw = data if isinstance(data, dict) else {}
+        _raw_children(obj)
+        return obj
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The JSON object the server sent."""
+        return self._raw
+
+
+def _raw_children(model: WireModel) -> None:
+    """Attach raw JSON to nested models parsed through model_validate."""
+    raw = model.raw
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        sub = raw.get(name)
+        if isinstance(value, WireModel) and isinstance(sub, dict):
+            value._raw = sub
+            _raw_children(value)
+        elif isinstance(value, list) and isinstance(sub, list):
+            for item, sub_item in zip(value, sub, strict=False):
+                if isinstance(item, WireModel) and isinstance(sub_item, dict):
+                    item._raw = sub_item
+                    _raw_children(item)
+
+
+class Location(WireModel):
+    organization_id: str = ""
+    project_id: str = ""
+
+
+class Artifact(WireModel):
+    id: str = ""
+    external_identifier: str = ""
+    region: str = ""
+    created_at: datetime | None = None
+
+
+class Build(WireModel):
+    id: str = ""
+    version_id: str = ""
+    component_type: str = ""
+    packer_run_uuid: str = ""
+    artifacts: list[Artifact] = []
+    platform: str = ""
+    status: str = "BUILD_UNSET"
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    source_external_identifier: str = ""
+    labels: dict[str, str] = {}
+    metadata: dict[str, Any] | None = None
+
+
+class RevokedAncestor(WireModel):
+    href: str = ""
+    bucket_name: str = ""
+    version_name: str = ""
+    version_id: str = ""
+    version_fingerprint: str = ""
+
+
+class AncestrySummary(WireModel):
+    href: str = ""
+    status: str = "UNDETERMINED"
+
+
+def _number(name: str) -> int:
+    if name.startswith("v") and name[1:].isdigit():
+        return int(name[1:])
+    return 0
+
+
+def _revoked(status: str, revoke_at: datetime | None, now: datetime | None) -> bool:
+    if status == VERSION_REVOKED:
+        return True
+    return revoke_at is not None and revoke_at <= (now or datetime.now(UTC))
+
+
+class Version(WireModel):
+    id: str = ""
+    bucket_name: str = ""
+    name: str = ""
+    status: str = "VERSION_UNSET"
+    author_id: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    fingerprint: str = ""
+    builds: list[Build] = []
+    revoke_at: datetime | None = None
+    revocation_message: str = ""
+    revocation_author: str = ""
+    revocation_type: str = "REVOCATION_TYPE_UNSET"
+    revocation_inherited_from: RevokedAncestor | None = None
+    has_descendants: bool = False
+    template_type: str = "TEMPLATE_TYPE_UNSET"
+    parents: AncestrySummary | None = None
+
+    @property
+    def number(self) -> int:
+        """The N of ``vN`` (0 while the version is incomplete)."""
+        return _number(self.name)
+
+    @property
+    def revoked(self) -> bool:
+        """True when revoked now (the only status Packer refuses)."""
+        return _revoked(self.status, self.revoke_at, None)
+
+    @property
+    def revocation_scheduled(self) -> bool:
+        return self.revoke_at is not None and not self.revoked
+
+    def find_artifact(
+        self, platform: str, region: str, component_type: str | None = None
+    ) -> tuple[Build, Artifact] | None:
+        """Pick an artifact the way Packer's ``hcp-packer-artifact`` data source does.
+
+        Builds are walked in order; the first artifact of a build with this
+        platform (and component type, when given) in this region wins.
+        """
+        for build in self.builds:
+            if build.platform != platform:
+                continue
+            if component_type and build.component_type != component_type:
+                continue
+            for artifact in build.artifacts:
+                if artifact.region == region:
+                    return build, artifact
+        return None
+
+    def available(self) -> dict[str, list[str]]:
+        """``{platform: [regions]}`` of every artifact, for "no match" messages."""
+        out: dict[str, list[str]] = {}
+        for build in self.builds:
+            regions = out.setdefault(build.platform, [])
+            regions.extend(a.region for a in build.artifacts if a.region not in regions)
+        return out
+
+
+class Bucket(WireModel):
+    id: str = ""
+    name: str = ""
+    location: Location | None = None
+    latest_version: Version | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    platforms: list[str] = []
+    description: str = ""
+    labels: dict[str, str] = {}
+    version_count: int = 0
+    parents: AncestrySummary | None = None
+    children: AncestrySummary | None = None
+    resource_name: str = ""
+
+
+class Channel(WireModel):
+    id: str = ""
+    name: str = ""
+    bucket_name: str = ""
+    author_id: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    version: Version | None = None
+    managed: bool = False
+    restricted: bool = False
+
+
+class ChannelAssignment(WireModel):
+    version: Version | None = None
+    author_id: str = ""
+    assigned_at: datetime | None = None
+
+
+class ChannelPromotion(WireModel):
+    """The answer of AssignChannelVersion (``channels promote``)."""
+
+    fingerprint: str = ""
+    version: Version | None = None
+    source_channel: Channel | None = None
+    target_channel: Channel | None = None
+
+
+class ChannelVersion(WireModel):
+    id: str = ""
+    name: str = ""
+    fingerprint: str = ""
+
+
+class AncestryParent(WireModel):
+    bucket_name: str = ""
+    version_name: str = ""
+    version_id: str = ""
+    version_fingerprint: str = ""
+    channel_name: str = ""
+    channel_version: ChannelVersion | None = None
+
+
+class AncestryChild(WireModel):
+    bucket_name: str = ""
+    version_name: str = ""
+    version_id: str = ""
+    version_fingerprint: str = ""
+
+
+class AncestryRelation(WireModel):
+    """One parent→child edge relative to the bucket asked about."""
+
+    status: str = "UNDETERMINED"
+    parent: AncestryParent | None = None
+    child: AncestryChild | None = None
+
+
+class ExternalArtifactBucket(WireModel):
+    id: str = ""
+    name: str = ""
+    labels: dict[str, str] = {}
+
+
+class ExternalArtifactVersion(WireModel):
+    id: str = ""
+    name: str = ""
+    status: str = "VERSION_UNSET"
+    author_id: str = ""
+    fingerprint: str = ""
+    revoke_at: datetime | None = None
+    revocation_message: str = ""
+    revocation_author: str = ""
+    revocation_type: str = "REVOCATION_TYPE_UNSET"
+
+    @property
+    def number(self) -> int:
+        return _number(self.name)
+
+    @property
+    def revoked(self) -> bool:
+        return _revoked(self.status, self.revoke_at, None)
+
+    @property
+    def revocation_scheduled(self) -> bool:
+        return self.revoke_at is not None and not self.revoked
+
+
+class ExternalArtifact(WireModel):
+    """A search hit: which bucket, version and build produced an external id."""
+
+    bucket: ExternalArtifactBucket = ExternalArtifactBucket()
+    version: ExternalArtifactVersion = ExternalArtifactVersion()
+    build: Build = Build()
+
+
+class RegistryConfig(WireModel):
+    feature_tier: str = "UNSET"
+    activated: bool = False
+
+
+class Registry(WireModel):
+    id: str = ""
+    location: Location | None = None
+    config: RegistryConfig = RegistryConfig()
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class Organization(WireModel):
+    id: str = ""
+    name: str = ""
+    state: str = ""
+    created_at: datetime | None = None
+
+
+class ProjectParent(WireModel):
+    type: str = ""
+    id: str = ""
+
+
+class Project(WireModel):
+    id: str = ""
+    name: str = ""
+    description: str = ""
+    parent: ProjectParent | None = None
+    state: str = ""
+    created_at: datetime | None = None

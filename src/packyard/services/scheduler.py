@@ -1,0 +1,119 @@
+"""The revocation scheduler: channel rollbacks of scheduled revocations, when they fall due.
+
+Statuses need no job (they are derived from ``revoke_at`` at read time), but
+moving channels off a version whose scheduled revocation has come must be done
+by someone. Each server runs :class:`SchedulerThread`, which polls every
+second or so; :meth:`RevocationScheduler.apply_due` does the work and can be
+called directly with any ``now`` (tests, catch-up after downtime).
+
+Exactly once, even with several servers on one PostgreSQL: due origins are
+claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` and marked applied in the
+same transaction as their rollback. On SQLite, write transactions are serial.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+from sqlalchemy import select
+
+from packyard.domain.models import MANAGED_AUTHOR
+from packyard.domain.rules import utcnow
+from packyard.services.lifecycle import roll_back_channels
+from packyard.store.engine import Store
+from packyard.store.revocation import RevocationRepo
+from packyard.store.schema import versions
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL_S = 1.0
+BATCH = 200
+
+
+class RevocationScheduler:
+    def __init__(self, store: Store, *, batch: int = BATCH) -> None:
+        self.store = store
+        self.batch = batch
+
+    def has_due(self, now: datetime | None = None) -> bool:
+        """A cheap read: is any scheduled rollback due at ``now``?"""
+        with self.store.read() as conn:
+            return RevocationRepo(conn).has_due(now or utcnow())
+
+    def apply_due(self, now: datetime | None = None) -> int:
+        """Roll back the channels of every revocation due at ``now``; returns how many.
+
+        Works in batches, one transaction each, until nothing due is left
+        unclaimed, so a server that was down catches up in one call.
+        """
+        at = now or utcnow()
+        total = 0
+        while True:
+            with self.store.write() as conn:
+                repo = RevocationRepo(conn)
+                due = repo.lock_due(at, self.batch)
+                if not due:
+                    break
+                origins = select(versions.c.id).where(versions.c.id.in_(due))
+                roll_back_channels(
+                    conn, RevocationRepo.revoked_by(origins), now=at, author=MANAGED_AUTHOR
+                )
+                repo.mark_applied(due)
+            total += len(due)
+            if len(due) < self.batch:
+                break
+        return total
+
+    def tick(self) -> int:
+        now = utcnow()
+        return self.apply_due(now) if self.has_due(now) else 0
+
+
+class SchedulerThread:
+    """Runs :meth:`RevocationScheduler.tick` every ``interval`` seconds until stopped."""
+
+    def __init__(self, scheduler: RevocationScheduler, interval: float = POLL_INTERVAL_S) -> None:
+        self.scheduler = scheduler
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="packyard-revocation-scheduler", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                applied = self.scheduler.tick()
+                if applied:
+                    log.info("applied %d scheduled revocation rollback(s)", applied)
+            except Exception:
+                log.exception("revocation scheduler tick failed; retrying")
+            self._stop.wait(self.interval)
+
+
+@contextmanager
+def scheduler_running(
+    scheduler: RevocationScheduler, interval: float = POLL_INTERVAL_S
+) -> Iterator[SchedulerThread]:
+    """Run ``scheduler`` in a background thread for the duration of the block."""
+    runner = SchedulerThread(scheduler, interval)
+    runner.start()
+    try:
+        yield runner
+    finally:
+        runner.stop()
+
+
+__all__ = ["RevocationScheduler", "SchedulerThread", "scheduler_running"]

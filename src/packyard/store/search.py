@@ -1,0 +1,89 @@
+"""Reverse lookup of artifacts by external identifier, through the artifacts index."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from packyard.domain.paging import Page, PageRequest, SortKey
+from packyard.store.pagination import SortColumn, paginate
+from packyard.store.schema import artifacts, buckets, builds, versions
+
+
+@dataclass(frozen=True, slots=True)
+class BuildMatch:
+    """A build holding a matching artifact, with the bucket it lives in."""
+
+    build_id: str
+    version_id: str
+    bucket_id: str
+    bucket_name: str
+    bucket_labels: dict[str, str]
+
+
+class SearchRepo:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def builds_with_artifact(
+        self,
+        project_id: str,
+        external_identifier: str,
+        *,
+        platform: str | None,
+        region: str | None,
+        page: PageRequest,
+    ) -> Page[BuildMatch]:
+        """Builds of the project with an artifact ``external_identifier``, newest version first.
+
+        The artifact side is an ``IN`` over the (project_id, external_identifier)
+        index; a build holding the identifier in several regions is listed once.
+        """
+        matching = select(artifacts.c.build_id).where(
+            artifacts.c.project_id == project_id,
+            artifacts.c.external_identifier == external_identifier,
+        )
+        if region:
+            matching = matching.where(artifacts.c.region == region)
+        query = (
+            select(
+                builds.c.id.label("build_id"),
+                builds.c.version_id,
+                buckets.c.id.label("bucket_id"),
+                buckets.c.name.label("bucket_name"),
+                buckets.c.labels.label("bucket_labels"),
+            )
+            .join(versions, versions.c.id == builds.c.version_id)
+            .join(buckets, buckets.c.id == versions.c.bucket_id)
+            .where(builds.c.id.in_(matching), buckets.c.project_id == project_id)
+        )
+        if platform:
+            query = query.where(builds.c.platform == platform)
+        filters = "\x00".join((external_identifier, platform or "", region or ""))
+        digest = hashlib.sha256(filters.encode()).hexdigest()[:32]
+        return paginate(
+            self.conn,
+            query,
+            page,
+            sort_columns={"created_at": SortColumn(versions.c.created_at, is_time=True)},
+            default_order=(SortKey("created_at", descending=True),),
+            id_column=builds.c.id,
+            convert=_match_from_row,
+            scope=f"search:{project_id}:{digest}",
+        )
+
+
+def _match_from_row(row: Any) -> BuildMatch:
+    return BuildMatch(
+        build_id=row.build_id,
+        version_id=row.version_id,
+        bucket_id=row.bucket_id,
+        bucket_name=row.bucket_name,
+        bucket_labels=dict(row.bucket_labels or {}),
+    )
+
+
+__all__ = ["BuildMatch", "SearchRepo"]
