@@ -137,8 +137,8 @@ def fuzz_own_openapi(api: Api, pinned: list[dict[str, str]]) -> FuzzStats:
     return stats
 
 
-@pytest.mark.skipif(not swagger.available(), reason="the HCP swagger is not available")
 def test_fuzz(api: Api, services: Services, pinned: list[dict[str, str]]) -> None:
+    swagger.require()
     hcp = fuzz_hcp_swagger(api, pinned)
     own = fuzz_own_openapi(api, pinned)
     report = f"HCP swagger: {_report(hcp)}\nown openapi: {_report(own)}"
