@@ -6,16 +6,16 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
+
+from bench.processes import free_port, stop, wait_for_port
 
 LUA_SCRIPT = Path(__file__).with_name("request.lua")
 DEBIAN_TOOLS = {"wrk": "wrk", "nginx": "nginx"}  # command -> Debian package
@@ -61,23 +61,6 @@ def ensure_tools(names: list[str], *, log: object = print) -> dict[str, str]:
             )
         paths[name] = path
     return paths
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
 
 
 @dataclass(slots=True)
@@ -218,12 +201,7 @@ def static_server(nginx: str, path: str, body: bytes) -> Iterator[str]:
             _check_static(url, body, port, root / "error.log")
             yield url
         finally:
-            proc.send_signal(signal.SIGQUIT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, signal.SIGQUIT, timeout=10)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -9,7 +9,7 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 import httpx
@@ -183,18 +183,7 @@ class PushResult:
     first_failure: str = ""
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "pushers": self.pushers,
-            "seconds": self.seconds,
-            "versions": self.versions,
-            "versions_per_s": self.versions_per_s,
-            "failures": self.failures,
-            "calls_per_s": self.calls_per_s,
-            "version_p50_ms": self.version_p50_ms,
-            "version_p99_ms": self.version_p99_ms,
-            "statuses": self.statuses,
-            "first_failure": self.first_failure,
-        }
+        return asdict(self)
 
 
 async def run_pushers(

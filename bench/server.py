@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.loadgen import free_port
+from bench.processes import free_port, stop
 from packyard.services.bootstrap import AdminCredentials
 
 
@@ -118,12 +118,7 @@ def packyard_server(
         token = _wait_ready(proc, base_url, creds, log)
         yield RunningServer(pid=proc.pid, base_url=base_url, token=token, log=log)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, signal.SIGINT, timeout=15)
 
 
 def _wait_ready(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import httpx
 
@@ -71,12 +71,7 @@ class Count:
     transactions: float
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "status": self.status,
-            "code": self.code,
-            "statements": self.statements,
-            "transactions": self.transactions,
-        }
+        return asdict(self)
 
 
 def count_request(

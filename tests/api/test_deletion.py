@@ -10,24 +10,19 @@ from sqlalchemy import func, select
 from packyard.domain.enums import Role
 from packyard.services.container import Services
 from packyard.store.schema import builds, channel_assignments, channels, version_edges, versions
-from tests.support.factories import Api, assert_status, unique
+from tests.support.factories import Api, assert_status
 from tests.support.revocation import (
     assign,
     create_channel,
     get_channel,
     get_version,
     history,
+    new_bucket,
     push,
     revoke,
     serving,
     version_path,
 )
-
-
-def bucket(api: Api) -> str:
-    name = unique("b")
-    api.create_bucket(name)
-    return name
 
 
 def delete_version(api: Api, b: str, fp: str, *, rollback: bool | None = None) -> Any:
@@ -44,7 +39,7 @@ def bucket_body(api: Api, b: str) -> dict[str, Any]:
 
 
 def test_delete_missing_version_or_bucket_is_404(api: Api) -> None:
-    b = bucket(api)
+    b = new_bucket(api)
     body = assert_status(delete_version(api, b, "nope"), 404, 5)
     assert body["message"] == "Error: The version with identifier nope does not exist."
     body = assert_status(delete_version(api, "no-bucket", "nope"), 404, 5)
@@ -52,7 +47,7 @@ def test_delete_missing_version_or_bucket_is_404(api: Api) -> None:
 
 
 def test_delete_version_assigned_to_user_channels_is_refused(api: Api) -> None:
-    b = bucket(api)
+    b = new_bucket(api)
     v1, v2 = push(api, b), push(api, b)
     create_channel(api, b, "zeta", v2["fingerprint"])
     body = assert_status(delete_version(api, b, v2["fingerprint"]), 400, 9)
@@ -71,7 +66,7 @@ def test_delete_version_assigned_to_user_channels_is_refused(api: Api) -> None:
 
 
 def test_delete_version_with_rollback_channels(api: Api) -> None:
-    b = bucket(api)
+    b = new_bucket(api)
     v1, v2 = push(api, b), push(api, b)
     create_channel(api, b, "prod", v1["fingerprint"])
     api.ok(assign(api, b, "prod", v2["fingerprint"]))
@@ -92,7 +87,7 @@ def test_delete_version_with_rollback_channels(api: Api) -> None:
 
 
 def test_latest_always_rolls_back_to_the_newest_survivor(api: Api) -> None:
-    b = bucket(api)
+    b = new_bucket(api)
     v1, v2, v3 = push(api, b), push(api, b), push(api, b)
     revoke(api, b, v2["fingerprint"], revoke_in="0s")
     api.ok(delete_version(api, b, v3["fingerprint"]))
@@ -109,7 +104,7 @@ def test_latest_always_rolls_back_to_the_newest_survivor(api: Api) -> None:
 def test_revoked_and_incomplete_versions_are_deletable_and_fingerprints_reusable(
     api: Api,
 ) -> None:
-    b = bucket(api)
+    b = new_bucket(api)
     push(api, b, "one")
     push(api, b, "two")
     revoke(api, b, "two", revoke_in="0s")
@@ -124,7 +119,7 @@ def test_revoked_and_incomplete_versions_are_deletable_and_fingerprints_reusable
 
 
 def test_descendants_keep_a_revocation_whose_origin_is_deleted(api: Api) -> None:
-    b0, b1 = bucket(api), bucket(api)
+    b0, b1 = new_bucket(api), new_bucket(api)
     parent = push(api, b0)
     child = push(api, b1, parent=parent)
     assert get_version(api, b0, parent["fingerprint"])["has_descendants"] is True
@@ -140,7 +135,7 @@ def test_descendants_keep_a_revocation_whose_origin_is_deleted(api: Api) -> None
 
 
 def test_viewers_cannot_delete(api: Api) -> None:
-    b = bucket(api)
+    b = new_bucket(api)
     v = push(api, b)
     create_channel(api, b, "prod", v["fingerprint"])
     build_id = v["builds"][0]["id"]
@@ -161,7 +156,7 @@ def test_viewers_cannot_delete(api: Api) -> None:
 
 
 def test_delete_build(api: Api) -> None:
-    b = bucket(api)
+    b = new_bucket(api)
     v = api.complete_version(b, components=("a.one", "a.two"))
     fp = v["fingerprint"]
     first, second = (x["id"] for x in v["builds"])
@@ -185,7 +180,7 @@ def test_delete_build(api: Api) -> None:
 
 
 def test_delete_channel(api: Api) -> None:
-    b = bucket(api)
+    b = new_bucket(api)
     v = push(api, b)
     create_channel(api, b, "prod", v["fingerprint"])
     assert api.ok(api.delete(f"/buckets/{b}/channels/prod")) == {}
@@ -208,7 +203,7 @@ def test_delete_channel(api: Api) -> None:
 
 
 def test_delete_bucket_removes_everything_under_it(api: Api, services: Services) -> None:
-    b0, b1 = bucket(api), bucket(api)
+    b0, b1 = new_bucket(api), new_bucket(api)
     parent = push(api, b0)
     child = push(api, b1, parent=parent, parent_channel=get_channel(api, b0, "latest"))
     prod_id = create_channel(api, b0, "prod", parent["fingerprint"])["id"]
@@ -245,7 +240,7 @@ def test_delete_bucket_removes_everything_under_it(api: Api, services: Services)
 def test_deleting_a_scheduled_origin_keeps_the_childrens_pending_rollback(
     api: Api, services: Services
 ) -> None:
-    b0, b1 = bucket(api), bucket(api)
+    b0, b1 = new_bucket(api), new_bucket(api)
     parent = push(api, b0)
     base = push(api, b1)
     child = push(api, b1, parent=parent)

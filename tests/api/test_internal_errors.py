@@ -2,41 +2,15 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from packyard.api.app import create_app
 from packyard.services.container import Services
 from tests.support.factories import Api, assert_status
+from tests.support.server import serving_app
 from tests.support.wire import ok
-
-
-@contextmanager
-def _serve(app: FastAPI) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_level="critical", access_log=False, timeout_keep_alive=120)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive()
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 @pytest.fixture
@@ -53,7 +27,10 @@ def broken_app(services: Services) -> FastAPI:
 def test_unexpected_error_keeps_the_connection(
     broken_app: FastAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with _serve(broken_app) as url, httpx.Client(base_url=url, timeout=10) as http:
+    with (
+        serving_app(broken_app, log_level="critical") as url,
+        httpx.Client(base_url=url, timeout=10) as http,
+    ):
         ports = set()
         for _ in range(3):
             response = http.get("/boom")

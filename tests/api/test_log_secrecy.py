@@ -15,7 +15,7 @@ from packyard.domain.enums import Role
 from packyard.services.auth import TOKEN_AUDIENCE
 from packyard.services.container import Services
 from tests.support.factories import Api
-from tests.support.robust import ServeProcess
+from tests.support.serve_process import plain_http_server
 
 WRONG_SECRET = "wrong-secret-0123456789abcdefghijklmnop"
 
@@ -86,7 +86,7 @@ def test_no_secret_or_token_in_logs(
 
 def test_no_secret_or_token_in_a_real_servers_logs(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    with ServeProcess(data_dir, log_level="debug") as server:
+    with plain_http_server(data_dir, log_level="debug") as server:
         creds = json.loads((data_dir / "credentials.json").read_text())
         prefix = (
             f"/packer/2023-01-01/organizations/{creds['organization_id']}"
@@ -94,7 +94,7 @@ def test_no_secret_or_token_in_a_real_servers_logs(tmp_path: Path) -> None:
         )
         secret = creds["oauth"]["client_secret"]
         tokens = _traffic(server.base_url, creds["oauth"]["client_id"], secret, prefix)
-    logged = server.log.read_text()
+    logged = server.stderr
     assert "client authentication failed" in logged
     for value in [secret, WRONG_SECRET, *tokens]:
         assert value not in logged

@@ -18,6 +18,7 @@ from tests.support.revocation import (
     get_channel,
     get_version,
     history,
+    new_bucket,
     push,
     revoke,
     serving,
@@ -35,17 +36,11 @@ def rfc3339(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def bucket(api: Api) -> str:
-    name = unique("b")
-    api.create_bucket(name)
-    return name
-
-
 # --- revoking one version ------------------------------------------------------------
 
 
 def test_revoke_at_in_the_past_means_now(api: Api) -> None:
-    b = bucket(api)
+    b = new_bucket(api)
     v = push(api, b)
     before = datetime.now(UTC)
     got = revoke(
@@ -62,7 +57,7 @@ def test_revoke_at_in_the_past_means_now(api: Api) -> None:
 
 
 def test_revoke_at_any_offset_is_stored_in_utc_and_scheduled(api: Api) -> None:
-    b = bucket(api)
+    b = new_bucket(api)
     v = push(api, b)
     got = revoke(api, b, v["fingerprint"], revoke_at="2099-06-01T12:00:00+02:00")
     assert got["revoke_at"] == "2099-06-01T10:00:00.000000Z"
@@ -74,7 +69,7 @@ DURATIONS = [("2h45m", 2 * 3600 + 45 * 60), ("30d", 30 * 86400), ("1d2h3m4s", 93
 
 
 def test_revoke_in_durations(api: Api) -> None:
-    b = bucket(api)
+    b = new_bucket(api)
     for revoke_in, seconds in DURATIONS:
         v = push(api, b)
         before = datetime.now(UTC)
@@ -87,7 +82,7 @@ def test_revoke_in_durations(api: Api) -> None:
 
 
 def test_revoke_in_zero_is_immediate_and_year_one_revoke_at_is_unset(api: Api) -> None:
-    b = bucket(api)
+    b = new_bucket(api)
     v = push(api, b)
     got = revoke(api, b, v["fingerprint"], revoke_in="0s", revoke_at=YEAR_ONE)
     assert got["status"] == "VERSION_REVOKED"
@@ -109,7 +104,7 @@ INVALID_BODIES: list[dict[str, Any]] = [
 
 
 def test_revoke_needs_exactly_one_valid_time(api: Api) -> None:
-    b = bucket(api)
+    b = new_bucket(api)
     v = push(api, b)
     for body in INVALID_BODIES:
         assert_status(update_version(api, b, v["fingerprint"], **body), 400, 3)
@@ -117,7 +112,7 @@ def test_revoke_needs_exactly_one_valid_time(api: Api) -> None:
 
 
 def test_revoking_a_revoked_version_is_refused_but_a_schedule_can_change(api: Api) -> None:
-    b = bucket(api)
+    b = new_bucket(api)
     v = push(api, b)
     fp = v["fingerprint"]
     first = revoke(api, b, fp, revoke_in="2h", revocation_message="later")
@@ -132,7 +127,7 @@ def test_revoking_a_revoked_version_is_refused_but_a_schedule_can_change(api: Ap
 
 def test_incomplete_versions_can_be_revoked(api: Api) -> None:
     """Decision: like HCP, any version can be revoked, complete or not."""
-    b = bucket(api)
+    b = new_bucket(api)
     api.create_version(b, "running")
     got = revoke(api, b, "running", revoke_in="0s")
     assert got["name"] == "v0"
@@ -140,7 +135,7 @@ def test_incomplete_versions_can_be_revoked(api: Api) -> None:
 
 
 def test_revocation_errors_for_missing_things_and_viewers(api: Api) -> None:
-    b = bucket(api)
+    b = new_bucket(api)
     v = push(api, b)
     assert_status(update_version(api, "no-such-bucket", "fp", revoke_in="0s"), 404, 5)
     assert_status(update_version(api, b, "no-such-fp", revoke_in="0s"), 409, 10)
@@ -157,7 +152,7 @@ def test_revocation_errors_for_missing_things_and_viewers(api: Api) -> None:
 
 def family(api: Api) -> dict[str, Any]:
     """root (b0) → child (b1) → grandchild (b2), plus a diamond: b1/other → grandchild."""
-    b0, b1, b2 = bucket(api), bucket(api), bucket(api)
+    b0, b1, b2 = new_bucket(api), new_bucket(api), new_bucket(api)
     root = push(api, b0)
     child = push(api, b1, parent=root, parent_channel=get_channel(api, b0, "latest"))
     other = push(api, b1, parent=root)
@@ -256,7 +251,7 @@ def test_rescheduling_moves_the_inherited_copies_too(api: Api) -> None:
 
 
 def test_rollback_moves_user_channels_and_latest(api: Api) -> None:
-    b = bucket(api)
+    b = new_bucket(api)
     v1, v2, v3 = push(api, b), push(api, b), push(api, b)
     create_channel(api, b, "prod", v1["fingerprint"])
     api.ok(assign(api, b, "prod", v2["fingerprint"]))
@@ -309,7 +304,7 @@ def test_rollback_reaches_channels_in_descendant_buckets(api: Api) -> None:
 
 
 def test_disable_rollback_channels(api: Api) -> None:
-    b = bucket(api)
+    b = new_bucket(api)
     v1, v2 = push(api, b), push(api, b)
     create_channel(api, b, "prod", v2["fingerprint"])
     revoke(api, b, v2["fingerprint"], revoke_in="0s", disable_rollback_channels=True)
@@ -320,7 +315,7 @@ def test_disable_rollback_channels(api: Api) -> None:
 
 
 def test_revoked_versions_cannot_be_assigned(api: Api) -> None:
-    b = bucket(api)
+    b = new_bucket(api)
     v1, v2 = push(api, b), push(api, b)
     create_channel(api, b, "prod", v1["fingerprint"])
     create_channel(api, b, "stale", v2["fingerprint"])
@@ -376,7 +371,7 @@ def test_restore_only_clears_copies_of_that_revocation(api: Api) -> None:
 
 
 def test_restore_cancels_a_schedule(api: Api) -> None:
-    b = bucket(api)
+    b = new_bucket(api)
     v = push(api, b)
     revoke(api, b, v["fingerprint"], revoke_in="1h")
     got = revoke(api, b, v["fingerprint"], restore=True)
@@ -417,7 +412,7 @@ def test_exact_refusal_texts() -> None:
 
 
 def test_child_recorded_from_a_revoked_parent_inherits_at_record_time(api: Api) -> None:
-    b0, b1, b2 = bucket(api), bucket(api), bucket(api)
+    b0, b1, b2 = new_bucket(api), new_bucket(api), new_bucket(api)
     parent = push(api, b0)
     keep = push(api, b0)
     assert keep["name"] == "v2"
@@ -440,7 +435,7 @@ def test_child_recorded_from_a_revoked_parent_inherits_at_record_time(api: Api) 
 
 
 def test_child_of_a_scheduled_parent_inherits_the_schedule(api: Api) -> None:
-    b0, b1 = bucket(api), bucket(api)
+    b0, b1 = new_bucket(api), new_bucket(api)
     parent = push(api, b0)
     scheduled = revoke(api, b0, parent["fingerprint"], revoke_in="1d")
     child = push(api, b1, parent=parent)
@@ -453,7 +448,7 @@ def test_child_of_a_scheduled_parent_inherits_the_schedule(api: Api) -> None:
 
 
 def test_packer_and_terraform_data_sources(api: Api) -> None:
-    b = bucket(api)
+    b = new_bucket(api)
     push(api, b)
     v2 = push(api, b)
     create_channel(api, b, "prod", v2["fingerprint"])
@@ -483,7 +478,7 @@ def test_packer_and_terraform_data_sources(api: Api) -> None:
 
 
 def test_a_short_schedule_rolls_back_in_a_running_server(api: Api) -> None:
-    b = bucket(api)
+    b = new_bucket(api)
     v1, v2 = push(api, b), push(api, b)
     create_channel(api, b, "prod", v1["fingerprint"])
     api.ok(assign(api, b, "prod", v2["fingerprint"]))
@@ -502,7 +497,7 @@ def test_a_short_schedule_rolls_back_in_a_running_server(api: Api) -> None:
 
 
 def test_schedules_far_ahead_are_fine(api: Api) -> None:
-    b = bucket(api)
+    b = new_bucket(api)
     v = push(api, b)
     at = datetime.now(UTC) + timedelta(days=3650)
     got = revoke(api, b, v["fingerprint"], revoke_at=rfc3339(at))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,9 +12,8 @@ from packyard.client import ApiError, Code, PackerClient
 from packyard.domain.enums import Role
 from tests.support.cli import Cli
 from tests.support.factories import TenantFixture
-from tests.support.hcp_env import hcp_env, process_env, push
-
-PACKYARD = Path(sys.executable).with_name("packyard")
+from tests.support.hcp_env import hcp_env, process_env, push, push_built_from
+from tests.support.serve_process import PACKYARD
 
 
 def revocation_or_skip(hcp: PackerClient, bucket: str, fingerprint: str) -> None:
@@ -189,16 +187,8 @@ def test_ancestry_tree(cli: Cli, hcp: PackerClient) -> None:
     hcp.create_bucket("parent")
     push(hcp, "parent", "fp-p1", {"us-east-1": "ami-p1"})
     channel = hcp.create_channel("parent", "prod", fingerprint="fp-p1")
-    parent = hcp.get_version("parent", "fp-p1")
     hcp.create_bucket("child")
-    push(
-        hcp,
-        "child",
-        "fp-c1",
-        {"us-east-1": "ami-c1"},
-        parent_version_id=parent.id,
-        parent_channel_id=channel.id,
-    )
+    push_built_from(hcp, channel, "child", "fp-c1", {"us-east-1": "ami-c1"})
     result = cli.run("ancestry", "child")
     if result.exit_code == 1 and "code 12" in result.stderr:
         pytest.skip("ListBucketAncestry is not implemented by the server yet")
@@ -258,51 +248,32 @@ def test_real_processes_and_command_substitution(
     push(hcp, "shell", "fp-1", {"us-west-2": "ami-0shell0000000001"})
     hcp.create_channel("shell", "prod", fingerprint="fp-1")
     env = _environ(base_url, tenant) | {"PATH": f"{PACKYARD.parent}:{os.environ['PATH']}"}
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            argv, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
     script = (
         "AMI=$(packyard artifact get --bucket shell --channel prod --platform aws "
         "--region us-west-2) || exit 9\n"
         'echo "launching $AMI"\n'
     )
-    done = subprocess.run(
-        ["sh", "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    done = run("sh", "-c", script)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "launching ami-0shell0000000001\n"
 
     # A failing lookup fails the substitution (and the script), with one line on stderr.
     failing = "AMI=$(packyard artifact get -b shell -c prod -p aws -r nowhere) || exit 7\n"
-    done = subprocess.run(
-        ["sh", "-c", failing], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    done = run("sh", "-c", failing)
     assert done.returncode == 7
     assert done.stderr.startswith("error:") and "Traceback" not in done.stderr
 
-    listed = subprocess.run(
-        [str(PACKYARD), "buckets", "list", "--format", "json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    listed = run(str(PACKYARD), "buckets", "list", "--format", "json")
     assert listed.returncode == 0 and '"name": "shell"' in listed.stdout
 
-    usage = subprocess.run(
-        [str(PACKYARD), "channels", "promote", "shell"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    usage = run(str(PACKYARD), "channels", "promote", "shell")
     assert usage.returncode == 2
 
-    completion = subprocess.run(
-        [str(PACKYARD), "--show-completion", "bash"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    completion = run(str(PACKYARD), "--show-completion", "bash")
     assert completion.returncode == 0 and "packyard" in completion.stdout

@@ -15,7 +15,7 @@ import pytest
 from packyard.cli.envblock import ENV_KEYS
 from packyard.tls import ensure_self_signed
 from tests.support import swagger
-from tests.support.serve_process import ServeProcess, run_cli, serving
+from tests.support.serve_process import ServeProcess, run_cli
 from tests.support.wire import fetch_token, go_basic, ok, token_form
 
 
@@ -47,7 +47,7 @@ def _bearer(token: str) -> dict[str, str]:
 
 def test_first_start_env_principals_tls_and_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    with serving(data_dir, "--log-level", "debug") as server:
+    with ServeProcess(data_dir, "--log-level", "debug") as server:
         # first start: default tenant + admin, env block on stdout, files in the data dir
         assert "First start" in server.stderr
         printed = dict(
@@ -130,7 +130,7 @@ def test_first_start_env_principals_tls_and_restart(tmp_path: Path) -> None:
             assert secret not in logs
 
     # restart on the same data dir: no new tenant, the old tokens still work
-    with serving(data_dir, port=server.port) as again:
+    with ServeProcess(data_dir, port=server.port) as again:
         assert "First start" not in again.stderr
         assert _env_json(data_dir) == env
         with _client(again) as http:
@@ -152,7 +152,7 @@ def test_first_start_env_principals_tls_and_restart(tmp_path: Path) -> None:
 
 def test_keep_alive_requests_on_one_tls_connection_do_not_stall(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    with serving(data_dir) as server:
+    with ServeProcess(data_dir) as server:
         env = _env_json(data_dir)
         assert env["HCP_CLIENT_ID"] and env["HCP_CLIENT_SECRET"]
         prefix = _prefix(env)
@@ -207,7 +207,7 @@ def test_token_endpoint_latency_does_not_block_other_requests(tmp_path: Path) ->
     import threading
 
     data_dir = tmp_path / "data"
-    with serving(data_dir) as server:
+    with ServeProcess(data_dir) as server:
         env = _env_json(data_dir)
         assert env["HCP_CLIENT_ID"] and env["HCP_CLIENT_SECRET"]
         prefix = _prefix(env)
@@ -245,7 +245,7 @@ def test_token_endpoint_latency_does_not_block_other_requests(tmp_path: Path) ->
 
 def test_plain_http_with_no_tls(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    with serving(data_dir, "--no-tls") as server:
+    with ServeProcess(data_dir, "--no-tls") as server:
         assert "https" not in server.stderr.split("Packyard serving on", 1)[1].split()[0]
         env = _env_json(data_dir)
         assert env["HCP_API_TLS"] == "disabled"
@@ -262,7 +262,7 @@ def test_plain_http_with_no_tls(tmp_path: Path) -> None:
 def test_given_certificate_is_served(tmp_path: Path) -> None:
     cert, key = ensure_self_signed(tmp_path / "own-tls")
     data_dir = tmp_path / "data"
-    with serving(data_dir, "--tls-cert", str(cert), "--tls-key", str(key)) as server:
+    with ServeProcess(data_dir, "--tls-cert", str(cert), "--tls-key", str(key)) as server:
         env = _env_json(data_dir)
         # a certificate given by the operator is verified by clients: no `insecure`
         assert env["HCP_API_TLS"] is None

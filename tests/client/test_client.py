@@ -14,7 +14,7 @@ from packyard.domain.enums import Role
 from packyard.services.container import Services
 from packyard.tls import ensure_self_signed
 from tests.support.factories import Api, TenantFixture
-from tests.support.hcp_env import hcp_env, push, sdk_client
+from tests.support.hcp_env import hcp_env, push, push_built_from, sdk_client
 from tests.support.server import running_server
 
 
@@ -119,15 +119,13 @@ def test_ancestry_and_search(hcp: PackerClient) -> None:
     hcp.create_bucket("base")
     push(hcp, "base", "fp-p", {"us-east-1": "ami-parent"})
     channel = hcp.create_channel("base", "prod", fingerprint="fp-p")
-    parent = hcp.get_version("base", "fp-p")
     hcp.create_bucket("child")
-    push(
+    push_built_from(
         hcp,
+        channel,
         "child",
         "fp-c",
         {"us-east-1": "ami-child"},
-        parent_version_id=parent.id,
-        parent_channel_id=channel.id,
         source_external_identifier="ami-parent",
     )
     try:

@@ -6,7 +6,6 @@ PostgreSQL database. Every scenario ends with `packyard check`.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -18,15 +17,8 @@ import pytest
 from packyard.domain.enums import Role
 from packyard.services.container import Services
 from tests.support.factories import TenantFixture
-from tests.support.postgres import PostgresCluster
-from tests.support.robust import (
-    Pusher,
-    ServeProcess,
-    admin_token,
-    check,
-    run_check_cli,
-    run_parallel,
-)
+from tests.support.robust import Pusher, admin_token, check, run_check_cli, run_parallel
+from tests.support.serve_process import plain_http_server
 
 COMPONENTS = ("amazon-ebs.a", "googlecompute.b")
 FINGERPRINTS = [f"race-fp-{i}" for i in range(4)]
@@ -137,19 +129,10 @@ def test_concurrent_channel_updates(pushers: list[Pusher], services: Services) -
 # --- two `packyard serve` processes sharing one PostgreSQL --------------------------------------
 
 
-@pytest.fixture
-def shared_pg(pg_cluster: PostgresCluster | None) -> Iterator[str]:
-    assert pg_cluster is not None
-    name = f"two_{uuid.uuid4().hex[:12]}"
-    url = pg_cluster.create_database(name)
-    yield url
-    pg_cluster.drop_database(name)
-
-
-def test_two_servers_sharing_postgresql(tmp_path: Path, shared_pg: str) -> None:
+def test_two_servers_sharing_postgresql(tmp_path: Path, empty_pg_url: str) -> None:
     with (
-        ServeProcess(tmp_path / "a", shared_pg) as first,
-        ServeProcess(tmp_path / "b", shared_pg) as second,
+        plain_http_server(tmp_path / "a", empty_pg_url) as first,
+        plain_http_server(tmp_path / "b", empty_pg_url) as second,
     ):
         # One bootstrap for both: the second server found the tenant the first created.
         assert (tmp_path / "a" / "credentials.json").exists() != (
@@ -173,5 +156,5 @@ def test_two_servers_sharing_postgresql(tmp_path: Path, shared_pg: str) -> None:
         # Both servers keep answering after the storm.
         for server in (first, second):
             assert httpx.get(server.base_url + "/openapi.json", timeout=30).status_code == 200
-    result = run_check_cli(database_url=shared_pg)
+    result = run_check_cli(database_url=empty_pg_url)
     assert result.returncode == 0, result.stdout + result.stderr

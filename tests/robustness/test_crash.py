@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.support.postgres import PostgresCluster
-from tests.support.robust import Pusher, ServeProcess, admin_token, run_check_cli
+from tests.support.robust import Pusher, admin_token, run_check_cli
+from tests.support.serve_process import ServeProcess, plain_http_server
 
 WRITERS = 4
 COMPONENTS = ("amazon-ebs.a", "googlecompute.b", "docker.c")
@@ -73,7 +70,7 @@ def recover(data_dir: Path, database_url: str | None, started: list[str]) -> Non
     """Restart on the same data, check, finish the interrupted pushes, check again."""
     first = run_check_cli(data_dir=data_dir, database_url=database_url)
     assert first.returncode == 0, first.stdout + first.stderr
-    with ServeProcess(data_dir, database_url) as again:
+    with plain_http_server(data_dir, database_url) as again:
         token, org, project = admin_token(again.base_url, data_dir)
         pusher = Pusher(again.base_url, token, org, project)
         try:
@@ -97,22 +94,13 @@ def recover(data_dir: Path, database_url: str | None, started: list[str]) -> Non
 
 def test_kill_9_during_writes_sqlite(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    with ServeProcess(data_dir) as server:
+    with plain_http_server(data_dir) as server:
         started = burst_then_kill(server, data_dir)
     recover(data_dir, None, started)
 
 
-@pytest.fixture
-def crash_pg(pg_cluster: PostgresCluster | None) -> Iterator[str]:
-    assert pg_cluster is not None
-    name = f"crash_{uuid.uuid4().hex[:12]}"
-    url = pg_cluster.create_database(name)
-    yield url
-    pg_cluster.drop_database(name)
-
-
-def test_kill_9_during_writes_postgresql(tmp_path: Path, crash_pg: str) -> None:
+def test_kill_9_during_writes_postgresql(tmp_path: Path, empty_pg_url: str) -> None:
     data_dir = tmp_path / "data"
-    with ServeProcess(data_dir, crash_pg) as server:
+    with plain_http_server(data_dir, empty_pg_url) as server:
         started = burst_then_kill(server, data_dir)
-    recover(data_dir, crash_pg, started)
+    recover(data_dir, empty_pg_url, started)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from packyard.domain.enums import Role
@@ -21,6 +22,16 @@ from tests.support.revocation import (
     request,
     revocation_snapshot,
 )
+
+
+@dataclass
+class ChildBucket:
+    """A bucket whose ``base`` version stands alone and whose ``built`` was built from a parent."""
+
+    name: str
+    id: str
+    base: Pushed
+    built: Pushed
 
 
 class Setup:
@@ -56,6 +67,14 @@ class Setup:
     def serving(self, channel: str = "prod", bucket_id: str | None = None) -> str | None:
         return channel_target(self.services.store, bucket_id or self.bucket_id, channel)
 
+    def child_bucket(self) -> ChildBucket:
+        """A new bucket with a base version, then a version built from ``top``."""
+        name = unique("child")
+        self.services.buckets.create(self.caller, name, None, None)
+        base = push_version(self.services, self.caller, name)
+        built = push_version(self.services, self.caller, name, parent_id=self.top.id)
+        return ChildBucket(name, self.services.buckets.get(self.caller, name).id, base, built)
+
 
 def test_due_rollbacks_apply_once_when_their_time_comes(
     services: Services, tenant: TenantFixture
@@ -87,20 +106,16 @@ def test_descendants_channels_roll_back_at_the_parents_time(
     services: Services, tenant: TenantFixture
 ) -> None:
     s = Setup(services, tenant)
-    child_bucket = unique("child")
-    services.buckets.create(s.caller, child_bucket, None, None)
-    child_base = push_version(services, s.caller, child_bucket)
-    child = push_version(services, s.caller, child_bucket, parent_id=s.top.id)
-    child_bucket_id = services.buckets.get(s.caller, child_bucket).id
-    assert s.serving("latest", child_bucket_id) == child.id
+    child = s.child_bucket()
+    assert s.serving("latest", child.id) == child.built.id
 
     at = utcnow() + timedelta(minutes=5)
     s.revoke(s.top, at)
-    snap = revocation_snapshot(services.store, [s.top.id, child.id])
-    assert snap[child.id][:3] == (at, "INHERITED", s.top.id)
+    snap = revocation_snapshot(services.store, [s.top.id, child.built.id])
+    assert snap[child.built.id][:3] == (at, "INHERITED", s.top.id)
     assert snap[s.top.id][1:] == ("MANUAL", None, False)  # the origin carries the pending work
     assert services.scheduler.apply_due(at) == 1
-    assert s.serving("latest", child_bucket_id) == child_base.id
+    assert s.serving("latest", child.id) == child.base.id
     assert s.serving("prod") == s.base.id
 
 
@@ -110,18 +125,14 @@ def test_record_time_child_of_a_scheduled_parent_rolls_back_too(
     s = Setup(services, tenant)
     at = utcnow() + timedelta(minutes=5)
     s.revoke(s.top, at)
-    child_bucket = unique("child")
-    services.buckets.create(s.caller, child_bucket, None, None)
-    child_base = push_version(services, s.caller, child_bucket)
-    child = push_version(services, s.caller, child_bucket, parent_id=s.top.id)
-    loaded = services.versions.get(s.caller, child_bucket, child.fingerprint)
+    child = s.child_bucket()
+    loaded = services.versions.get(s.caller, child.name, child.built.fingerprint)
     assert (
         loaded.revoke_at == services.versions.get(s.caller, s.bucket, s.top.fingerprint).revoke_at
     )
-    child_bucket_id = services.buckets.get(s.caller, child_bucket).id
-    assert s.serving("latest", child_bucket_id) == child.id  # scheduled: still assigned
+    assert s.serving("latest", child.id) == child.built.id  # scheduled: still assigned
     assert services.scheduler.apply_due(at + timedelta(seconds=1)) == 1
-    assert s.serving("latest", child_bucket_id) == child_base.id
+    assert s.serving("latest", child.id) == child.base.id
 
 
 def test_nothing_to_do_without_rollback_or_after_restore(

@@ -61,6 +61,25 @@ def _require_status(version: dict[str, Any]) -> str:
     return status
 
 
+def _packer_refuse_revoked(version: dict[str, Any]) -> None:
+    if _require_status(version) == "VERSION_REVOKED":
+        raise ConsumerError(
+            f"the version {version['id']} is revoked and can not be used on Packer builds"
+        )
+
+
+def _tf_channel_version(api: Api, bucket: str, channel: str) -> dict[str, Any]:
+    """The provider's GetChannel: the channel's version; no channel or no version is an error."""
+    body = _decode(api.get(f"/buckets/{bucket}/channels/{channel}"), "GetChannel", "channel")
+    ch = body.get("channel")
+    if ch is None or not ch.get("name"):
+        raise ConsumerError("received an invalid channel response.")
+    version: dict[str, Any] | None = ch.get("version")
+    if version is None:
+        raise ConsumerError("provided Channel does not have an assigned Version")
+    return version
+
+
 # --- Packer -----------------------------------------------------------------
 
 
@@ -75,10 +94,7 @@ def packer_version(api: Api, bucket: str, channel: str) -> dict[str, str]:
     version = ch.get("version")
     if version is None:
         raise ConsumerError(f"there is no HCP Packer Version associated with the channel {channel}")
-    if _require_status(version) == "VERSION_REVOKED":
-        raise ConsumerError(
-            f"the version {version['id']} is revoked and can not be used on Packer builds"
-        )
+    _packer_refuse_revoked(version)
     return {
         "id": version["id"],
         "name": version["name"],
@@ -118,10 +134,7 @@ def packer_artifact(
             raise ConsumerError(f"there is no version associated with the channel {channel}")
         channel_id = ch["id"]
         version = ch["version"]
-    if _require_status(version) == "VERSION_REVOKED":
-        raise ConsumerError(
-            f"the version {version['id']} is revoked and can not be used on Packer builds"
-        )
+    _packer_refuse_revoked(version)
     available: dict[str, list[str]] = {}
     for build in version.get("builds") or []:
         if build.get("platform") != platform:
@@ -174,13 +187,7 @@ def tf_version(api: Api, bucket: str, channel: str) -> dict[str, str]:
 
     The provider does not check revocation; it exposes ``revoke_at``.
     """
-    body = _decode(api.get(f"/buckets/{bucket}/channels/{channel}"), "GetChannel", "channel")
-    ch = body.get("channel")
-    if ch is None or not ch.get("name"):
-        raise ConsumerError("received an invalid channel response.")
-    version = ch.get("version")
-    if version is None:
-        raise ConsumerError("provided Channel does not have an assigned Version")
+    version = _tf_channel_version(api, bucket, channel)
     assert ULID_RE.match(version["id"]), "the provider types version ids as ULIDs"
     return {
         "organization_id": api.tenant.organization_id,
@@ -221,35 +228,23 @@ def tf_artifact(
         if version is None or not version.get("fingerprint"):
             raise ConsumerError("received an invalid Version response from the HCP Packer API")
     else:
-        body = _decode(
-            api.get(f"/buckets/{bucket}/channels/{channel_name}"), "GetChannel", "channel"
-        )
-        ch = body.get("channel")
-        if ch is None or not ch.get("name"):
-            raise ConsumerError("received an invalid channel response.")
-        version = ch.get("version")
-        if version is None:
-            raise ConsumerError("provided Channel does not have an assigned Version")
+        assert channel_name is not None
+        version = _tf_channel_version(api, bucket, channel_name)
 
     build: dict[str, Any] | None = None
     artifact: dict[str, Any] | None = None
     for b in version.get("builds") or []:
-        if labels:
-            if b["platform"] != platform:
-                continue
-            if any((b.get("labels") or {}).get(k) != v for k, v in labels.items()):
-                continue
-            arts = b.get("artifacts") or []
-            chosen = next((a for a in arts if a["region"] == region), arts[0] if arts else None)
-            if chosen is not None:
-                build, artifact = b, chosen
-                break
-            continue
         if b["platform"] != platform:
             continue
-        if component_type and b["component_type"] != component_type:
-            continue
-        chosen = next((a for a in b.get("artifacts") or [] if a["region"] == region), None)
+        arts = b.get("artifacts") or []
+        if labels:
+            if any((b.get("labels") or {}).get(k) != v for k, v in labels.items()):
+                continue
+            chosen = next((a for a in arts if a["region"] == region), arts[0] if arts else None)
+        else:
+            if component_type and b["component_type"] != component_type:
+                continue
+            chosen = next((a for a in arts if a["region"] == region), None)
         if chosen is not None:
             build, artifact = b, chosen
             break

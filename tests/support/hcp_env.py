@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from packyard.client import ClientConfig, PackerClient
+from packyard.client import Channel, ClientConfig, PackerClient
 from packyard.domain.enums import Role
 from tests.support.factories import TenantFixture
 
@@ -85,5 +85,26 @@ def push(
         status="BUILD_DONE",
         platform=platform,
         artifacts=[{"external_identifier": i, "region": r} for r, i in regions.items()],
+        **fields,
+    )
+
+
+def push_built_from(
+    hcp: PackerClient,
+    channel: Channel,
+    bucket: str,
+    fingerprint: str,
+    regions: dict[str, str],
+    **fields: str,
+) -> None:
+    """:func:`push` a version built from the image ``channel`` serves (its recorded parent)."""
+    assert channel.version is not None, "the parent channel serves no version"
+    push(
+        hcp,
+        bucket,
+        fingerprint,
+        regions,
+        parent_version_id=channel.version.id,
+        parent_channel_id=channel.id,
         **fields,
     )

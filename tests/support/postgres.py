@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+
+from tests.support.serve_process import free_port
 
 
 class PostgresUnavailable(RuntimeError):
@@ -27,12 +28,6 @@ def _bindir() -> Path:
     if not (bindir / "initdb").exists():
         raise PostgresUnavailable(f"initdb not found in {bindir}")
     return bindir
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -139,6 +134,6 @@ def start_cluster() -> PostgresCluster:
     root = Path(tempfile.mkdtemp(prefix="packyard-pg-"))
     if run_as:
         os.chmod(root.parent, os.stat(root.parent).st_mode)  # /tmp is world-writable already
-    cluster = PostgresCluster(bindir=bindir, root=root, port=_free_port(), run_as=run_as)
+    cluster = PostgresCluster(bindir=bindir, root=root, port=free_port(), run_as=run_as)
     cluster.start()
     return cluster

@@ -22,6 +22,13 @@ from tests.support.factories import Api, unique
 # --- over HTTP --------------------------------------------------------------
 
 
+def new_bucket(api: Api) -> str:
+    """Create a bucket with a fresh name; returns the name."""
+    name = unique("b")
+    api.create_bucket(name)
+    return name
+
+
 def version_path(bucket: str, fingerprint: str) -> str:
     return f"/buckets/{bucket}/versions/{fingerprint}"
 

@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +18,7 @@ from packyard.services.builds import ArtifactInput, BuildChanges
 from packyard.services.check import CheckReport, check_store
 from packyard.services.container import Services
 from packyard.store.engine import Store
-
-PACKYARD = [str(Path(sys.executable).parent / "packyard")]
+from tests.support.serve_process import run_cli
 
 
 def push_version(
@@ -91,94 +84,18 @@ def run_check_cli(
     *, database_url: str | None = None, data_dir: Path | None = None, as_json: bool = False
 ) -> CliResult:
     """Run the real ``packyard check`` in a subprocess."""
-    args = [*PACKYARD, "check"]
+    args = ["check"]
     if data_dir is not None:
         args += ["--data-dir", str(data_dir)]
     if database_url is not None:
         args += ["--database-url", database_url]
     if as_json:
         args += ["--format", "json"]
-    env = {k: v for k, v in os.environ.items() if k != "PACKYARD_DATABASE_URL"}
-    done = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env, check=False)
+    done = run_cli(*args, timeout=120)
     return CliResult(done.returncode, done.stdout, done.stderr)
 
 
-# --- real `packyard serve` processes --------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServeProcess:
-    """A real ``packyard serve --no-tls`` subprocess on a free loopback port."""
-
-    def __init__(
-        self, data_dir: Path, database_url: str | None = None, *, log_level: str = "warning"
-    ) -> None:
-        self.data_dir = data_dir
-        self.database_url = database_url
-        self.log_level = log_level
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = data_dir / f"serve-{self.port}.log"  # stderr: the server's logging
-        self.out = data_dir / f"serve-{self.port}.out"  # stdout: the start-up banner
-
-    def start(self, timeout: float = 60) -> ServeProcess:
-        args = [
-            *PACKYARD,
-            "serve",
-            "--no-tls",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--data-dir",
-            str(self.data_dir),
-            "--log-level",
-            self.log_level,
-        ]
-        if self.database_url:
-            args += ["--database-url", self.database_url]
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PACKYARD_")}
-        with self.log.open("ab") as log, self.out.open("ab") as out:
-            self.proc = subprocess.Popen(args, stdout=out, stderr=log, env=env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"packyard serve exited early:\n{self.log.read_text()}")
-            try:
-                httpx.get(self.base_url + "/oauth2/token", timeout=2)
-                return self
-            except httpx.TransportError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"packyard serve did not start:\n{self.log.read_text()}")
-
-    def kill(self) -> None:
-        """``kill -9``: no clean-up of any kind."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    def __enter__(self) -> ServeProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+# --- a real `packyard serve` (see tests.support.serve_process) --------------------------------
 
 
 def admin_token(base_url: str, data_dir: Path) -> tuple[str, str, str]:

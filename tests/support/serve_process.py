@@ -8,9 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 PACKYARD = Path(sys.executable).parent / "packyard"
@@ -44,14 +41,32 @@ def run_cli(*args: str, timeout: float = 60, **env: str) -> subprocess.Completed
     )
 
 
-@dataclass
 class ServeProcess:
-    process: subprocess.Popen[bytes]
-    port: int
-    data_dir: Path
-    stdout_path: Path
-    stderr_path: Path
-    tls: bool
+    """``packyard serve --data-dir DATA_DIR --port PORT ARGS`` on 127.0.0.1.
+
+    Used as a context manager: started (and listening) on entry, stopped on exit.
+    Its stdout (the start-up banner) and stderr (the server's logging) go to
+    files in ``log_dir`` (default: beside the data directory).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *args: str,
+        port: int | None = None,
+        log_dir: Path | None = None,
+        startup_timeout: float = 60,
+    ) -> None:
+        self.data_dir = data_dir
+        self.args = args
+        self.port = port or free_port()
+        self.tls = "--no-tls" not in args
+        self.startup_timeout = startup_timeout
+        logs = log_dir or data_dir.parent
+        stamp = f"{self.port}-{time.monotonic_ns()}"
+        self.stdout_path = logs / f"serve-{stamp}.out"
+        self.stderr_path = logs / f"serve-{stamp}.err"
+        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def base_url(self) -> str:
@@ -65,72 +80,72 @@ class ServeProcess:
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-
-def _wait_listening(proc: ServeProcess, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if proc.process.poll() is not None:
-            raise RuntimeError(
-                f"packyard serve exited with {proc.process.returncode}:\n{proc.stderr[-4000:]}"
+    def start(self) -> ServeProcess:
+        self.stdout_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
+            self.process = subprocess.Popen(
+                [
+                    str(PACKYARD),
+                    "serve",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    *self.args,
+                ],
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                env=cli_env(),
             )
         try:
-            with socket.create_connection(("127.0.0.1", proc.port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"packyard serve did not start listening:\n{proc.stderr[-4000:]}")
+            self._wait_listening(self.process, time.monotonic() + self.startup_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_listening(self, process: subprocess.Popen[bytes], deadline: float) -> None:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"packyard serve exited with {process.returncode}:\n{self.stderr[-4000:]}"
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"packyard serve did not start listening:\n{self.stderr[-4000:]}")
+
+    def kill(self) -> None:
+        """``kill -9``: no clean-up of any kind."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        """SIGTERM (a graceful shutdown), then ``kill -9`` if it takes over 20 s."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def __enter__(self) -> ServeProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
-@contextmanager
-def serving(
-    data_dir: Path,
-    *args: str,
-    port: int | None = None,
-    log_dir: Path | None = None,
-    startup_timeout: float = 60,
-) -> Iterator[ServeProcess]:
-    """Start ``packyard serve --data-dir DATA_DIR --port P ARGS`` and stop it afterwards."""
-    port = port or free_port()
-    logs = log_dir or data_dir.parent
-    logs.mkdir(parents=True, exist_ok=True)
-    stamp = f"{port}-{time.monotonic_ns()}"
-    stdout_path, stderr_path = logs / f"serve-{stamp}.out", logs / f"serve-{stamp}.err"
-    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
-        process = subprocess.Popen(
-            [
-                str(PACKYARD),
-                "serve",
-                "--data-dir",
-                str(data_dir),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                *args,
-            ],
-            stdout=out,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-            env=cli_env(),
-        )
-    proc = ServeProcess(
-        process=process,
-        port=port,
-        data_dir=data_dir,
-        stdout_path=stdout_path,
-        stderr_path=stderr_path,
-        tls="--no-tls" not in args,
-    )
-    try:
-        _wait_listening(proc, time.monotonic() + startup_timeout)
-        yield proc
-    finally:
-        proc.stop()
+def plain_http_server(
+    data_dir: Path, database_url: str | None = None, *, log_level: str = "warning"
+) -> ServeProcess:
+    """``packyard serve --no-tls`` at ``log_level``, on ``database_url`` when given."""
+    database = ["--database-url", database_url] if database_url else []
+    return ServeProcess(data_dir, "--no-tls", "--log-level", log_level, *database)

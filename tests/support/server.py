@@ -6,30 +6,42 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from packyard.api.app import create_app
 from packyard.services.container import Services
 
 
-@contextmanager
 def running_server(
     services: Services,
     *,
     ssl_cert: Path | None = None,
     ssl_key: Path | None = None,
+) -> AbstractContextManager[str]:
+    """A context manager yielding the base URL of a uvicorn server serving ``services``."""
+    return serving_app(create_app(services), ssl_cert=ssl_cert, ssl_key=ssl_key)
+
+
+@contextmanager
+def serving_app(
+    app: FastAPI,
+    *,
+    ssl_cert: Path | None = None,
+    ssl_key: Path | None = None,
+    log_level: str = "warning",
 ) -> Iterator[str]:
-    """Yield the base URL of a uvicorn server serving ``services``."""
+    """Yield the base URL of a uvicorn server serving ``app``."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        create_app(services),
-        log_level="warning",
+        app,
+        log_level=log_level,
         access_log=False,
         ssl_certfile=str(ssl_cert) if ssl_cert else None,
         ssl_keyfile=str(ssl_key) if ssl_key else None,

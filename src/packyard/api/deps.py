@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from packyard.domain.models import Caller
 from packyard.errors import unauthenticated
 from packyard.services.container import Services
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     svc: Services = request.app.state.services
     return svc
 
@@ -24,14 +25,22 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def caller(
+async def caller(
     request: Request,
     organization_id: str,
     project_id: str,
     svc: Annotated[Services, Depends(services)],
 ) -> Caller:
-    """The principal acting on the organization and project named in the path."""
-    return svc.auth.authorize(bearer_token(request), organization_id, project_id)
+    """The principal acting on the organization and project named in the path.
+
+    The token is verified on the event loop (CPU only); the role lookup goes to a
+    worker thread only when it is not in the short-lived role cache.
+    """
+    token = bearer_token(request)
+    cached = svc.auth.authorize_cached(token, organization_id, project_id)
+    if cached is not None:
+        return cached
+    return await run_in_threadpool(svc.auth.authorize, token, organization_id, project_id)
 
 
 def principal_id(request: Request, svc: Annotated[Services, Depends(services)]) -> str:

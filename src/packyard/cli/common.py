@@ -21,6 +21,7 @@ import orjson
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import Progress, ProgressColumn
 from rich.table import Table
 
 from packyard.client import ApiError, PackerClient
@@ -98,6 +99,11 @@ def progress(message: str) -> Iterator[None]:
         return
     with console.status(escape(message)):
         yield
+
+
+def progress_bar(*columns: str | ProgressColumn, show: bool) -> Progress:
+    """A progress bar on stderr that disappears when done (and stays hidden unless ``show``)."""
+    return Progress(*columns, console=stderr(), transient=True, disable=not show)
 
 
 def emit_json(payload: Any) -> None:

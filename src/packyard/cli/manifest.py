@@ -30,6 +30,7 @@ from packyard.cli.common import (
     emit_json,
     fail,
     handle_errors,
+    progress_bar,
     status,
     stderr,
     stdout,
@@ -229,13 +230,7 @@ def _create_build(hcp: PackerClient, bucket: str, fp: str, item: PlannedBuild) -
 
 
 def _steps(planned: list[PlannedBuild], show: bool) -> Iterator[tuple[PlannedBuild, Progress]]:
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        console=stderr(),
-        transient=True,
-        disable=not show,
-    ) as bar:
+    with progress_bar(SpinnerColumn(), TextColumn("{task.description}"), show=show) as bar:
         task = bar.add_task("Registering builds", total=len(planned))
         for item in planned:
             bar.update(task, description=f"Registering {item.component_type}")

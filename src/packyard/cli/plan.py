@@ -30,7 +30,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn
+from rich.progress import BarColumn, TextColumn
 from rich.table import Table
 
 from packyard.cli.common import (
@@ -43,6 +43,7 @@ from packyard.cli.common import (
     emit_json,
     fail,
     handle_errors,
+    progress_bar,
     status,
     stderr,
     stdout,
@@ -355,13 +356,11 @@ def check_plan(
     searched: dict[str, list[ExternalArtifact]] = {}
     channels: dict[str, list[Channel]] = {}
     findings: list[Finding] = []
-    with Progress(
+    with progress_bar(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
-        console=stderr(),
-        transient=True,
-        disable=not show_progress,
+        show=show_progress,
     ) as bar:
         task = bar.add_task("Looking up images", total=len(refs))
         for ref in refs:

@@ -37,6 +37,7 @@ from packyard.client.models import (
     Channel,
     ExternalArtifact,
     Version,
+    VersionRef,
 )
 
 buckets_app = typer.Typer(
@@ -71,10 +72,31 @@ def _kv_table(rows: list[tuple[str, str]]) -> Table:
     return table
 
 
+def _emit(format: Format, payload: Any, message: str) -> None:
+    """``payload`` as JSON for scripts, or ``message`` (markup) for people."""
+    if format is Format.json:
+        emit_json(payload)
+    else:
+        stdout().print(message)
+
+
+def _confirm(yes: bool, question: str) -> None:
+    """Ask before a deletion (abort on no) unless ``--yes`` was given."""
+    if not yes:
+        typer.confirm(question, abort=True)
+
+
 def _version_label(v: Version | None) -> str:
     if v is None:
         return "[dim]none[/dim]"
     return f"{escape(v.name)} ({escape(v.fingerprint)})"
+
+
+def _version_cells(v: Version | None, missing: str) -> tuple[str, str, str]:
+    """The name, fingerprint and status cells of a channel's version (``missing``: none)."""
+    if v is None:
+        return missing, "", ""
+    return escape(v.name), escape(v.fingerprint), status(v.status)
 
 
 def _artifacts_text(build: Build) -> str:
@@ -201,10 +223,7 @@ def buckets_create(
     """Create a bucket (it gets the managed 'latest' channel)."""
     with client() as hcp:
         b = hcp.create_bucket(bucket, description=description, labels=parse_labels(label))
-    if format is Format.json:
-        emit_json(b.raw)
-    else:
-        stdout().print(f"Created bucket {escape(b.name)}.")
+    _emit(format, b.raw, f"Created bucket {escape(b.name)}.")
 
 
 @buckets_app.command("update")
@@ -223,10 +242,7 @@ def buckets_update(
         fail("nothing to update: give --description and/or --label.", EXIT_USAGE)
     with client() as hcp:
         b = hcp.update_bucket(bucket, description=description, labels=parse_labels(label))
-    if format is Format.json:
-        emit_json(b.raw)
-    else:
-        stdout().print(f"Updated bucket {escape(b.name)}.")
+    _emit(format, b.raw, f"Updated bucket {escape(b.name)}.")
 
 
 @buckets_app.command("delete")
@@ -235,14 +251,10 @@ def buckets_delete(
     bucket: Bucket, yes: YesOption = False, format: FormatOption = Format.table
 ) -> None:
     """Delete a bucket with ALL its versions, builds and channels."""
-    if not yes:
-        typer.confirm(f"Delete bucket {bucket} and everything in it?", abort=True)
+    _confirm(yes, f"Delete bucket {bucket} and everything in it?")
     with client() as hcp, progress(f"Deleting {bucket}…"):
         hcp.delete_bucket(bucket)
-    if format is Format.json:
-        emit_json({"deleted": bucket})
-    else:
-        stdout().print(f"Deleted bucket {escape(bucket)}.")
+    _emit(format, {"deleted": bucket}, f"Deleted bucket {escape(bucket)}.")
 
 
 # --- versions ------------------------------------------------------------------
@@ -297,14 +309,14 @@ def versions_delete(
     format: FormatOption = Format.table,
 ) -> None:
     """Delete a version with its builds."""
-    if not yes:
-        typer.confirm(f"Delete version {fingerprint} of {bucket}?", abort=True)
+    _confirm(yes, f"Delete version {fingerprint} of {bucket}?")
     with client() as hcp:
         hcp.delete_version(bucket, fingerprint, rollback_channels=rollback_channels)
-    if format is Format.json:
-        emit_json({"deleted": fingerprint, "bucket": bucket})
-    else:
-        stdout().print(f"Deleted version {escape(fingerprint)} of {escape(bucket)}.")
+    _emit(
+        format,
+        {"deleted": fingerprint, "bucket": bucket},
+        f"Deleted version {escape(fingerprint)} of {escape(bucket)}.",
+    )
 
 
 def _parse_at(value: str) -> datetime | str:
@@ -363,10 +375,7 @@ def versions_revoke(
             skip_descendants=skip_descendants,
             disable_rollback_channels=no_rollback,
         )
-    if format is Format.json:
-        emit_json(v.raw)
-    else:
-        stdout().print(escape(_revocation_summary(v)))
+    _emit(format, v.raw, escape(_revocation_summary(v)))
 
 
 @versions_app.command("restore")
@@ -377,10 +386,7 @@ def versions_restore(
     """Clear a version's revocation (and what its descendants inherited from it)."""
     with client() as hcp, progress(f"Restoring {fingerprint}…"):
         v = hcp.restore_version(bucket, fingerprint)
-    if format is Format.json:
-        emit_json(v.raw)
-    else:
-        stdout().print(f"Restored {escape(v.bucket_name)} {escape(v.name)}: {status(v.status)}.")
+    _emit(format, v.raw, f"Restored {escape(v.bucket_name)} {escape(v.name)}: {status(v.status)}.")
 
 
 # --- builds --------------------------------------------------------------------
@@ -442,12 +448,9 @@ def _channels_table(channels: list[Channel]) -> Table:
         flags = ", ".join(
             f for f, on in (("managed", c.managed), ("restricted", c.restricted)) if on
         )
-        v = c.version
         table.add_row(
             escape(c.name),
-            escape(v.name) if v else "[dim]none[/dim]",
-            escape(v.fingerprint) if v else "",
-            status(v.status) if v else "",
+            *_version_cells(c.version, "[dim]none[/dim]"),
             flags,
             when(c.updated_at),
             escape(c.author_id),
@@ -513,14 +516,14 @@ def channels_delete(
     format: FormatOption = Format.table,
 ) -> None:
     """Delete a channel (the managed 'latest' cannot be deleted)."""
-    if not yes:
-        typer.confirm(f"Delete channel {channel} of {bucket}?", abort=True)
+    _confirm(yes, f"Delete channel {channel} of {bucket}?")
     with client() as hcp:
         hcp.delete_channel(bucket, channel)
-    if format is Format.json:
-        emit_json({"deleted": channel, "bucket": bucket})
-    else:
-        stdout().print(f"Deleted channel {escape(channel)} of {escape(bucket)}.")
+    _emit(
+        format,
+        {"deleted": channel, "bucket": bucket},
+        f"Deleted channel {escape(channel)} of {escape(bucket)}.",
+    )
 
 
 @channels_app.command("assign")
@@ -561,12 +564,11 @@ def channels_promote(
     """Point --to at the version --from points at (e.g. --from staging --to production)."""
     with client() as hcp:
         result = hcp.promote_channel(bucket, source, target)
-    if format is Format.json:
-        emit_json(result.raw)
-    else:
-        stdout().print(
-            f"Promoted {_version_label(result.version)} from {escape(source)} to {escape(target)}."
-        )
+    _emit(
+        format,
+        result.raw,
+        f"Promoted {_version_label(result.version)} from {escape(source)} to {escape(target)}.",
+    )
 
 
 @channels_app.command("history")
@@ -583,12 +585,9 @@ def channels_history(
     table = Table()
     add_columns(table, ("Assigned at", "Version", "Fingerprint", "Status", "By"))
     for h in history:
-        v = h.version
         table.add_row(
             when(h.assigned_at),
-            escape(v.name) if v else "[dim]unassigned[/dim]",
-            escape(v.fingerprint) if v else "",
-            status(v.status) if v else "",
+            *_version_cells(h.version, "[dim]unassigned[/dim]"),
             escape(h.author_id),
         )
     stdout().print(table)
@@ -628,23 +627,26 @@ def ancestry(
         )
         return
     root = Tree(f"[bold]{escape(bucket)}[/bold] {_version_label(version)}")
-    branch = root.add("parents")
-    for r in parents:
-        branch.add(_parent_text(r))
-    if not parents:
-        branch.add("[dim]none[/dim]")
-    branch = root.add("children")
-    for r in children:
-        branch.add(_child_text(r))
-    if not children:
-        branch.add("[dim]none[/dim]")
+    for label, lines in (
+        ("parents", [_parent_text(r) for r in parents]),
+        ("children", [_child_text(r) for r in children]),
+    ):
+        branch = root.add(label)
+        for line in lines or ["[dim]none[/dim]"]:
+            branch.add(line)
     stdout().print(root)
+
+
+def _ref_text(ref: VersionRef) -> str:
+    return (
+        f"{escape(ref.bucket_name)} {escape(ref.version_name)} ({escape(ref.version_fingerprint)})"
+    )
 
 
 def _parent_text(r: AncestryRelation) -> str:
     p = r.parent
     assert p is not None
-    text = f"{escape(p.bucket_name)} {escape(p.version_name)} ({escape(p.version_fingerprint)})"
+    text = _ref_text(p)
     if p.channel_name:
         now = p.channel_version
         where = f"{escape(now.name)}" if now and now.name else "nothing"
@@ -655,10 +657,7 @@ def _parent_text(r: AncestryRelation) -> str:
 def _child_text(r: AncestryRelation) -> str:
     c = r.child
     assert c is not None
-    return (
-        f"{escape(c.bucket_name)} {escape(c.version_name)} ({escape(c.version_fingerprint)}): "
-        f"{status(r.status)}"
-    )
+    return f"{_ref_text(c)}: {status(r.status)}"
 
 
 # --- artifact ------------------------------------------------------------------

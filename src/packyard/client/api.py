@@ -65,6 +65,10 @@ def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
+def _sorting(order_by: list[str] | None) -> list[tuple[str, Any]]:
+    return [("sorting.order_by", o) for o in order_by or []]
+
+
 def error_from_response(response: httpx.Response) -> ApiError:
     """Turn a non-200 answer into an :class:`ApiError` (``google.rpc.Status`` if present)."""
     status = response.status_code
@@ -321,6 +325,9 @@ class PackerClient:
     def _version(self, bucket: str, fingerprint: str) -> str:
         return f"{self._bucket(bucket)}/versions/{_seg(fingerprint)}"
 
+    def _build(self, bucket: str, fingerprint: str, build_id: str) -> str:
+        return f"{self._version(bucket, fingerprint)}/builds/{_seg(build_id)}"
+
     def _channel(self, bucket: str, channel: str) -> str:
         return f"{self._bucket(bucket)}/channels/{_seg(channel)}"
 
@@ -337,9 +344,8 @@ class PackerClient:
 
         >>> names = [b.name for b in hcp.list_buckets(order_by=["name"])]  # doctest: +SKIP
         """
-        params = [("sorting.order_by", o) for o in order_by or []]
         return self._pages(
-            f"{self._base()}/buckets", "buckets", Bucket, params, page_size=page_size
+            f"{self._base()}/buckets", "buckets", Bucket, _sorting(order_by), page_size=page_size
         )
 
     def get_bucket(self, name: str) -> Bucket:
@@ -380,10 +386,8 @@ class PackerClient:
     def list_versions(
         self, bucket: str, *, order_by: list[str] | None = None, page_size: int | None = None
     ) -> Iterator[Version]:
-        params = [("sorting.order_by", o) for o in order_by or []]
-        return self._pages(
-            f"{self._bucket(bucket)}/versions", "versions", Version, params, page_size=page_size
-        )
+        path = f"{self._bucket(bucket)}/versions"
+        return self._pages(path, "versions", Version, _sorting(order_by), page_size=page_size)
 
     def get_version(self, bucket: str, fingerprint: str) -> Version:
         """One version with builds and artifacts. An unknown fingerprint is code 10 (HTTP 409)."""
@@ -452,7 +456,7 @@ class PackerClient:
         return self._pages(f"{self._version(bucket, fingerprint)}/builds", "builds", Build)
 
     def get_build(self, bucket: str, fingerprint: str, build_id: str) -> Build:
-        path = f"{self._version(bucket, fingerprint)}/builds/{_seg(build_id)}"
+        path = self._build(bucket, fingerprint, build_id)
         return Build.parse(self.request("GET", path).get("build"))
 
     def create_build(
@@ -472,11 +476,11 @@ class PackerClient:
     def update_build(self, bucket: str, fingerprint: str, build_id: str, **fields: Any) -> Build:
         """UpdateBuild; ``status="BUILD_DONE"`` with ``artifacts=[{"external_identifier",
         "region"}]`` and ``platform`` finishes it (the last one completes the version)."""
-        path = f"{self._version(bucket, fingerprint)}/builds/{_seg(build_id)}"
+        path = self._build(bucket, fingerprint, build_id)
         return Build.parse(self.request("PATCH", path, json=fields).get("build"))
 
     def delete_build(self, bucket: str, fingerprint: str, build_id: str) -> None:
-        self.request("DELETE", f"{self._version(bucket, fingerprint)}/builds/{_seg(build_id)}")
+        self.request("DELETE", self._build(bucket, fingerprint, build_id))
 
     # --- channels -----------------------------------------------------------
     def list_channels(self, bucket: str) -> list[Channel]:

@@ -98,12 +98,17 @@ class Build(WireModel):
     metadata: dict[str, Any] | None = None
 
 
-class RevokedAncestor(WireModel):
-    href: str = ""
+class VersionRef(WireModel):
+    """Names one version of one bucket (ancestry and inherited revocations point this way)."""
+
     bucket_name: str = ""
     version_name: str = ""
     version_id: str = ""
     version_fingerprint: str = ""
+
+
+class RevokedAncestor(VersionRef):
+    href: str = ""
 
 
 class AncestrySummary(WireModel):
@@ -111,50 +116,47 @@ class AncestrySummary(WireModel):
     status: str = "UNDETERMINED"
 
 
-def _number(name: str) -> int:
-    if name.startswith("v") and name[1:].isdigit():
-        return int(name[1:])
-    return 0
+class VersionSummary(WireModel):
+    """The fields every view of a version carries, and what they mean for a consumer."""
 
-
-def _revoked(status: str, revoke_at: datetime | None, now: datetime | None) -> bool:
-    if status == VERSION_REVOKED:
-        return True
-    return revoke_at is not None and revoke_at <= (now or datetime.now(UTC))
-
-
-class Version(WireModel):
     id: str = ""
-    bucket_name: str = ""
     name: str = ""
     status: str = "VERSION_UNSET"
     author_id: str = ""
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
     fingerprint: str = ""
-    builds: list[Build] = []
     revoke_at: datetime | None = None
     revocation_message: str = ""
     revocation_author: str = ""
     revocation_type: str = "REVOCATION_TYPE_UNSET"
-    revocation_inherited_from: RevokedAncestor | None = None
-    has_descendants: bool = False
-    template_type: str = "TEMPLATE_TYPE_UNSET"
-    parents: AncestrySummary | None = None
 
     @property
     def number(self) -> int:
         """The N of ``vN`` (0 while the version is incomplete)."""
-        return _number(self.name)
+        if self.name.startswith("v") and self.name[1:].isdigit():
+            return int(self.name[1:])
+        return 0
 
     @property
     def revoked(self) -> bool:
         """True when revoked now (the only status Packer refuses)."""
-        return _revoked(self.status, self.revoke_at, None)
+        if self.status == VERSION_REVOKED:
+            return True
+        return self.revoke_at is not None and self.revoke_at <= datetime.now(UTC)
 
     @property
     def revocation_scheduled(self) -> bool:
         return self.revoke_at is not None and not self.revoked
+
+
+class Version(VersionSummary):
+    bucket_name: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    builds: list[Build] = []
+    revocation_inherited_from: RevokedAncestor | None = None
+    has_descendants: bool = False
+    template_type: str = "TEMPLATE_TYPE_UNSET"
+    parents: AncestrySummary | None = None
 
     def find_artifact(
         self, platform: str, region: str, component_type: str | None = None
@@ -232,20 +234,13 @@ class ChannelVersion(WireModel):
     fingerprint: str = ""
 
 
-class AncestryParent(WireModel):
-    bucket_name: str = ""
-    version_name: str = ""
-    version_id: str = ""
-    version_fingerprint: str = ""
+class AncestryParent(VersionRef):
     channel_name: str = ""
     channel_version: ChannelVersion | None = None
 
 
-class AncestryChild(WireModel):
-    bucket_name: str = ""
-    version_name: str = ""
-    version_id: str = ""
-    version_fingerprint: str = ""
+class AncestryChild(VersionRef):
+    pass
 
 
 class AncestryRelation(WireModel):
@@ -262,28 +257,8 @@ class ExternalArtifactBucket(WireModel):
     labels: dict[str, str] = {}
 
 
-class ExternalArtifactVersion(WireModel):
-    id: str = ""
-    name: str = ""
-    status: str = "VERSION_UNSET"
-    author_id: str = ""
-    fingerprint: str = ""
-    revoke_at: datetime | None = None
-    revocation_message: str = ""
-    revocation_author: str = ""
-    revocation_type: str = "REVOCATION_TYPE_UNSET"
-
-    @property
-    def number(self) -> int:
-        return _number(self.name)
-
-    @property
-    def revoked(self) -> bool:
-        return _revoked(self.status, self.revoke_at, None)
-
-    @property
-    def revocation_scheduled(self) -> bool:
-        return self.revoke_at is not None and not self.revoked
+class ExternalArtifactVersion(VersionSummary):
+    """The version of a search hit: the summary fields only (no builds)."""
 
 
 class ExternalArtifact(WireModel):

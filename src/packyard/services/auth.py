@@ -8,6 +8,7 @@ import hmac
 import logging
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -27,6 +28,7 @@ from packyard.store.tenancy import SettingsRepo, TenancyRepo
 log = logging.getLogger("packyard.auth")
 
 TOKEN_TTL = timedelta(hours=1)
+ROLE_CACHE_TTL_S = 5.0
 TOKEN_AUDIENCE = "packyard"  # noqa: S105 - an audience name, not a secret
 _SIGNING_KEY = "token_signing_key"
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
@@ -82,12 +84,35 @@ class NewCredentials:
     project_id: str
 
 
+class _RoleCache:
+    """A small, bounded, thread-safe TTL map of (principal, org, project) → Caller."""
+
+    def __init__(self, ttl_s: float, size: int) -> None:
+        self.ttl_s = ttl_s
+        self.size = size
+        self._items: dict[tuple[str, str, str], tuple[float, Caller]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, str]) -> Caller | None:
+        item = self._items.get(key)
+        if item is None or item[0] < time.monotonic():
+            return None
+        return item[1]
+
+    def put(self, key: tuple[str, str, str], caller: Caller) -> None:
+        with self._lock:
+            if len(self._items) >= self.size:
+                self._items.clear()
+            self._items[key] = (time.monotonic() + self.ttl_s, caller)
+
+
 class AuthService:
     def __init__(self, store: Store, throttle: LoginThrottle | None = None) -> None:
         self.store = store
         self.throttle = throttle or LoginThrottle()
         self._key: bytes | None = None
         self._key_lock = threading.Lock()
+        self._roles = _RoleCache(ROLE_CACHE_TTL_S, 10_000)
 
     def signing_key(self) -> bytes:
         if self._key is None:
@@ -196,6 +221,9 @@ class AuthService:
 
     def authorize(self, token: str, organization_id: str, project_id: str) -> Caller:
         """The caller acting on one project; 404/5 when it has no role there."""
+        cached = self.authorize_cached(token, organization_id, project_id)
+        if cached is not None:
+            return cached
         principal_id = self.principal_id_from_token(token)
         with self.store.read() as conn:
             repo = TenancyRepo(conn)
@@ -209,13 +237,25 @@ class AuthService:
                     "or is not accessible.",
                 )
         name, role = found
-        return Caller(
+        caller = Caller(
             principal_id=principal_id,
             name=name,
             organization_id=organization_id,
             project_id=project_id,
             role=role,
         )
+        self._roles.put((principal_id, organization_id, project_id), caller)
+        return caller
+
+    def authorize_cached(self, token: str, organization_id: str, project_id: str) -> Caller | None:
+        """The caller from a recent lookup, without touching the database (``None`` if unknown).
+
+        The token itself is always verified. Roles are remembered for
+        ``ROLE_CACHE_TTL_S`` seconds per process, so a changed role applies
+        within that time.
+        """
+        principal_id = self.principal_id_from_token(token)
+        return self._roles.get((principal_id, organization_id, project_id))
 
     def principal_for_token(self, token: str) -> str:
         principal_id = self.principal_id_from_token(token)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from packyard.domain.models import Bucket
 from packyard.domain.paging import Page, PageRequest, SortKey
@@ -18,15 +18,19 @@ BUCKET_SORT = {
 }
 
 
+_BY_NAME = select(buckets).where(
+    buckets.c.project_id == bindparam("project_id"), buckets.c.name == bindparam("name")
+)
+_BY_NAME_LOCKED = _BY_NAME.with_for_update()
+
+
 class BucketRepo:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
     def get(self, project_id: str, name: str, *, lock: bool = False) -> Bucket | None:
-        q = select(buckets).where(buckets.c.project_id == project_id, buckets.c.name == name)
-        if lock:
-            q = q.with_for_update()
-        row = self.conn.execute(q).first()
+        q = _BY_NAME_LOCKED if lock else _BY_NAME
+        row = self.conn.execute(q, {"project_id": project_id, "name": name}).first()
         return bucket_from_row(row) if row else None
 
     def get_by_id(self, bucket_id: str, *, lock: bool = False) -> Bucket | None:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from packyard.domain.models import Channel, ChannelAssignment
 from packyard.domain.paging import Page, PageRequest, SortKey
@@ -19,20 +19,25 @@ HISTORY_SORT = {
 }
 
 
+_SELECT = select(channels, buckets.c.name.label("bucket_name")).join(
+    buckets, buckets.c.id == channels.c.bucket_id
+)
+_BY_NAME = _SELECT.where(
+    channels.c.bucket_id == bindparam("bucket_id"), channels.c.name == bindparam("name")
+)
+_BY_NAME_LOCKED = _BY_NAME.with_for_update(of=channels)
+
+
 class ChannelRepo:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
     def _select(self) -> Any:
-        return select(channels, buckets.c.name.label("bucket_name")).join(
-            buckets, buckets.c.id == channels.c.bucket_id
-        )
+        return _SELECT
 
     def get(self, bucket_id: str, name: str, *, lock: bool = False) -> Channel | None:
-        q = self._select().where(channels.c.bucket_id == bucket_id, channels.c.name == name)
-        if lock:
-            q = q.with_for_update(of=channels)
-        row = self.conn.execute(q).first()
+        q = _BY_NAME_LOCKED if lock else _BY_NAME
+        row = self.conn.execute(q, {"bucket_id": bucket_id, "name": name}).first()
         return channel_from_row(row) if row else None
 
     def get_by_id(self, channel_id: str) -> Channel | None:

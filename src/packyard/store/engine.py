@@ -67,7 +67,7 @@ class StatementCounter:
 class Store:
     """The database: an engine plus read and write transaction scopes."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 20) -> None:
         self.url = normalize_url(url)
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
@@ -77,12 +77,15 @@ class Store:
                 "timeout": SQLITE_BUSY_TIMEOUT_S,
                 "check_same_thread": False,
             }
-            kwargs["pool_size"] = pool_size
+            # Enough pooled connections for every worker thread: no connect/close churn.
+            kwargs["pool_size"] = pool_size * 2
             kwargs["max_overflow"] = pool_size * 2
         else:
             kwargs["pool_size"] = pool_size
-            kwargs["max_overflow"] = pool_size * 2
-            kwargs["pool_pre_ping"] = True
+            kwargs["max_overflow"] = pool_size
+            # No pre-ping round trip per checkout; a dropped connection invalidates the
+            # pool on its first error, and old connections are recycled.
+            kwargs["pool_recycle"] = 1800
         # Never echo bound parameters (the token signing key, secret hashes) into error
         # messages and therefore into logs.
         kwargs["hide_parameters"] = True

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, delete, exists, func, select, update
+from sqlalchemy import Connection, Select, bindparam, delete, exists, func, select, update
 
 from packyard.domain.enums import BuildStatus, RevocationType, TemplateType
 from packyard.domain.models import Artifact, Build, RevokedAncestor, Version
@@ -49,6 +49,37 @@ def _version_select() -> Select[Any]:
     )
 
 
+# The read path's statements are built once: constructing SQLAlchemy expressions on
+# every request costs more than running the SQL.
+_BY_FINGERPRINT = _version_select().where(
+    versions.c.bucket_id == bindparam("bucket_id"),
+    versions.c.fingerprint == bindparam("fingerprint"),
+)
+_BY_IDS = _version_select().where(versions.c.id.in_(bindparam("ids", expanding=True)))
+_PARENT_EDGES = (
+    select(
+        version_edges.c.child_version_id,
+        version_edges.c.parent_version_id,
+        version_edges.c.parent_channel_id,
+        channels.c.id.label("channel_id"),
+        channels.c.version_id.label("channel_version_id"),
+    )
+    .outerjoin(channels, channels.c.id == version_edges.c.parent_channel_id)
+    .where(version_edges.c.child_version_id.in_(bindparam("ids", expanding=True)))
+)
+_BUILDS_WITH_ARTIFACTS = (
+    select(
+        builds,
+        artifacts.c.id.label("artifact_id"),
+        artifacts.c.external_identifier,
+        artifacts.c.region,
+        artifacts.c.created_at.label("artifact_created_at"),
+    )
+    .outerjoin(artifacts, artifacts.c.build_id == builds.c.id)
+    .where(builds.c.version_id.in_(bindparam("ids", expanding=True)))
+    .order_by(builds.c.created_at, builds.c.id, artifacts.c.created_at, artifacts.c.id)
+)
+
 VERSION_SORT = {
     "created_at": SortColumn(versions.c.created_at, is_time=True),
     "updated_at": SortColumn(versions.c.updated_at, is_time=True),
@@ -77,9 +108,7 @@ class VersionRepo:
                 .with_for_update()
             )
         row = self.conn.execute(
-            _version_select().where(
-                versions.c.bucket_id == bucket_id, versions.c.fingerprint == fingerprint
-            )
+            _BY_FINGERPRINT, {"bucket_id": bucket_id, "fingerprint": fingerprint}
         ).first()
         return version_from_row(row) if row else None
 
@@ -88,14 +117,14 @@ class VersionRepo:
             self.conn.execute(
                 select(versions.c.id).where(versions.c.id == version_id).with_for_update()
             )
-        row = self.conn.execute(_version_select().where(versions.c.id == version_id)).first()
+        row = self.conn.execute(_BY_IDS, {"ids": [version_id]}).first()
         return version_from_row(row) if row else None
 
     def get_many(self, version_ids: Iterable[str]) -> dict[str, Version]:
         ids = set(version_ids)
         if not ids:
             return {}
-        rows = self.conn.execute(_version_select().where(versions.c.id.in_(ids)))
+        rows = self.conn.execute(_BY_IDS, {"ids": list(ids)})
         return {r.id: version_from_row(r) for r in rows}
 
     def insert(self, version: Version) -> None:
@@ -166,17 +195,7 @@ class VersionRepo:
         grouped = BuildRepo(self.conn).for_versions(by_id.keys())
         for vid, blds in grouped.items():
             by_id[vid].builds = blds
-        edges = self.conn.execute(
-            select(
-                version_edges.c.child_version_id,
-                version_edges.c.parent_version_id,
-                version_edges.c.parent_channel_id,
-                channels.c.id.label("channel_id"),
-                channels.c.version_id.label("channel_version_id"),
-            )
-            .outerjoin(channels, channels.c.id == version_edges.c.parent_channel_id)
-            .where(version_edges.c.child_version_id.in_(by_id.keys()))
-        )
+        edges = self.conn.execute(_PARENT_EDGES, {"ids": list(by_id)})
         statuses: dict[str, list[Any]] = defaultdict(list)
         for e in edges:
             statuses[e.child_version_id].append(
@@ -197,19 +216,7 @@ class BuildRepo:
 
     def for_versions(self, version_ids: Iterable[str]) -> dict[str, list[Build]]:
         """Builds of the given versions with their artifacts, in one query."""
-        ids = list(version_ids)
-        rows = self.conn.execute(
-            select(
-                builds,
-                artifacts.c.id.label("artifact_id"),
-                artifacts.c.external_identifier,
-                artifacts.c.region,
-                artifacts.c.created_at.label("artifact_created_at"),
-            )
-            .outerjoin(artifacts, artifacts.c.build_id == builds.c.id)
-            .where(builds.c.version_id.in_(ids))
-            .order_by(builds.c.created_at, builds.c.id, artifacts.c.created_at, artifacts.c.id)
-        )
+        rows = self.conn.execute(_BUILDS_WITH_ARTIFACTS, {"ids": list(version_ids)})
         out: dict[str, list[Build]] = defaultdict(list)
         current: Build | None = None
         for r in rows:
