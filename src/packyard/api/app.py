@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from packyard import __version__
@@ -32,11 +34,17 @@ from packyard.services.container import Services
 from packyard.services.scheduler import scheduler_running
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
+# Request handlers run in a thread pool. Python threads share one interpreter lock, so
+# more threads mostly add lock hand-offs: GetChannel on SQLite with 16 clients served
+# 970 req/s with 1 thread, 820 with 2, 660 with 4 and 430 with 40 (anyio's default).
+# Two keep one slow request from stalling every other one.
+WORKER_THREADS = int(os.environ.get("PACKYARD_WORKER_THREADS", "2"))
 
 
 def create_app(services: Services, *, background_jobs: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         if not background_jobs:
             yield
             return

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+from functools import cache, partial
 from urllib.parse import unquote_plus
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -20,6 +23,14 @@ from packyard.api.deps import ServicesDep
 from packyard.api.responses import JSONBody
 from packyard.errors import ApiError, Code
 from packyard.services.throttle import retry_after
+
+_HASHING_THREADS = 4
+
+
+@cache
+def _hashing_threads() -> anyio.CapacityLimiter:
+    return anyio.CapacityLimiter(_HASHING_THREADS)
+
 
 router = APIRouter(tags=["auth"])
 API_AUDIENCE = "https://api.hashicorp.cloud"
@@ -73,9 +84,11 @@ async def token(request: Request, svc: ServicesDep) -> Response:
         return _oauth_error(401, "invalid_client", "Client authentication failed.")
     address = request.client.host if request.client else None
     try:
-        # scrypt is slow on purpose: keep it off the event loop so other requests flow.
-        principal = await run_in_threadpool(
-            svc.auth.authenticate_client, creds[0], creds[1], address=address
+        # scrypt is slow on purpose: run it on threads of its own (it releases the
+        # interpreter lock) so it neither blocks the event loop nor the request workers.
+        principal = await anyio.to_thread.run_sync(
+            partial(svc.auth.authenticate_client, creds[0], creds[1], address=address),
+            limiter=_hashing_threads(),
         )
     except ApiError as exc:
         if exc.code is not Code.RESOURCE_EXHAUSTED:
