@@ -53,19 +53,7 @@ class PathGuardMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self._tricky(scope):
-            error = invalid("The request path is not valid.", field="path")
-            body = orjson.dumps(error.status_body())
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": error.http_status,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await send_status(send, invalid("The request path is not valid.", field="path"))
             return
         await self.app(scope, receive, send)
 
@@ -150,18 +138,23 @@ class BodyLimitMiddleware:
             f"The request body is larger than the limit of {self.limit} bytes.",
             http_status=413,
         )
-        body = orjson.dumps(error.status_body())
-        await send(
-            {
-                "type": "http.response.start",
-                "status": error.http_status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_status(send, error)
+
+
+async def send_status(send: Send, error: ApiError) -> None:
+    """Answer with ``error`` as a ``google.rpc.Status`` straight from ASGI middleware."""
+    body = orjson.dumps(error.status_body())
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.http_status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class _TooLarge(Exception):
