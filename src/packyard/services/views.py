@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, case, or_, select
 
 from packyard.domain.enums import AncestryStatus
 from packyard.domain.models import Bucket, Channel, Version
-from packyard.domain.rules import aggregate_status, edge_status
+from packyard.domain.rules import aggregate_status
 from packyard.store.schema import channels, version_edges
 from packyard.store.versions import VersionRepo
 
@@ -45,26 +44,31 @@ def load_buckets(conn: Connection, items: Sequence[Bucket]) -> None:
         b.children_status = children.get(b.id)
 
 
+# Per edge, the status of domain.rules.edge_status, computed by the database so a
+# bucket with thousands of child versions costs a handful of rows, not one per edge.
+_EDGE_STATUS = case(
+    (
+        or_(
+            version_edges.c.parent_channel_id.is_(None),
+            channels.c.id.is_(None),
+            channels.c.version_id.is_(None),
+        ),
+        AncestryStatus.UNDETERMINED.value,
+    ),
+    (channels.c.version_id == version_edges.c.parent_version_id, AncestryStatus.UP_TO_DATE.value),
+    else_=AncestryStatus.OUT_OF_DATE.value,
+).label("status")
+_CHILDREN_STATUSES = (
+    select(version_edges.c.parent_bucket_id, _EDGE_STATUS)
+    .outerjoin(channels, channels.c.id == version_edges.c.parent_channel_id)
+    .where(version_edges.c.parent_bucket_id.in_(bindparam("ids", expanding=True)))
+    .group_by(version_edges.c.parent_bucket_id, _EDGE_STATUS)
+)
+
+
 def _children_status(conn: Connection, bucket_ids: list[str]) -> dict[str, AncestryStatus | None]:
-    rows = conn.execute(
-        select(
-            version_edges.c.parent_bucket_id,
-            version_edges.c.parent_version_id,
-            version_edges.c.parent_channel_id,
-            channels.c.id.label("channel_id"),
-            channels.c.version_id.label("channel_version_id"),
-        )
-        .outerjoin(channels, channels.c.id == version_edges.c.parent_channel_id)
-        .where(version_edges.c.parent_bucket_id.in_(bucket_ids))
-    )
-    statuses: dict[str, list[Any]] = defaultdict(list)
-    for r in rows:
-        statuses[r.parent_bucket_id].append(
-            edge_status(
-                r.parent_channel_id,
-                r.channel_version_id,
-                r.parent_version_id,
-                channel_exists=r.channel_id is not None,
-            )
-        )
+    """The rolled-up status of each bucket's child edges (distinct statuses per bucket)."""
+    statuses: dict[str, list[AncestryStatus]] = defaultdict(list)
+    for r in conn.execute(_CHILDREN_STATUSES, {"ids": bucket_ids}):
+        statuses[r.parent_bucket_id].append(AncestryStatus(r.status))
     return {k: aggregate_status(v) for k, v in statuses.items()}
