@@ -120,12 +120,17 @@ def test_readers_see_all_or_nothing(services: Services, tenant: TenantFixture) -
     seen: list[tuple[int, int]] = []
     errors: list[BaseException] = []
     reads = threading.Semaphore(0)
+    # Reads that began after the revocation returned must all see it whole; reads
+    # already under way when it committed may still see the state before it.
+    revoked = threading.Event()
+    reads_after = threading.Semaphore(0)
 
     def reader() -> None:
         try:
             while not stop.is_set():
+                began_after = revoked.is_set()
                 with services.store.read() as conn:
-                    revoked = conn.execute(
+                    count = conn.execute(
                         select(func.count())
                         .select_from(versions)
                         .where(versions.c.bucket_id.in_(forest.bucket_ids))
@@ -139,11 +144,15 @@ def test_readers_see_all_or_nothing(services: Services, tenant: TenantFixture) -
                         .where(channels.c.bucket_id.in_(forest.bucket_ids))
                         .where(versions.c.revoke_at.is_not(None))
                     ).scalar_one()
-                seen.append((int(revoked), int(stale)))
+                seen.append((int(count), int(stale)))
+                if began_after:
+                    assert count == len(tree), count
+                    reads_after.release()
                 reads.release()
         except BaseException as exc:  # surfaced in the main thread
             errors.append(exc)
             reads.release()
+            reads_after.release()
 
     threads = [threading.Thread(target=reader, daemon=True) for _ in range(3)]
     for t in threads:
@@ -153,8 +162,9 @@ def test_readers_see_all_or_nothing(services: Services, tenant: TenantFixture) -
     services.revocation.update(
         tenant.caller(), forest.root_bucket, forest.root_fingerprint, request(revoke_in="0s")
     )
+    revoked.set()
     for _ in range(3):
-        assert reads.acquire(timeout=30)
+        assert reads_after.acquire(timeout=30)
     stop.set()
     for t in threads:
         t.join(timeout=30)
