@@ -221,10 +221,10 @@ class AuthService:
 
     def authorize(self, token: str, organization_id: str, project_id: str) -> Caller:
         """The caller acting on one project; 404/5 when it has no role there."""
-        cached = self.authorize_cached(token, organization_id, project_id)
+        principal_id = self.principal_id_from_token(token)
+        cached = self._roles.get((principal_id, organization_id, project_id))
         if cached is not None:
             return cached
-        principal_id = self.principal_id_from_token(token)
         with self.store.read() as conn:
             repo = TenancyRepo(conn)
             found = repo.caller_role(principal_id, organization_id, project_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from packyard.domain.models import Bucket
 from packyard.domain.paging import Page, PageRequest, SortKey
@@ -31,13 +31,6 @@ class BucketRepo:
     def get(self, project_id: str, name: str, *, lock: bool = False) -> Bucket | None:
         q = _BY_NAME_LOCKED if lock else _BY_NAME
         row = self.conn.execute(q, {"project_id": project_id, "name": name}).first()
-        return bucket_from_row(row) if row else None
-
-    def get_by_id(self, bucket_id: str, *, lock: bool = False) -> Bucket | None:
-        q = select(buckets).where(buckets.c.id == bucket_id)
-        if lock:
-            q = q.with_for_update()
-        row = self.conn.execute(q).first()
         return bucket_from_row(row) if row else None
 
     def insert(self, bucket: Bucket) -> None:
@@ -79,21 +72,6 @@ class BucketRepo:
             convert=bucket_from_row,
             scope=f"buckets:{project_id}",
         )
-
-    def count(self, project_id: str) -> int:
-        return int(
-            self.conn.execute(
-                select(func.count()).select_from(buckets).where(buckets.c.project_id == project_id)
-            ).scalar_one()
-        )
-
-    def names_by_id(self, bucket_ids: set[str]) -> dict[str, str]:
-        if not bucket_ids:
-            return {}
-        rows = self.conn.execute(
-            select(buckets.c.id, buckets.c.name).where(buckets.c.id.in_(bucket_ids))
-        )
-        return {r.id: r.name for r in rows}
 
 
 def bucket_from_row(row: Any) -> Bucket:

@@ -135,18 +135,6 @@ class ChannelRepo:
             total=int(total),
         )
 
-    def assigned_version_ids(self, channel_id: str) -> list[str]:
-        """Versions the channel was assigned, newest assignment first."""
-        rows = self.conn.execute(
-            select(channel_assignments.c.version_id)
-            .where(
-                channel_assignments.c.channel_id == channel_id,
-                channel_assignments.c.version_id.is_not(None),
-            )
-            .order_by(channel_assignments.c.seq.desc())
-        )
-        return [r.version_id for r in rows]
-
 
 def channel_from_row(row: Any) -> Channel:
     return Channel(

@@ -202,11 +202,6 @@ class RevocationRepo:
             )
         )
 
-    def count_descendants(self, version_id: str) -> int:
-        tree = descendants_cte(one_id(version_id))
-        return int(self.conn.execute(select(func.count()).select_from(tree)).scalar_one())
-
-    # --- the scheduler ------------------------------------------------------
     def has_due(self, now: datetime) -> bool:
         row = self.conn.execute(
             select(versions.c.id)

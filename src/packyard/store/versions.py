@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, delete, exists, func, select, update
@@ -168,25 +167,6 @@ class VersionRepo:
             scope=f"versions:{bucket_id}",
         )
 
-    def newest_complete(
-        self, bucket_id: str, *, now: datetime, exclude: Sequence[str] = ()
-    ) -> str | None:
-        """The newest complete version not revoked at ``now`` (what `latest` should serve)."""
-        q = (
-            select(versions.c.id)
-            .where(
-                versions.c.bucket_id == bucket_id,
-                versions.c.number.is_not(None),
-                (versions.c.revoke_at.is_(None)) | (versions.c.revoke_at > now),
-            )
-            .order_by(versions.c.number.desc())
-            .limit(1)
-        )
-        if exclude:
-            q = q.where(versions.c.id.not_in(list(exclude)))
-        return self.conn.execute(q).scalar_one_or_none()
-
-    # --- loading whole versions -------------------------------------------
     def hydrate(self, items: Sequence[Version]) -> None:
         """Attach builds (with artifacts) and ancestry status, in two queries for any count."""
         if not items:
