@@ -134,14 +134,20 @@ def _seed_json(report: SeedReport) -> dict[str, Any]:
 
 
 def measure_sql(services: Services, principal: Principal, targets: Targets) -> dict[str, Any]:
-    """Statements per request of each read endpoint and of one whole push."""
-    from tests.support.server import running_server
+    """Statements per request of each read endpoint and of one whole push.
+
+    Counted with the response cache off (the full work of each request), then, for
+    the reads, with it on: a repeated read costs the cache's generation probe only.
+    """
+    from tests.support.server import running_server, serving_app
+
+    from packyard.api.app import create_app
 
     counter = counter_for(services.store)
     token = services.auth.issue_token(principal).access_token
+    headers = {"Authorization": f"Bearer {token}"}
     out: dict[str, Any] = {}
-    with running_server(services) as base_url:
-        headers = {"Authorization": f"Bearer {token}"}
+    with running_server(services, response_cache=False) as base_url:
         with httpx.Client(base_url=base_url, headers=headers, timeout=60) as client:
             for endpoint in read_endpoints(targets):
                 out[endpoint.name] = count_request(client, counter, endpoint).to_json()
@@ -154,6 +160,21 @@ def measure_sql(services: Services, principal: Principal, targets: Targets) -> d
             f"sqlcount-{int(time.time())}",
         )
         out["PushVersion"] = push.to_json()
+    app = create_app(services, background_jobs=False)
+    cache = app.state.read_cache
+    with (
+        serving_app(app) as base_url,
+        httpx.Client(base_url=base_url, headers=headers, timeout=60) as client,
+    ):
+        for endpoint in read_endpoints(targets):
+            probes, hits = cache.probes, cache.responses.hits
+            cached = count_request(client, counter, endpoint)
+            repeat = 4  # count_request's warm-up plus its three counted requests
+            out[endpoint.name]["cached"] = {
+                "statements": cached.statements,
+                "probes": (cache.probes - probes) / repeat,
+                "hit_ratio": (cache.responses.hits - hits) / repeat,
+            }
     return out
 
 

@@ -82,6 +82,13 @@ def base_url(services: Services) -> Iterator[str]:
 
 
 @pytest.fixture
+def uncached_base_url(services: Services) -> Iterator[str]:
+    """A server without the read-response cache: every request does its full work."""
+    with running_server(services, response_cache=False) as url:
+        yield url
+
+
+@pytest.fixture
 def api(base_url: str, tenant: TenantFixture) -> Iterator[Api]:
     client = Api(base_url, tenant)
     yield client

@@ -8,9 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from packyard.services.container import Services
 from tests.support.factories import Api
 from tests.support.querycount import StatementLog, count_statements
+
+
+@pytest.fixture
+def base_url(uncached_base_url: str) -> str:
+    """Counts measure the full work of each request, so the response cache is off."""
+    return uncached_base_url
 
 
 def measure(

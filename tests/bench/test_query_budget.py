@@ -31,6 +31,12 @@ TINY = Shape(buckets=2, versions=8, builds=1, regions=1, family=2)
 
 
 @pytest.fixture
+def base_url(uncached_base_url: str) -> str:
+    """Counts measure the full work of each request, so the response cache is off."""
+    return uncached_base_url
+
+
+@pytest.fixture
 def seeded(store: Store, tenant: TenantFixture) -> tuple[Targets, Targets]:
     big = seed(store, tenant.organization_id, tenant.project_id, SMALL, bucket_prefix="big")
     tiny = seed(store, tenant.organization_id, tenant.project_id, TINY, bucket_prefix="tiny")

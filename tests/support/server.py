@@ -21,9 +21,15 @@ def running_server(
     *,
     ssl_cert: Path | None = None,
     ssl_key: Path | None = None,
+    response_cache: bool = True,
 ) -> AbstractContextManager[str]:
-    """A context manager yielding the base URL of a uvicorn server serving ``services``."""
-    return serving_app(create_app(services), ssl_cert=ssl_cert, ssl_key=ssl_key)
+    """A context manager yielding the base URL of a uvicorn server serving ``services``.
+
+    ``response_cache=False`` serves without the read-response cache, so every
+    request does its full work (statement counts measure that work).
+    """
+    app = create_app(services) if response_cache else create_app(services, response_cache_mb=0)
+    return serving_app(app, ssl_cert=ssl_cert, ssl_key=ssl_key)
 
 
 @contextmanager

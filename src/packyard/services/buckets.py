@@ -58,7 +58,7 @@ class BucketService:
         )
         exists = already_exists(f"Error: The bucket with identifier {name} already exists.")
         try:
-            with self.store.write() as conn:
+            with self.store.write(caller.project_id) as conn:
                 repo = BucketRepo(conn)
                 if repo.get(caller.project_id, name) is not None:
                     raise exists
@@ -92,7 +92,7 @@ class BucketService:
         require_write(caller)
         new_description = validate_description(description)
         new_labels = validate_labels(labels)
-        with self.store.write() as conn:
+        with self.store.write(caller.project_id) as conn:
             bucket = bucket_or_404(conn, caller, name, lock=True)
             BucketRepo(conn).update(
                 bucket.id, description=new_description, labels=new_labels, updated_at=utcnow()
@@ -104,7 +104,7 @@ class BucketService:
     def delete(self, caller: Caller, name: str) -> None:
         """Delete the bucket and everything under it."""
         require_write(caller)
-        with self.store.write() as conn:
+        with self.store.write(caller.project_id) as conn:
             bucket = bucket_or_404(conn, caller, name, lock=True)
             # Versions in other buckets keep revocations inherited from this bucket's.
             RevocationRepo(conn).detach_copies(

@@ -88,7 +88,7 @@ class BuildService:
             f"A build for component {component} already exists in version {fingerprint}."
         )
         try:
-            with self.store.write() as conn:
+            with self.store.write(caller.project_id) as conn:
                 bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
                 version = version_or_10(conn, bucket, fingerprint, lock=True)
                 if version.complete:
@@ -127,7 +127,7 @@ class BuildService:
     ) -> Build:
         require_write(caller)
         now = utcnow()
-        with self.store.write() as conn:
+        with self.store.write(caller.project_id) as conn:
             bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
             version = version_or_10(conn, bucket, fingerprint, lock=True)
             build = build_or_404(conn, version, build_id)
@@ -136,7 +136,7 @@ class BuildService:
     def delete(self, caller: Caller, bucket_name: str, fingerprint: str, build_id: str) -> None:
         """Delete one build; the version's name and completion are left as they are."""
         require_write(caller)
-        with self.store.write() as conn:
+        with self.store.write(caller.project_id) as conn:
             bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
             version = version_or_10(conn, bucket, fingerprint, lock=True)
             build = build_or_404(conn, version, build_id)

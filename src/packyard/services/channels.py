@@ -70,7 +70,7 @@ class ChannelService:
         now = utcnow()
         exists = already_exists(f"Channel {name} already exists.")
         try:
-            with self.store.write() as conn:
+            with self.store.write(caller.project_id) as conn:
                 bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
                 repo = ChannelRepo(conn)
                 if repo.get(bucket.id, name) is not None:
@@ -109,7 +109,7 @@ class ChannelService:
         paths = parse_field_mask(update_mask, _CHANNEL_MASK)
         require_write(caller)
         now = utcnow()
-        with self.store.write() as conn:
+        with self.store.write(caller.project_id) as conn:
             bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
             channel = channel_or_404(conn, caller, bucket, name, lock=True)
             if channel.managed:
@@ -130,7 +130,7 @@ class ChannelService:
 
     def delete(self, caller: Caller, bucket_name: str, name: str) -> None:
         require_write(caller)
-        with self.store.write() as conn:
+        with self.store.write(caller.project_id) as conn:
             bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
             channel = channel_or_404(conn, caller, bucket, name)
             if channel.managed:
@@ -149,7 +149,7 @@ class ChannelService:
         if not target_name:
             raise invalid("target_channel is required.", field="target_channel")
         now = utcnow()
-        with self.store.write() as conn:
+        with self.store.write(caller.project_id) as conn:
             bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
             target = channel_or_404(conn, caller, bucket, target_name, lock=True)
             if target.managed:

@@ -9,6 +9,7 @@ from packyard.services.auth import AuthService
 from packyard.services.buckets import BucketService
 from packyard.services.builds import BuildService
 from packyard.services.channels import ChannelService
+from packyard.services.generations import GenerationService
 from packyard.services.registry import RegistryService
 from packyard.services.revocation import RevocationService
 from packyard.services.sboms import SbomService
@@ -34,6 +35,7 @@ class Services:
     ancestry: AncestryService
     search: SearchService
     scheduler: RevocationScheduler
+    generations: GenerationService
 
     @classmethod
     def create(cls, store: Store) -> Services:
@@ -52,4 +54,5 @@ class Services:
             ancestry=AncestryService(store),
             search=SearchService(store),
             scheduler=RevocationScheduler(store),
+            generations=GenerationService(store),
         )

@@ -43,7 +43,7 @@ class RegistryService:
         """
         require_write(caller)
         now = utcnow()
-        with self.store.write() as conn:
+        with self.store.write(caller.project_id) as conn:
             repo = TenancyRepo(conn)
             existing = repo.get_registry(caller.project_id)
             if existing is not None and existing.activated:
@@ -90,7 +90,7 @@ class RegistryService:
             raise invalid("feature_tier must be STANDARD or PLUS.", field="feature_tier")
         if "activated" in paths:
             values["activated"] = bool(activated)
-        with self.store.write() as conn:
+        with self.store.write(caller.project_id) as conn:
             repo = TenancyRepo(conn)
             if repo.get_registry(caller.project_id) is None:
                 raise _missing()
@@ -104,7 +104,7 @@ class RegistryService:
     def delete(self, caller: Caller) -> Registry:
         """Deactivate the registry; its buckets stay and it can be activated again."""
         require_write(caller)
-        with self.store.write() as conn:
+        with self.store.write(caller.project_id) as conn:
             repo = TenancyRepo(conn)
             if repo.get_registry(caller.project_id) is None:
                 raise _missing()

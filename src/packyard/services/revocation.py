@@ -107,7 +107,7 @@ class RevocationService:
             )
         delay = parse_duration(request.revoke_in) if request.revoke_in else None
         message = _validate_message(request.message)
-        with self.store.write() as conn:
+        with self.store.write(caller.project_id) as conn:
             bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
             version = version_or_10(conn, bucket, fingerprint, lock=True)
             now = utcnow()
@@ -136,7 +136,7 @@ class RevocationService:
 
     def restore(self, caller: Caller, bucket_name: str, fingerprint: str) -> Version:
         require_write(caller)
-        with self.store.write() as conn:
+        with self.store.write(caller.project_id) as conn:
             bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
             version = version_or_10(conn, bucket, fingerprint, lock=True)
             if version.revoke_at is None:

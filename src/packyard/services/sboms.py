@@ -56,7 +56,7 @@ class SbomService:
             format=sbom_format,
             created_at=utcnow(),
         )
-        with self.store.write() as conn:
+        with self.store.write(caller.project_id) as conn:
             bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
             version = version_or_10(conn, bucket, fingerprint)
             build = build_or_404(conn, version, build_id)

@@ -54,7 +54,7 @@ class VersionService:
         now = utcnow()
         exists = already_exists(f"Version with fingerprint {fingerprint} already exists.")
         try:
-            with self.store.write() as conn:
+            with self.store.write(caller.project_id) as conn:
                 bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
                 repo = VersionRepo(conn)
                 if repo.get(bucket.id, fingerprint) is not None:
@@ -85,7 +85,7 @@ class VersionService:
         """
         require_write(caller)
         now = utcnow()
-        with self.store.write() as conn:
+        with self.store.write(caller.project_id) as conn:
             bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
             version = version_or_10(conn, bucket, fingerprint, lock=True)
             if not version.complete:
@@ -110,7 +110,7 @@ class VersionService:
         """
         require_write(caller)
         now = utcnow()
-        with self.store.write() as conn:
+        with self.store.write(caller.project_id) as conn:
             bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
             version = VersionRepo(conn).get(bucket.id, fingerprint, lock=True)
             if version is None:

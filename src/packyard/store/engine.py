@@ -18,6 +18,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from packyard.store import generations
+
 SQLITE_BUSY_TIMEOUT_S = 30
 
 
@@ -117,12 +119,19 @@ class Store:
                 yield conn
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A write transaction: everything in it commits together or not at all."""
+    def write(self, project_id: str | None = None) -> Iterator[Connection]:
+        """A write transaction: everything in it commits together or not at all.
+
+        ``project_id`` names the only project the transaction changes; without it
+        the write counts as changing every project. Either way the matching
+        generation counter moves in the same transaction, which is what keeps
+        cached read responses exact (:mod:`packyard.store.generations`).
+        """
         with self.engine.connect() as conn:
             conn.execution_options(packyard_write=True)
             with conn.begin():
                 yield conn
+                generations.bump(conn, project_id)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     ForeignKey,
@@ -35,6 +36,17 @@ settings = Table(
     metadata,
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+# One monotonic counter per project (scope = project id) plus a global one
+# (scope "*"), bumped in every write transaction. Cached read responses are valid
+# while the sum of their project's counter and the global one is unchanged; see
+# ``packyard.store.generations``.
+cache_generations = Table(
+    "cache_generations",
+    metadata,
+    Column("scope", ID, primary_key=True),
+    Column("generation", BigInteger, nullable=False),
 )
 
 organizations = Table(

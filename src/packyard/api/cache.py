@@ -1,0 +1,245 @@
+"""Serialized read responses, served again only while provably exact.
+
+The consumer read path (GetChannel, GetVersion, GetBucket, the lists and
+SearchExternalArtifact) is answered from memory when the same request, by a
+caller with the same write permission on the same project, was answered before
+and nothing in that project changed since:
+
+1. the caller is authorized exactly as on the normal path (the token is always
+   verified; the role comes from the same short-lived role cache — a caller
+   whose role is not cached takes the normal path);
+2. the project's generation is read from the database by the probe
+   (:mod:`packyard.store.probe`) — one primary-key lookup, on every request;
+3. a stored response is sent only if it was computed at that very generation and
+   no scheduled revocation took effect since it was computed.
+
+On a miss the generation is read *before* the normal path computes the
+response, so the stored response is never older than its generation. Every write
+transaction bumps the generation of the project it changes before it commits
+(:mod:`packyard.store.generations`), so a response cached before a write is never
+served after that write has returned, by this server or any other server on the
+same database.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from packyard.errors import ApiError
+from packyard.services.container import Services
+from packyard.store.probe import GenerationProbe, open_probe
+
+_PROJECT_PATH = re.compile(
+    r"^/packer/2023-01-01/organizations/(?P<org>[^/]+)/projects/(?P<project>[^/]+)/(?P<rest>.+)$"
+)
+# GetRegistry, ListBuckets, GetBucket, ListBucketAncestry, ListChannels, GetChannel,
+# ListChannelAssignmentHistory, ListVersions, GetVersion, ListBuilds, GetBuild.
+_CACHEABLE_GET = re.compile(
+    r"^(?:registry|buckets(?:/[^/]+(?:/ancestry|/channels(?:/[^/]+(?:/history)?)?"
+    r"|/versions(?:/[^/]+(?:/builds(?:/[^/]+)?)?)?)?)?)$"
+)
+_CACHEABLE_POST = "_search/external_artifact"  # SearchExternalArtifact: a read with a body
+MAX_KEYED_BODY = 4096
+_HIT = (b"x-packyard-cache", b"hit")  # marks answers served from the cache
+_ENTRY_OVERHEAD = 512  # bytes of bookkeeping counted per entry besides key and body
+
+CacheKey = tuple[bytes, bytes, bytes, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class CachedResponse:
+    generation: int
+    expires: float  # epoch seconds; inf when no scheduled revocation is pending
+    start: Message
+    body: bytes
+    size: int
+
+
+class ResponseCache:
+    """A least-recently-used map bounded by bytes. Used from the event loop thread only."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._items: OrderedDict[CacheKey, CachedResponse] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: CacheKey, generation: int, now: float) -> CachedResponse | None:
+        entry = self._items.get(key)
+        if entry is None or entry.generation != generation or now >= entry.expires:
+            self.misses += 1
+            return None
+        self._items.move_to_end(key)
+        self.hits += 1
+        return entry
+
+    def put(self, key: CacheKey, entry: CachedResponse) -> None:
+        self.discard(key)
+        if entry.size > self.max_bytes // 4:
+            return  # one huge page must not flush everything else
+        while self._items and self.bytes + entry.size > self.max_bytes:
+            _, evicted = self._items.popitem(last=False)
+            self.bytes -= evicted.size
+        self._items[key] = entry
+        self.bytes += entry.size
+
+    def discard(self, key: CacheKey) -> None:
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.bytes -= old.size
+
+
+class ReadCache:
+    """The cache plus its database probe; the probe lives as long as the app's lifespan."""
+
+    def __init__(self, services: Services, max_bytes: int) -> None:
+        self.services = services
+        self.responses = ResponseCache(max_bytes)
+        self.probe: GenerationProbe | None = None
+        self.probes = 0  # generation lookups so far (statements outside SQLAlchemy)
+
+    def open(self) -> None:
+        self.probe = open_probe(self.services.store)
+
+    async def close(self) -> None:
+        probe, self.probe = self.probe, None
+        if probe is not None:
+            await probe.aclose()
+
+
+class CachedReadMiddleware:
+    def __init__(self, app: ASGIApp, cache: ReadCache) -> None:
+        self.app = app
+        self.cache = cache
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        probe = self.cache.probe
+        project = _cacheable_project(scope) if probe is not None else None
+        if probe is None or project is None:
+            await self.app(scope, receive, send)
+            return
+        org, project_id = project
+        body, receive = await _keyed_body(scope, receive)
+        can_write = self._can_write(scope, org, project_id)
+        if body is None or can_write is None:
+            await self.app(scope, receive, send)
+            return
+        key: CacheKey = (_raw_path(scope), scope.get("query_string", b""), body, can_write)
+        self.cache.probes += 1
+        generation = await probe.generation(project_id)
+        if generation is None:
+            await self.app(scope, receive, send)
+            return
+        hit = self.cache.responses.get(key, generation, time.time())
+        if hit is not None:
+            await send(hit.start)
+            await send({"type": "http.response.body", "body": hit.body})
+            return
+        await self._fill(key, project_id, scope, receive, send)
+
+    def _can_write(self, scope: Scope, org: str, project_id: str) -> bool | None:
+        """The caller's write permission if it is known without the database, else ``None``."""
+        token = _bearer(scope)
+        if token is None:
+            return None
+        try:
+            caller = self.cache.services.auth.authorize_cached(token, org, project_id)
+        except ApiError:
+            return None  # the normal path answers with the proper error
+        return None if caller is None else caller.can_write
+
+    async def _fill(
+        self, key: CacheKey, project_id: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        validity = await run_in_threadpool(self.cache.services.generations.validity, project_id)
+        start: Message | None = None
+        chunks: list[bytes] = []
+        complete = False
+
+        async def capture(message: Message) -> None:
+            nonlocal start, complete
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                complete = not message.get("more_body", False)
+            await send(message)
+
+        await self.app(scope, receive, capture)
+        if start is None or start["status"] != 200 or not complete:
+            return
+        body = b"".join(chunks)
+        expires = validity.until.timestamp() if validity.until is not None else math.inf
+        headers = list(start.get("headers", []))
+        size = len(body) + sum(len(k) + len(v) for k, v in headers)
+        size += len(key[0]) + len(key[1]) + len(key[2]) + _ENTRY_OVERHEAD
+        stored = {"type": "http.response.start", "status": 200, "headers": [*headers, _HIT]}
+        entry = CachedResponse(validity.generation, expires, stored, body, size)
+        self.cache.responses.put(key, entry)
+
+
+def _cacheable_project(scope: Scope) -> tuple[str, str] | None:
+    """``(organization, project)`` when the request is a cacheable read, else ``None``."""
+    if scope["type"] != "http":
+        return None
+    match = _PROJECT_PATH.match(scope["path"])
+    if match is None:
+        return None
+    method, rest = scope["method"], match["rest"]
+    if method == "GET" and _CACHEABLE_GET.match(rest):
+        pass
+    elif not (method == "POST" and rest == _CACHEABLE_POST):
+        return None
+    if b"%" in _raw_path(scope):
+        return None  # escaped paths take the normal path and its guards
+    return match["org"], match["project"]
+
+
+def _raw_path(scope: Scope) -> bytes:
+    raw: bytes | None = scope.get("raw_path")
+    return raw if raw is not None else scope["path"].encode()
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            token = token.strip()
+            return token if scheme.lower() == "bearer" and token else None
+    return None
+
+
+async def _keyed_body(scope: Scope, receive: Receive) -> tuple[bytes | None, Receive]:
+    """The request body when it is small enough to key a response, and a ``receive`` that
+    replays what was read (``None`` for a body too large to cache)."""
+    if scope["method"] == "GET":
+        return b"", receive
+    messages: list[Message] = []
+    size = 0
+    more = True
+    while more and size <= MAX_KEYED_BODY:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        size += len(message.get("body", b""))
+        more = message.get("more_body", False)
+
+    async def replay() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    if more or size > MAX_KEYED_BODY or messages[-1]["type"] != "http.request":
+        return None, replay
+    body = b"".join(m.get("body", b"") for m in messages)
+    return body, replay
