@@ -49,6 +49,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--nginx-rounds", type=int, default=2, help="nginx/Packyard GetChannel alternations"
     )
+    run.add_argument(
+        "--workers", type=int, default=1, help="packyard serve --workers (server processes)"
+    )
     run.add_argument("--no-nginx", action="store_true", help="skip the nginx reference")
     run.add_argument("--no-revocation", action="store_true", help="skip the revocation scenario")
     run.add_argument("--profile", action="store_true", help="py-spy profile of GetChannel")
@@ -97,6 +100,7 @@ def _run(args: argparse.Namespace) -> int:
             connections=args.connections,
             pushers=args.pushers,
             nginx_rounds=args.nginx_rounds,
+            workers=args.workers,
             revocation=None if args.no_revocation else RevocationShape(),
             profile=args.profile,
             profile_seconds=args.duration,

@@ -10,15 +10,23 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
+
+from bench.lean_http import LeanClient
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 COMPONENTS = ("amazon-ebs.ubuntu", "googlecompute.ubuntu")
 _METADATA = {"packer": {"version": "1.16.0"}, "cicd": None, "vcs": None}
+
+
+class HttpClient(Protocol):
+    """What a pusher needs from its client: httpx.AsyncClient or the lean client."""
+
+    async def request(self, method: str, url: str, *, json: Any = None) -> Any: ...
 
 
 def project_prefix(organization_id: str, project_id: str) -> str:
@@ -37,7 +45,7 @@ class PushOutcome:
 class _Push:
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: HttpClient,
         prefix: str,
         bucket: str,
         observer: Callable[[str], None] | None,
@@ -73,7 +81,7 @@ class _Failed(Exception):
 
 
 async def push_version(
-    client: httpx.AsyncClient,
+    client: HttpClient,
     prefix: str,
     bucket: str,
     fingerprint: str,
@@ -157,7 +165,7 @@ async def push_version(
         )
         await _each(lambda pair: chain(*pair), list(enumerate(ids)), concurrent)
         p.outcome.complete = True
-    except (_Failed, httpx.HTTPError) as exc:
+    except (_Failed, httpx.HTTPError, OSError, asyncio.IncompleteReadError) as exc:
         p.outcome.failure = str(exc)
     p.outcome.seconds = time.perf_counter() - started
     return p.outcome
@@ -181,6 +189,7 @@ class PushResult:
     version_p99_ms: float
     statuses: dict[str, int]
     first_failure: str = ""
+    loadgen_cpu: float = 0.0  # CPU seconds the pushers' process used per wall second
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -200,13 +209,11 @@ async def run_pushers(
     run = secrets.token_hex(3)
     counter = itertools.count()
     outcomes: list[PushOutcome] = []
-    limits = httpx.Limits(max_connections=pushers * 2 + 2, max_keepalive_connections=pushers * 2)
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(
-        base_url=base_url, headers=headers, limits=limits, timeout=60
-    ) as client:
+    async with LeanClient(base_url, headers) as client:
         deadline = time.perf_counter() + seconds
         started = time.perf_counter()
+        cpu_started = time.process_time()
 
         async def pusher(i: int) -> None:
             bucket = buckets[i % len(buckets)]
@@ -216,6 +223,7 @@ async def run_pushers(
 
         await asyncio.gather(*(pusher(i) for i in range(pushers)))
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
     done = [o for o in outcomes if o.complete]
     failed = [o for o in outcomes if not o.complete]
     latencies = sorted(o.seconds * 1000 for o in done)
@@ -233,6 +241,7 @@ async def run_pushers(
         version_p99_ms=round(_percentile(latencies, 99), 1) if latencies else 0.0,
         statuses=dict(sorted(statuses.items())),
         first_failure=failed[0].failure if failed else "",
+        loadgen_cpu=round(cpu / elapsed, 2),
     )
 
 

@@ -41,6 +41,7 @@ class Options:
     connections: list[int] = field(default_factory=lambda: [1, 16])
     pushers: list[int] = field(default_factory=lambda: [1, 8])
     nginx_rounds: int = 2
+    workers: int = 1
     revocation: RevocationShape | None = field(default_factory=RevocationShape)
     profile: bool = False
     profile_seconds: float = 10.0
@@ -91,7 +92,7 @@ def run_backend(backend: str, opts: Options, tools: Tools, log: Log) -> dict[str
             "seed": _seed_json(report),
             "sql_per_request": sql,
         }
-        with packyard_server(data_dir, db_url, creds, log_dir=workdir) as srv:
+        with packyard_server(data_dir, db_url, creds, log_dir=workdir, workers=opts.workers) as srv:
             out.update(
                 _measure_server(
                     backend, srv.pid, srv.base_url, srv.token, report, opts, tools, workdir, log
@@ -167,6 +168,8 @@ def measure_sql(services: Services, principal: Principal, targets: Targets) -> d
         httpx.Client(base_url=base_url, headers=headers, timeout=60) as client,
     ):
         for endpoint in read_endpoints(targets):
+            for _ in range(3):  # role looked up, seen, stored: what follows are hits
+                client.request(endpoint.method, endpoint.path, json=endpoint.json)
             probes, hits = cache.probes, cache.responses.hits
             cached = count_request(client, counter, endpoint)
             repeat = 4  # count_request's warm-up plus its three counted requests
@@ -252,7 +255,7 @@ def _measure_server(
             log(
                 f"[{backend}] push, {n} pusher(s): {pushed.versions_per_s:.1f} versions/s "
                 f"({pushed.versions} versions, {pushed.failures} failed, "
-                f"p50 {pushed.version_p50_ms:.0f} ms)"
+                f"p50 {pushed.version_p50_ms:.0f} ms, load generator {pushed.loadgen_cpu:.2f} CPU)"
                 + (f" first failure: {pushed.first_failure}" if pushed.first_failure else "")
             )
         peak = sampler.peak
@@ -261,6 +264,10 @@ def _measure_server(
         profile = _profile(
             backend, pid, base_url + endpoints[0].path, token, opts, tools, workdir, log
         )
+        if profile is not None and opts.pushers:
+            profile["push"] = _profile_push(
+                backend, pid, base_url, token, targets, opts, workdir, log
+            )
     revocation = _revoke(base_url, token, targets, log, backend) if opts.revocation else None
     ratio = {
         c: round(reads["GetChannel"][c]["requests_per_s"] / nginx[c]["requests_per_s"], 4)
@@ -387,6 +394,42 @@ def _profile(
         )
     out.write_text("\n".join(texts))
     return summaries
+
+
+def _profile_push(
+    backend: str,
+    pid: int,
+    base_url: str,
+    token: str,
+    targets: Targets,
+    opts: Options,
+    workdir: Path,
+    log: Log,
+) -> dict[str, Any] | None:
+    """A py-spy sample (GIL holder) of the server while the most pushers push."""
+    pushers = max(opts.pushers)
+    log(f"[{backend}] profiling push with {pushers} pushers for {opts.profile_seconds:.0f} s")
+    summary = profiling.profile_during(
+        pid,
+        opts.profile_seconds,
+        lambda: asyncio.run(
+            run_pushers(
+                base_url,
+                token,
+                project_prefix(targets.organization_id, targets.project_id),
+                targets.push_buckets,
+                pushers=pushers,
+                seconds=opts.profile_seconds,
+                channel=targets.push_channel,
+            )
+        ),
+        workdir,
+        gil=True,
+    )
+    out = opts.results_dir / f"profile-{opts.size}-{backend}-push.txt"
+    title = f"Push, size {opts.size}, {backend}, {pushers} pushers: thread holding the GIL"
+    out.write_text(profiling.render(summary or {}, title))
+    return summary
 
 
 def _revoke(base_url: str, token: str, targets: Targets, log: Log, backend: str) -> dict[str, Any]:

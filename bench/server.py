@@ -39,7 +39,17 @@ class RunningServer:
 
 
 def rss_mb(pid: int) -> float | None:
-    """VmRSS of a process, in MiB (``None`` once it is gone)."""
+    """VmRSS of a process and all its descendants (worker processes), in MiB.
+
+    ``None`` once the process is gone.
+    """
+    own = _vm_rss_mb(pid)
+    if own is None:
+        return None
+    return own + sum(_vm_rss_mb(child) or 0.0 for child in _descendants(pid))
+
+
+def _vm_rss_mb(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -47,6 +57,22 @@ def rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            children = [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for child in children:
+            found += [child, *_descendants(child)]
+    return found
 
 
 class RssSampler:
@@ -89,9 +115,15 @@ def fetch_token(base_url: str, creds: AdminCredentials) -> str:
 
 @contextmanager
 def packyard_server(
-    data_dir: Path, database_url: str | None, creds: AdminCredentials, *, log_dir: Path
+    data_dir: Path,
+    database_url: str | None,
+    creds: AdminCredentials,
+    *,
+    log_dir: Path,
+    workers: int = 1,
 ) -> Iterator[RunningServer]:
-    """Run ``packyard serve`` (plain HTTP, like nginx) until the block ends."""
+    """Run ``packyard serve`` (plain HTTP, like nginx) with ``workers`` processes until the
+    block ends."""
     port = free_port()
     log = log_dir / f"packyard-{port}.log"
     cmd = [
@@ -108,6 +140,8 @@ def packyard_server(
         f"127.0.0.1:{port}",
         "--log-level",
         "warning",
+        "--workers",
+        str(workers),
     ]
     if database_url:
         cmd += ["--database-url", database_url]

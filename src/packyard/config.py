@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -62,3 +64,22 @@ def load_advertised(data_dir: Path) -> Advertised | None:
         self_signed=bool(raw.get("self_signed", False)),
         database_url=raw.get("database_url"),
     )
+
+
+def env_number(name: str, default: float, *, minimum: float = 0) -> float:
+    """A numeric setting from the environment; a value that is not a finite number
+    >= ``minimum`` is reported once and replaced by ``default`` rather than stopping the
+    server."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = minimum - 1
+    if not (math.isfinite(value) and value >= minimum):
+        logging.getLogger(__name__).warning(
+            "%s=%r is not a number >= %s; using %s", name, raw, minimum, default
+        )
+        return default
+    return value

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
+from uvicorn.supervisors import Multiprocess
 
 from packyard.api.app import create_app
 from packyard.config import Advertised, database_url, save_advertised
@@ -15,6 +20,8 @@ from packyard.services.container import Services
 from packyard.store.engine import Store
 from packyard.store.migrate import upgrade
 from packyard.tls import ensure_self_signed
+
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +35,7 @@ class ServeOptions:
     no_tls: bool
     public_address: str | None
     log_level: str = "info"
+    workers: int = 1
 
 
 def prepare(data_dir: Path, db_url: str | None) -> tuple[Services, bool]:
@@ -40,6 +48,25 @@ def prepare(data_dir: Path, db_url: str | None) -> tuple[Services, bool]:
         _, created = ensure_bootstrapped(services, data_dir)
     services.auth.signing_key()
     return services, created
+
+
+# How `packyard serve --workers N` tells its worker processes what to open.
+WORKER_SPEC_ENV = "PACKYARD_SERVE_WORKER"
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process of ``packyard serve --workers N`` (a uvicorn factory).
+
+    The parent has migrated and bootstrapped the database already; each worker
+    opens its own connections, caches and background scheduler (scheduled
+    rollbacks are claimed with row locks, so each is applied once).
+    """
+    spec = json.loads(os.environ[WORKER_SPEC_ENV])
+    logging.basicConfig(level=spec["log_level"].upper(), format=LOG_FORMAT)
+    store = Store(database_url(Path(spec["data_dir"]), spec["database_url"]))
+    services = Services.create(store)
+    services.auth.signing_key()
+    return create_app(services)
 
 
 def advertised_address(host: str, port: int, public: str | None) -> str:
@@ -70,19 +97,33 @@ def run(options: ServeOptions, services: Services) -> None:
             database_url=options.database_url,
         ),
     )
-    logging.basicConfig(
-        level=options.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=options.log_level.upper(), format=LOG_FORMAT)
+    common: dict[str, Any] = {
+        "host": options.host,
+        "port": options.port,
+        "ssl_certfile": str(ssl_cert) if ssl_cert else None,
+        "ssl_keyfile": str(ssl_key) if ssl_key else None,
+        "log_level": options.log_level,
+        "access_log": False,
+        "timeout_keep_alive": 120,
+        "server_header": False,
+        "proxy_headers": False,
+    }
+    if options.workers <= 1:
+        uvicorn.Server(uvicorn.Config(create_app(services), **common)).run()
+        return
+    services.store.dispose()  # the workers open their own connections
+    os.environ[WORKER_SPEC_ENV] = json.dumps(
+        {
+            "data_dir": str(options.data_dir),
+            "database_url": options.database_url,
+            "log_level": options.log_level,
+        }
     )
     config = uvicorn.Config(
-        create_app(services),
-        host=options.host,
-        port=options.port,
-        ssl_certfile=str(ssl_cert) if ssl_cert else None,
-        ssl_keyfile=str(ssl_key) if ssl_key else None,
-        log_level=options.log_level,
-        access_log=False,
-        timeout_keep_alive=120,
-        server_header=False,
-        proxy_headers=False,
+        "packyard.server:worker_app",
+        factory=True,
+        workers=options.workers,
+        **common,
     )
-    uvicorn.Server(config).run()
+    Multiprocess(config, sockets=[config.bind_socket()]).run()

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from packyard.api.app import create_app
-from packyard.api.cache import ReadCache
+from packyard.api.cache import CachedResponse, CacheKey, ReadCache, ResponseCache
 from packyard.domain.enums import Role
 from packyard.domain.rules import utcnow
 from packyard.services.container import Services
@@ -38,8 +38,15 @@ def capi(cache_server: tuple[str, ReadCache], tenant: TenantFixture) -> Iterator
     client.close()
 
 
-def twice(api: Api, path: str, **kw: Any) -> tuple[httpx.Response, httpx.Response]:
-    return api.get(path, **kw), api.get(path, **kw)
+def until_hit(api: Api, path: str, **kw: Any) -> tuple[httpx.Response, httpx.Response]:
+    """Ask until the answer comes from the cache: the first and the last answer.
+
+    The cache stores a response the second time it is asked for at one generation,
+    so the third identical request is the first hit.
+    """
+    first = api.get(path, **kw)
+    api.get(path, **kw)
+    return first, api.get(path, **kw)
 
 
 def test_a_repeated_read_is_a_hit_with_identical_bytes(capi: Api) -> None:
@@ -58,7 +65,7 @@ def test_a_repeated_read_is_a_hit_with_identical_bytes(capi: Api) -> None:
         f"/buckets/{b}/ancestry",
         "/registry",
     ):
-        first, second = twice(capi, path)
+        first, second = until_hit(capi, path)
         assert first.status_code == second.status_code == 200, path
         assert second.headers[HIT] == "hit", path
         assert first.content == second.content, path
@@ -72,8 +79,8 @@ def test_every_kind_of_write_is_seen_by_the_next_read(capi: Api) -> None:
     v1 = capi.complete_version(b, "fp-1")
     channel = f"/buckets/{b}/channels/latest"
     bucket = f"/buckets/{b}"
-    twice(capi, channel)
-    twice(capi, bucket)
+    until_hit(capi, channel)
+    until_hit(capi, bucket)
 
     capi.ok(capi.patch(bucket, {"description": "changed", "update_mask": "description"}))
     assert capi.ok(capi.get(bucket))["bucket"]["description"] == "changed"
@@ -96,7 +103,7 @@ def test_a_write_in_another_project_keeps_the_hit(
     other = Api(cache_server[0], make_tenant(services))  # tenancy writes count for everyone
     b = unique("b")
     capi.create_bucket(b)
-    twice(capi, f"/buckets/{b}")
+    until_hit(capi, f"/buckets/{b}")
     try:
         other.create_bucket(unique("elsewhere"))
     finally:
@@ -109,7 +116,7 @@ def test_writes_outside_the_api_invalidate_everything(capi: Api, services: Servi
     b = unique("b")
     capi.create_bucket(b)
     v = capi.complete_version(b, "fp-1")
-    twice(capi, f"/buckets/{b}/versions/fp-1")
+    until_hit(capi, f"/buckets/{b}/versions/fp-1")
     set_revocation(services.store, v["id"])
     got = capi.get(f"/buckets/{b}/versions/fp-1")
     assert HIT not in got.headers
@@ -130,10 +137,10 @@ def test_a_viewer_never_gets_what_a_contributor_may_see(capi: Api) -> None:
     )
     listing = f"/buckets/{b}/channels"
     for path in (restricted, listing):
-        assert twice(capi, path)[1].headers[HIT] == "hit"
+        assert until_hit(capi, path)[1].headers[HIT] == "hit"
     viewer = capi.as_role(Role.VIEWER)
     try:
-        for _ in range(2):
+        for _ in range(3):
             assert_status(viewer.get(restricted), 403, 7)
             names = [c["name"] for c in viewer.ok(viewer.get(listing))["channels"]]
             assert "secret" not in names
@@ -145,7 +152,7 @@ def test_a_hit_still_requires_a_valid_token_and_a_role(capi: Api, services: Serv
     b = unique("b")
     capi.create_bucket(b)
     path = capi.prefix + f"/buckets/{b}"
-    assert twice(capi, f"/buckets/{b}")[1].headers[HIT] == "hit"
+    assert until_hit(capi, f"/buckets/{b}")[1].headers[HIT] == "hit"
     token = capi.headers()["Authorization"].removeprefix("Bearer ")
     forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     assert_status(capi.http.get(path), 401, 16)
@@ -163,19 +170,29 @@ def test_search_is_keyed_on_its_body(capi: Api) -> None:
         v = capi.complete_version(b, fp)
         ids.append(v["builds"][0]["artifacts"][0]["external_identifier"])
     for external_id, fp in zip(ids, ("fp-1", "fp-2"), strict=True):
-        for _ in range(2):
+        for _ in range(3):
             body = {"external_identifier": external_id}
             found = capi.ok(capi.post("/_search/external_artifact", body))["artifacts"]
             assert [a["version"]["fingerprint"] for a in found] == [fp]
 
 
-def test_a_scheduled_revocation_takes_effect_on_time_without_any_write(capi: Api) -> None:
+@pytest.mark.parametrize("rollback", [True, False], ids=["rollback", "no-rollback"])
+def test_a_scheduled_revocation_takes_effect_on_time_without_any_write(
+    capi: Api, rollback: bool
+) -> None:
     b = unique("b")
     capi.create_bucket(b)
     capi.complete_version(b, "fp-1")
     at = utcnow() + timedelta(seconds=1.5)
-    revoke(capi, b, "fp-1", revoke_at=at.isoformat(), revocation_message="rotate keys")
-    _, second = twice(capi, f"/buckets/{b}/versions/fp-1")
+    revoke(
+        capi,
+        b,
+        "fp-1",
+        revoke_at=at.isoformat(),
+        revocation_message="rotate keys",
+        disable_rollback_channels=not rollback,
+    )
+    _, second = until_hit(capi, f"/buckets/{b}/versions/fp-1")
     assert second.headers[HIT] == "hit"
     assert second.json()["version"]["status"] == "VERSION_REVOCATION_SCHEDULED"
     time.sleep(max(0.0, (at - utcnow()).total_seconds()) + 0.05)
@@ -199,6 +216,70 @@ def test_the_cache_can_be_turned_off(services: Services, tenant: TenantFixture) 
         try:
             b = unique("b")
             client.create_bucket(b)
-            assert all(HIT not in r.headers for r in twice(client, f"/buckets/{b}"))
+            assert all(HIT not in r.headers for r in until_hit(client, f"/buckets/{b}"))
         finally:
             client.close()
+
+
+def test_what_is_read_once_between_writes_is_not_stored(
+    capi: Api, cache_server: tuple[str, ReadCache]
+) -> None:
+    """Packer reads its version once between writes: storing that would be wasted work."""
+    cache = cache_server[1].responses
+    b = unique("b")
+    capi.create_bucket(b)
+    stored = len(cache)
+    for n in range(3):
+        assert capi.ok(capi.get(f"/buckets/{b}"))["bucket"]["description"] == (
+            f"d{n - 1}" if n else ""
+        )
+        body = {"description": f"d{n}", "update_mask": "description"}
+        capi.ok(capi.patch(f"/buckets/{b}", body))
+    assert len(cache) == stored
+    until_hit(capi, f"/buckets/{b}")
+    assert len(cache) == stored + 1
+
+
+# --- the LRU itself -------------------------------------------------------------------------
+
+
+def entry(generation: int, size: int, expires: float = float("inf")) -> CachedResponse:
+    return CachedResponse(generation, expires, {"type": "http.response.start"}, b"", size)
+
+
+def key(n: int) -> CacheKey:
+    return (f"/p/{n}".encode(), b"", b"", False)
+
+
+def test_the_lru_is_bounded_by_bytes_and_keeps_what_is_used() -> None:
+    cache = ResponseCache(max_bytes=1000)
+    for n in range(4):
+        cache.put(key(n), entry(1, 240))
+    assert cache.get(key(0), 1, 0.0) is not None  # used: now the most recent
+    cache.put(key(4), entry(1, 240))
+    assert cache.get(key(1), 1, 0.0) is None  # the least recently used went
+    assert all(cache.get(key(n), 1, 0.0) is not None for n in (0, 2, 3, 4))
+    assert cache.bytes == 960 and len(cache) == 4
+
+
+def test_an_entry_is_served_only_at_its_generation_and_before_it_expires() -> None:
+    cache = ResponseCache(max_bytes=10_000)
+    cache.put(key(1), entry(7, 100, expires=50.0))
+    assert cache.get(key(1), 7, 49.9) is not None
+    assert cache.get(key(1), 8, 49.9) is None
+    assert cache.get(key(1), 7, 50.0) is None
+
+
+def test_one_huge_response_does_not_flush_the_rest() -> None:
+    cache = ResponseCache(max_bytes=1000)
+    cache.put(key(1), entry(1, 200))
+    cache.put(key(2), entry(1, 900))
+    assert cache.get(key(2), 1, 0.0) is None
+    assert cache.get(key(1), 1, 0.0) is not None
+
+
+def test_replacing_an_entry_keeps_the_byte_count_right() -> None:
+    cache = ResponseCache(max_bytes=1000)
+    cache.put(key(1), entry(1, 200))
+    cache.put(key(1), entry(2, 100))
+    assert cache.bytes == 100 and len(cache) == 1

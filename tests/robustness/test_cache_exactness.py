@@ -20,7 +20,7 @@ from tests.support.serve_process import ServeProcess, plain_http_server
 
 WRITES = 120
 READERS = 4
-PAUSE_S = 0.01
+PAUSE_S = 0.03  # long enough for each server to see, store and then serve a hit
 
 
 @dataclass
@@ -64,6 +64,41 @@ def read_loop(clients: list[httpx.Client], path: str, seen: Observed, done: thre
                 seen.stale.append((floor, got))
 
 
+def race(base_urls: list[str], token: str, org: str, project: str) -> Observed:
+    """Writer and readers spread over ``base_urls``; returns what the readers saw."""
+    headers = {"Authorization": f"Bearer {token}"}
+    prefix = f"/packer/2023-01-01/organizations/{org}/projects/{project}"
+    clients = [
+        httpx.Client(base_url=url + prefix, headers=headers, timeout=30) for url in base_urls
+    ]
+    seen = Observed()
+    try:
+        assert clients[0].put("/buckets", json={"name": "hot"}).status_code == 200
+        path = "/buckets/hot"
+        done = threading.Event()
+        threads = [
+            threading.Thread(target=read_loop, args=(clients, path, seen, done))
+            for _ in range(READERS)
+        ]
+        threads.append(threading.Thread(target=write_loop, args=(clients, path, seen, done)))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+    finally:
+        for client in clients:
+            client.close()
+    return seen
+
+
+def assert_never_stale(seen: Observed) -> None:
+    assert seen.published == WRITES
+    assert seen.stale == []
+    # The race was real: the caches answered many of the reads.
+    assert seen.reads > 2 * WRITES, seen.reads
+    assert seen.hits > WRITES, (seen.hits, seen.reads)
+
+
 def test_no_server_serves_a_response_older_than_a_returned_write(
     tmp_path: Path, db_url: str
 ) -> None:
@@ -71,31 +106,15 @@ def test_no_server_serves_a_response_older_than_a_returned_write(
     second = ServeProcess(tmp_path / "b", *first.args)
     with first, second:  # entered in turn: the first has bootstrapped when the second starts
         token, org, project = admin_token(first.base_url, tmp_path / "a")
-        headers = {"Authorization": f"Bearer {token}"}
-        prefix = f"/packer/2023-01-01/organizations/{org}/projects/{project}"
-        clients = [
-            httpx.Client(base_url=server.base_url + prefix, headers=headers, timeout=30)
-            for server in (first, second)
-        ]
-        try:
-            assert clients[0].put("/buckets", json={"name": "hot"}).status_code == 200
-            path = "/buckets/hot"
-            seen = Observed()
-            done = threading.Event()
-            threads = [
-                threading.Thread(target=read_loop, args=(clients, path, seen, done))
-                for _ in range(READERS)
-            ]
-            threads.append(threading.Thread(target=write_loop, args=(clients, path, seen, done)))
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=300)
-        finally:
-            for client in clients:
-                client.close()
-    assert seen.published == WRITES
-    assert seen.stale == []
-    # The race was real: both caches answered many of the reads.
-    assert seen.reads > 2 * WRITES, seen.reads
-    assert seen.hits > WRITES, (seen.hits, seen.reads)
+        seen = race([first.base_url, second.base_url], token, org, project)
+    assert_never_stale(seen)
+
+
+def test_worker_processes_of_one_server_never_serve_stale_responses(
+    tmp_path: Path, db_url: str
+) -> None:
+    """``packyard serve --workers 2``: each worker has its own cache; connections spread."""
+    with plain_http_server(tmp_path / "a", db_url, "--workers", "2") as server:
+        token, org, project = admin_token(server.base_url, tmp_path / "a")
+        seen = race([server.base_url] * 3, token, org, project)
+    assert_never_stale(seen)

@@ -144,8 +144,9 @@ class ServeProcess:
 
 
 def plain_http_server(
-    data_dir: Path, database_url: str | None = None, *, log_level: str = "warning"
+    data_dir: Path, database_url: str | None = None, *extra: str, log_level: str = "warning"
 ) -> ServeProcess:
-    """``packyard serve --no-tls`` at ``log_level``, on ``database_url`` when given."""
+    """``packyard serve --no-tls`` at ``log_level``, on ``database_url`` when given, plus
+    ``extra`` options."""
     database = ["--database-url", database_url] if database_url else []
-    return ServeProcess(data_dir, "--no-tls", "--log-level", log_level, *database)
+    return ServeProcess(data_dir, "--no-tls", "--log-level", log_level, *database, *extra)

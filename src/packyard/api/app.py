@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -31,6 +30,7 @@ from packyard.api.routes import (
     versions,
 )
 from packyard.api.schemas import install_openapi
+from packyard.config import env_number
 from packyard.services.container import Services
 from packyard.services.scheduler import scheduler_running
 
@@ -39,9 +39,9 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 # more threads mostly add lock hand-offs: GetChannel on SQLite with 16 clients served
 # 970 req/s with 1 thread, 820 with 2, 660 with 4 and 430 with 40 (anyio's default).
 # Two keep one slow request from stalling every other one.
-WORKER_THREADS = int(os.environ.get("PACKYARD_WORKER_THREADS", "2"))
+WORKER_THREADS = int(env_number("PACKYARD_WORKER_THREADS", 2, minimum=1))
 # Memory for cached read responses (see packyard.api.cache); 0 turns the cache off.
-RESPONSE_CACHE_MB = float(os.environ.get("PACKYARD_RESPONSE_CACHE_MB", "64"))
+RESPONSE_CACHE_MB = env_number("PACKYARD_RESPONSE_CACHE_MB", 64)
 
 
 def create_app(

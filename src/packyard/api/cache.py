@@ -11,7 +11,9 @@ and nothing in that project changed since:
 2. the project's generation is read from the database by the probe
    (:mod:`packyard.store.probe`) — one primary-key lookup, on every request;
 3. a stored response is sent only if it was computed at that very generation and
-   no scheduled revocation took effect since it was computed.
+   no scheduled revocation took effect since it was computed;
+4. a response is stored the second time it is asked for at one generation (what
+   is read once between writes is not worth storing).
 
 On a miss the generation is read *before* the normal path computes the
 response, so the stored response is never older than its generation. Every write
@@ -49,6 +51,7 @@ _CACHEABLE_POST = "_search/external_artifact"  # SearchExternalArtifact: a read 
 MAX_KEYED_BODY = 4096
 _HIT = (b"x-packyard-cache", b"hit")  # marks answers served from the cache
 _ENTRY_OVERHEAD = 512  # bytes of bookkeeping counted per entry besides key and body
+SEEN_KEPT = 20_000  # keys remembered as asked once (see ResponseCache.seen_twice)
 
 CacheKey = tuple[bytes, bytes, bytes, bool]
 
@@ -71,6 +74,9 @@ class ResponseCache:
         self.hits = 0
         self.misses = 0
         self._items: OrderedDict[CacheKey, CachedResponse] = OrderedDict()
+        # hash(key) -> generation: asked once at that generation, not stored. Hashes keep
+        # this small whatever the keys; a collision only stores a response early.
+        self._seen: dict[int, int] = {}
 
     def __len__(self) -> int:
         return len(self._items)
@@ -83,6 +89,23 @@ class ResponseCache:
         self._items.move_to_end(key)
         self.hits += 1
         return entry
+
+    def seen_twice(self, key: CacheKey, generation: int) -> bool:
+        """Whether ``key`` was already asked for at ``generation`` (and so is worth storing).
+
+        Storing costs a read of the project's validity on a worker thread. A
+        response read once per generation, as Packer reads its version between
+        writes, would never be served from the cache, so it is stored only when
+        it is asked for a second time with nothing changed in between.
+        """
+        digest = hash(key)
+        if self._seen.get(digest) == generation:
+            del self._seen[digest]
+            return True
+        if len(self._seen) >= SEEN_KEPT:
+            self._seen.clear()
+        self._seen[digest] = generation
+        return False
 
     def put(self, key: CacheKey, entry: CachedResponse) -> None:
         self.discard(key)
@@ -141,12 +164,16 @@ class CachedReadMiddleware:
         if generation is None:
             await self.app(scope, receive, send)
             return
-        hit = self.cache.responses.get(key, generation, time.time())
+        responses = self.cache.responses
+        hit = responses.get(key, generation, time.time())
         if hit is not None:
             await send(hit.start)
             await send({"type": "http.response.body", "body": hit.body})
             return
-        await self._fill(key, project_id, scope, receive, send)
+        if responses.seen_twice(key, generation):
+            await self._fill(key, project_id, scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
     def _can_write(self, scope: Scope, org: str, project_id: str) -> bool | None:
         """The caller's write permission if it is known without the database, else ``None``."""

@@ -9,9 +9,9 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
 
 from packyard.cli.commands import register as register_client_commands
+from packyard.cli.common import fail, stderr
 from packyard.cli.envblock import as_shell, env_block
 from packyard.config import DEFAULT_PORT, Advertised, default_data_dir, load_advertised
 from packyard.domain.enums import Role
@@ -27,7 +27,7 @@ app = typer.Typer(
 )
 principal_app = typer.Typer(help="Manage service principals.", no_args_is_help=True)
 app.add_typer(principal_app, name="principal")
-err = Console(stderr=True)
+err = stderr()
 
 
 class Format(StrEnum):
@@ -58,11 +58,6 @@ DatabaseUrl = Annotated[
 ]
 
 
-def fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(code)
-
-
 @app.command()
 def serve(
     data_dir: DataDir = None,
@@ -79,6 +74,14 @@ def serve(
         typer.Option(help="host:port clients use to reach this server (e.g. the proxy)."),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Server processes sharing the port (about one per core; each has its own caches).",
+        ),
+    ] = 1,
 ) -> None:
     """Run the registry: the HCP Packer API and the OAuth2 token endpoint on one port."""
     if (tls_cert is None) != (tls_key is None):
@@ -101,6 +104,7 @@ def serve(
         no_tls=no_tls,
         public_address=public_address,
         log_level=log_level,
+        workers=workers,
     )
     creds = load_credentials(directory)
     address = advertised_address(host, port, public_address)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -16,12 +16,13 @@ from packyard.domain.rules import utcnow, validate_labels, validate_text
 from packyard.errors import ApiError, Code, already_exists, invalid, precondition
 from packyard.ids import new_id
 from packyard.services.ancestry import forget_build_parent, record_parent
-from packyard.services.lifecycle import complete_if_done
+from packyard.services.lifecycle import all_done, complete
 from packyard.services.lookup import (
-    bucket_or_404,
+    build_missing,
     build_or_404,
+    find_version,
+    lock_version,
     require_write,
-    version_or_10,
 )
 from packyard.store import deletions
 from packyard.store.engine import Store
@@ -61,14 +62,12 @@ class BuildService:
         self, caller: Caller, bucket_name: str, fingerprint: str, page: PageRequest
     ) -> Page[Build]:
         with self.store.read() as conn:
-            bucket = bucket_or_404(conn, caller, bucket_name)
-            version = version_or_10(conn, bucket, fingerprint)
+            _, version = find_version(conn, caller, bucket_name, fingerprint)
             return BuildRepo(conn).list_page(version.id, page)
 
     def get(self, caller: Caller, bucket_name: str, fingerprint: str, build_id: str) -> Build:
         with self.store.read() as conn:
-            bucket = bucket_or_404(conn, caller, bucket_name)
-            version = version_or_10(conn, bucket, fingerprint)
+            _, version = find_version(conn, caller, bucket_name, fingerprint)
             return build_or_404(conn, version, build_id)
 
     def create(
@@ -89,13 +88,9 @@ class BuildService:
         )
         try:
             with self.store.write(caller.project_id) as conn:
-                bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
-                version = version_or_10(conn, bucket, fingerprint, lock=True)
+                bucket, version = lock_version(conn, caller, bucket_name, fingerprint)
                 if version.complete:
                     raise _complete_error(version)
-                repo = BuildRepo(conn)
-                if repo.component_exists(version.id, component):
-                    raise exists
                 build = Build(
                     id=new_id(),
                     version_id=version.id,
@@ -111,11 +106,25 @@ class BuildService:
                     created_at=now,
                     updated_at=now,
                 )
-                repo.insert(build)
-                result = _apply(conn, caller, bucket, version, build, changes, now)
+                repo = BuildRepo(conn)
+                try:
+                    change = _merge(conn, caller, version, build, changes, now)
+                except ApiError:
+                    # A second build of the component is refused first, whatever its body.
+                    if repo.component_exists(version.id, component):
+                        raise exists from None
+                    raise
+                if change is None:
+                    repo.insert(build)  # nothing recognised in the body: a bare build
+                    return build
+                # One INSERT of the merged build; the unique (version, component)
+                # constraint refuses a duplicate (IntegrityError, below).
+                created = change.applied_to(build)
+                repo.insert(created)
+                _write(conn, caller, bucket, version, created, change, now, update=False)
         except IntegrityError:
             raise exists from None
-        return result
+        return created
 
     def update(
         self,
@@ -128,17 +137,37 @@ class BuildService:
         require_write(caller)
         now = utcnow()
         with self.store.write(caller.project_id) as conn:
-            bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
-            version = version_or_10(conn, bucket, fingerprint, lock=True)
-            build = build_or_404(conn, version, build_id)
-            return _apply(conn, caller, bucket, version, build, changes, now)
+            bucket, version = lock_version(conn, caller, bucket_name, fingerprint)
+            context = BuildRepo(conn).under_lock(bucket.id, version.id, build_id)
+            build = next((b for b in context.builds if b.id == build_id), None)
+            if build is None:
+                raise build_missing(build_id)
+            change = _merge(conn, caller, version, build, changes, now)
+            if change is None:
+                return build  # nothing recognised: a no-op, like HCP
+            updated = change.applied_to(build)
+            others_done = all(
+                b.status is BuildStatus.DONE for b in context.builds if b.id != build_id
+            )
+            _write(
+                conn,
+                caller,
+                bucket,
+                version,
+                updated,
+                change,
+                now,
+                update=True,
+                completes=updated.status is BuildStatus.DONE and others_done,
+                next_number=context.next_number,
+            )
+        return updated
 
     def delete(self, caller: Caller, bucket_name: str, fingerprint: str, build_id: str) -> None:
         """Delete one build; the version's name and completion are left as they are."""
         require_write(caller)
         with self.store.write(caller.project_id) as conn:
-            bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
-            version = version_or_10(conn, bucket, fingerprint, lock=True)
+            bucket, version = lock_version(conn, caller, bucket_name, fingerprint)
             build = build_or_404(conn, version, build_id)
             BuildRepo(conn).delete(build.id)
             forget_build_parent(conn, build)
@@ -161,41 +190,69 @@ def _complete_error(version: Version) -> ApiError:
     )
 
 
-def _apply(
+@dataclass(slots=True)
+class _Change:
+    """What a CreateBuild or UpdateBuild body changes in one build, validated."""
+
+    fields: dict[str, Any]  # Build fields (and columns) to set; the status as BuildStatus
+    artifacts: list[Artifact]  # to add
+
+    def applied_to(self, build: Build) -> Build:
+        """The build as it reads back once the change is written."""
+        updated = replace(build, **self.fields)
+        if self.artifacts:
+            # The order of a reload: by creation time, then id.
+            updated.artifacts = sorted(
+                [*build.artifacts, *self.artifacts], key=lambda a: (a.created_at, a.id)
+            )
+        else:
+            updated.artifacts = list(build.artifacts)
+        return updated
+
+    def columns(self) -> dict[str, Any]:
+        values = dict(self.fields)
+        if "status" in values:
+            values["status"] = values["status"].value
+        return values
+
+
+def _merge(
     conn: Connection,
     caller: Caller,
-    bucket: Bucket,
     version: Version,
     build: Build,
     changes: BuildChanges,
     now: datetime,
-) -> Build:
-    """Merge ``changes`` into ``build``; complete the version if this made it whole."""
-    values: dict[str, Any] = {}
+) -> _Change | None:
+    """Validate ``changes`` against ``build``; ``None`` when nothing is recognised.
+
+    Records the parent ids given (an ancestry edge), like the write that follows.
+    """
+    fields: dict[str, Any] = {}
     if changes.platform:
-        values["platform"] = validate_text(changes.platform, field="platform")
+        fields["platform"] = validate_text(changes.platform, field="platform")
     if changes.packer_run_uuid:
-        values["packer_run_uuid"] = validate_text(
+        fields["packer_run_uuid"] = validate_text(
             changes.packer_run_uuid, field="packer_run_uuid", limit=MAX_RUN_UUID
         )
     if changes.source_external_identifier:
-        values["source_external_identifier"] = validate_text(
+        fields["source_external_identifier"] = validate_text(
             changes.source_external_identifier, field="source_external_identifier", limit=1024
         )
     if changes.labels is not None:
-        values["labels"] = validate_labels(changes.labels)
+        fields["labels"] = validate_labels(changes.labels)
     if changes.metadata is not None:
-        values["metadata"] = changes.metadata
+        fields["metadata"] = changes.metadata
     new_artifacts = _artifacts(changes.artifacts, now)
     status = changes.status
 
     if (
-        not values
+        not fields
         and not new_artifacts
         and status is None
         and not (changes.parent_version_id or changes.parent_channel_id)
     ):
-        return build  # nothing recognised: a no-op, like HCP
+        return None  # nothing recognised: a no-op, like HCP
     if version.complete:
         # A complete version is never reopened: not even its builds that never ran change.
         raise _complete_error(version)
@@ -220,20 +277,44 @@ def _apply(
         parent_version_id=changes.parent_version_id or None,
         parent_channel_id=changes.parent_channel_id or None,
         now=now,
-        values=values,
+        values=fields,
     )
     if status is not None:
-        values["status"] = status.value
-    values["updated_at"] = now
+        fields["status"] = status
+    fields["updated_at"] = now
+    return _Change(fields=fields, artifacts=new_artifacts)
+
+
+def _write(
+    conn: Connection,
+    caller: Caller,
+    bucket: Bucket,
+    version: Version,
+    build: Build,
+    change: _Change,
+    now: datetime,
+    *,
+    update: bool,
+    completes: bool | None = None,
+    next_number: int | None = None,
+) -> None:
+    """Write ``change`` (already in ``build``'s row unless ``update``), touch the version
+    and complete it if this made it whole.
+
+    ``completes`` says whether it did, when the caller read the version's builds
+    under the bucket lock; ``None`` reads their statuses.
+    """
     repo = BuildRepo(conn)
-    repo.update(build.id, **values)
-    repo.add_artifacts(build.id, caller.project_id, new_artifacts)
+    if update:
+        repo.update(build.id, **change.columns())
+    repo.add_artifacts(build.id, caller.project_id, change.artifacts)
+    if build.status is BuildStatus.DONE:
+        if completes is None:
+            completes = all_done(BuildRepo(conn).statuses(version.id))
+        if completes:
+            complete(conn, bucket, version, now, number=next_number)  # touches the version
+            return
     VersionRepo(conn).update(version.id, updated_at=now)
-    if status is BuildStatus.DONE:
-        complete_if_done(conn, bucket, version, now)
-    updated = repo.get(version.id, build.id)
-    assert updated is not None
-    return updated
 
 
 def _artifacts(items: list[ArtifactInput] | None, now: datetime) -> list[Artifact]:

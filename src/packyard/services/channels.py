@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
@@ -13,7 +14,7 @@ from packyard.domain.paging import Page, PageRequest
 from packyard.domain.rules import is_revoked, parse_field_mask, utcnow, validate_name
 from packyard.errors import already_exists, invalid, not_found, precondition
 from packyard.ids import new_id
-from packyard.services.lookup import bucket_or_404, channel_or_404, require_write
+from packyard.services.lookup import bucket_or_404, channel_or_404, lock_channel, require_write
 from packyard.services.views import load_channels, load_versions
 from packyard.store.channels import ChannelRepo
 from packyard.store.engine import Store
@@ -109,24 +110,35 @@ class ChannelService:
         paths = parse_field_mask(update_mask, _CHANNEL_MASK)
         require_write(caller)
         now = utcnow()
+        assigning = "version_fingerprint" in paths
         with self.store.write(caller.project_id) as conn:
-            bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
-            channel = channel_or_404(conn, caller, bucket, name, lock=True)
+            bucket, channel, version = lock_channel(
+                conn, caller, bucket_name, name, fingerprint=fingerprint if assigning else None
+            )
             if channel.managed:
                 raise precondition(
                     f'Can\'t update channel assignment on channel "{channel.name}". This channel '
                     "is managed by HCP Packer"
                 )
-            repo = ChannelRepo(conn)
+            values: dict[str, Any] = {}
             if "restricted" in paths and bool(restricted) != channel.restricted:
-                repo.update(channel.id, restricted=bool(restricted), updated_at=now)
-            if "version_fingerprint" in paths:
-                target = _assignable(conn, bucket, fingerprint, now) if fingerprint else None
+                values["restricted"] = channel.restricted = bool(restricted)
+            if assigning:
+                target = _found(bucket, fingerprint, version, now) if fingerprint else None
                 target_id = target.id if target else None
                 if target_id != channel.version_id:
-                    repo.assign(channel.id, target_id, caller.name, now)
-            updated = _reload(conn, channel.id)
-        return updated
+                    values["version_id"] = channel.version_id = target_id
+                    values["author_id"] = channel.author_id = caller.name
+            if values:
+                values["updated_at"] = channel.updated_at = now
+                ChannelRepo(conn).update(channel.id, **values)
+                if "version_id" in values:
+                    ChannelRepo(conn).append_history(
+                        channel.id, channel.version_id, caller.name, now
+                    )
+            # The channel as written, its version loaded as reads load it.
+            load_channels(conn, [channel])
+        return channel
 
     def delete(self, caller: Caller, bucket_name: str, name: str) -> None:
         require_write(caller)
@@ -200,6 +212,13 @@ def _assignable(
     # (it may come from an ancestor in another bucket), so a version revoked
     # concurrently is never assigned.
     version = VersionRepo(conn).get(bucket.id, fingerprint or "", lock=True)
+    return _found(bucket, fingerprint, version, now)
+
+
+def _found(
+    bucket: Bucket, fingerprint: str | None, version: Version | None, now: datetime
+) -> Version:
+    """The version looked up (and locked) for ``fingerprint``, if it can be assigned."""
     if version is None:
         raise not_found(
             f"Error: The version with fingerprint {fingerprint} does not exist in bucket "

@@ -6,6 +6,7 @@ versions that are revoked or deleted (:func:`roll_back_channels`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -17,29 +18,31 @@ from packyard.domain.rules import is_revoked
 from packyard.store.buckets import BucketRepo
 from packyard.store.channels import ChannelRepo
 from packyard.store.revocation import ChannelMove, RollbackRepo
-from packyard.store.versions import BuildRepo, VersionRepo
+from packyard.store.versions import VersionRepo
 
 
-def complete_if_done(conn: Connection, bucket: Bucket, version: Version, now: datetime) -> bool:
-    """Complete the version when every one of its builds is DONE.
+def all_done(statuses: Iterable[BuildStatus]) -> bool:
+    """Whether builds with these statuses make their version whole (at least one, all DONE)."""
+    seen = False
+    for status in statuses:
+        if status is not BuildStatus.DONE:
+            return False
+        seen = True
+    return seen
 
-    Runs inside the transaction of the build update that made the last build
-    DONE, with the bucket row locked, so numbering is gapless and unique.
+
+def complete(
+    conn: Connection, bucket: Bucket, version: Version, now: datetime, *, number: int | None = None
+) -> None:
+    """Name the version vN, then point `latest` at it unless it is already revoked.
+
+    Runs with the bucket row locked, so numbering is gapless and unique. ``number``
+    is the bucket's next number when the caller read it under that lock. Sets the
+    version's ``updated_at`` too.
     """
-    if version.complete:
-        return False
-    statuses = BuildRepo(conn).statuses(version.id)
-    if not statuses or any(s is not BuildStatus.DONE for s in statuses):
-        return False
-    complete(conn, bucket, version, now)
-    return True
-
-
-def complete(conn: Connection, bucket: Bucket, version: Version, now: datetime) -> None:
-    """Name the version vN, then point `latest` at it unless it is already revoked."""
-    repo = VersionRepo(conn)
-    number = repo.next_number(bucket.id)
-    repo.update(version.id, number=number, updated_at=now)
+    if number is None:
+        number = VersionRepo(conn).next_number(bucket.id)
+    VersionRepo(conn).update(version.id, number=number, updated_at=now)
     version.number = number
     if not is_revoked(version.revoke_at, now):
         set_latest(conn, bucket, version.id, now)
@@ -49,10 +52,7 @@ def complete(conn: Connection, bucket: Bucket, version: Version, now: datetime) 
 
 def set_latest(conn: Connection, bucket: Bucket, version_id: str | None, now: datetime) -> None:
     """Point the managed channel and the bucket's mirror of it at ``version_id``."""
-    channels = ChannelRepo(conn)
-    latest = channels.get(bucket.id, MANAGED_CHANNEL)
-    if latest is not None and latest.version_id != version_id:
-        channels.assign(latest.id, version_id, MANAGED_AUTHOR, now)
+    ChannelRepo(conn).move_by_name(bucket.id, MANAGED_CHANNEL, version_id, MANAGED_AUTHOR, now)
     BucketRepo(conn).update(bucket.id, latest_version_id=version_id, updated_at=now)
     bucket.latest_version_id = version_id
 

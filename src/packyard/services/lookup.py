@@ -22,8 +22,12 @@ def require_write(caller: Caller) -> None:
 def bucket_or_404(conn: Connection, caller: Caller, name: str, *, lock: bool = False) -> Bucket:
     bucket = BucketRepo(conn).get(caller.project_id, name, lock=lock)
     if bucket is None:
-        raise not_found(f"Error: The bucket with identifier {name} does not exist.")
+        raise bucket_missing(name)
     return bucket
+
+
+def bucket_missing(name: str) -> ApiError:
+    return not_found(f"Error: The bucket with identifier {name} does not exist.")
 
 
 def version_missing(fingerprint: str) -> ApiError:
@@ -40,11 +44,74 @@ def version_or_10(
     return version
 
 
+def find_version(
+    conn: Connection, caller: Caller, bucket_name: str, fingerprint: str
+) -> tuple[Bucket, Version]:
+    """:func:`bucket_or_404` then :func:`version_or_10`, read in one query."""
+    found = VersionRepo(conn).find_in_bucket(caller.project_id, bucket_name, fingerprint)
+    if found is None:
+        raise bucket_missing(bucket_name)
+    bucket, version = found
+    if version is None:
+        raise version_missing(fingerprint)
+    return bucket, version
+
+
+def lock_version(
+    conn: Connection, caller: Caller, bucket_name: str, fingerprint: str
+) -> tuple[Bucket, Version]:
+    """:func:`bucket_or_404` then :func:`version_or_10`, both with ``lock=True``.
+
+    One statement locks and reads both rows when both exist. Otherwise the
+    step-by-step lookup runs: it answers the right error, and finds a version that
+    a writer holding the bucket lock created meanwhile. The version is its row
+    alone (no revocation origin, ``has_descendants``): reload it to render it.
+    """
+    found = VersionRepo(conn).lock_in_bucket(caller.project_id, bucket_name, fingerprint)
+    if found is not None:
+        return found
+    bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
+    return bucket, version_or_10(conn, bucket, fingerprint, lock=True)
+
+
+def lock_channel(
+    conn: Connection,
+    caller: Caller,
+    bucket_name: str,
+    name: str,
+    *,
+    fingerprint: str | None = None,
+) -> tuple[Bucket, Channel, Version | None]:
+    """:func:`bucket_or_404` then :func:`channel_or_404`, both with ``lock=True``.
+
+    With ``fingerprint``, that version of the bucket is locked and read too
+    (``None`` if it does not exist): the version row alone, as from
+    :func:`lock_version`. One statement when everything exists.
+    """
+    found = ChannelRepo(conn).lock_in_bucket(
+        caller.project_id, bucket_name, name, fingerprint=fingerprint
+    )
+    if found is not None:
+        bucket, channel, version = found
+        _check_access(caller, channel)
+        return bucket, channel, version
+    bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
+    channel = channel_or_404(conn, caller, bucket, name, lock=True)
+    version = None
+    if fingerprint is not None:
+        version = VersionRepo(conn).get(bucket.id, fingerprint, lock=True)
+    return bucket, channel, version
+
+
 def build_or_404(conn: Connection, version: Version, build_id: str) -> Build:
     build = BuildRepo(conn).get(version.id, build_id)
     if build is None:
-        raise not_found(f"The build with identifier {build_id} does not exist.")
+        raise build_missing(build_id)
     return build
+
+
+def build_missing(build_id: str) -> ApiError:
+    return not_found(f"The build with identifier {build_id} does not exist.")
 
 
 def channel_or_404(
@@ -53,8 +120,12 @@ def channel_or_404(
     channel = ChannelRepo(conn).get(bucket.id, name, lock=lock)
     if channel is None:
         raise not_found(f"Error: The channel with identifier {name} does not exist.")
+    _check_access(caller, channel)
+    return channel
+
+
+def _check_access(caller: Caller, channel: Channel) -> None:
     if channel.restricted and not caller.can_write:
         raise permission_denied(
-            f"The channel {name} is restricted; principal {caller.name!r} cannot access it."
+            f"The channel {channel.name} is restricted; principal {caller.name!r} cannot access it."
         )
-    return channel

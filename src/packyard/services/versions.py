@@ -11,7 +11,13 @@ from packyard.domain.rules import utcnow, validate_fingerprint
 from packyard.errors import ApiError, already_exists, invalid, not_found, precondition
 from packyard.ids import new_id
 from packyard.services.lifecycle import complete, roll_back_channels
-from packyard.services.lookup import bucket_or_404, require_write, version_or_10
+from packyard.services.lookup import (
+    bucket_or_404,
+    find_version,
+    lock_version,
+    require_write,
+    version_or_10,
+)
 from packyard.services.views import load_versions
 from packyard.store import deletions
 from packyard.store.buckets import BucketRepo
@@ -34,8 +40,7 @@ class VersionService:
 
     def get(self, caller: Caller, bucket_name: str, fingerprint: str) -> Version:
         with self.store.read() as conn:
-            bucket = bucket_or_404(conn, caller, bucket_name)
-            version = version_or_10(conn, bucket, fingerprint)
+            _, version = find_version(conn, caller, bucket_name, fingerprint)
             load_versions(conn, [version])
         return version
 
@@ -56,9 +61,6 @@ class VersionService:
         try:
             with self.store.write(caller.project_id) as conn:
                 bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
-                repo = VersionRepo(conn)
-                if repo.get(bucket.id, fingerprint) is not None:
-                    raise exists
                 version = Version(
                     id=new_id(),
                     bucket_id=bucket.id,
@@ -70,9 +72,10 @@ class VersionService:
                     created_at=now,
                     updated_at=now,
                 )
-                repo.insert(version)
-                BucketRepo(conn).add_version_count(bucket.id, 1)
-                BucketRepo(conn).update(bucket.id, updated_at=now)
+                # The unique (bucket, fingerprint) constraint refuses an existing
+                # fingerprint: IntegrityError, below.
+                VersionRepo(conn).insert(version)
+                BucketRepo(conn).add_version_count(bucket.id, 1, updated_at=now)
         except IntegrityError:
             raise exists from None
         return version
@@ -86,8 +89,7 @@ class VersionService:
         require_write(caller)
         now = utcnow()
         with self.store.write(caller.project_id) as conn:
-            bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
-            version = version_or_10(conn, bucket, fingerprint, lock=True)
+            bucket, version = lock_version(conn, caller, bucket_name, fingerprint)
             if not version.complete:
                 statuses = BuildRepo(conn).statuses(version.id)
                 if BuildStatus.DONE not in statuses:
@@ -136,8 +138,7 @@ class VersionService:
                 number=version.number,
                 at=now,
             )
-            BucketRepo(conn).add_version_count(bucket.id, -1)
-            BucketRepo(conn).update(bucket.id, updated_at=now)
+            BucketRepo(conn).add_version_count(bucket.id, -1, updated_at=now)
 
 
 def not_found_version(fingerprint: str) -> ApiError:

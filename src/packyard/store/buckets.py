@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, select, update
@@ -22,6 +23,16 @@ _BY_NAME = select(buckets).where(
     buckets.c.project_id == bindparam("project_id"), buckets.c.name == bindparam("name")
 )
 _BY_NAME_LOCKED = _BY_NAME.with_for_update()
+
+_ADD_VERSIONS = (
+    update(buckets)
+    .where(buckets.c.id == bindparam("bucket_id"))
+    .values(version_count=buckets.c.version_count + bindparam("delta"), updated_at=bindparam("at"))
+)
+
+# The bucket's columns as ``b_<name>``, for statements that join the bucket to the
+# row a request is about (its version, channel...) and read both at once.
+LABELED_COLUMNS = tuple(c.label(f"b_{c.name}") for c in buckets.c)
 
 
 class BucketRepo:
@@ -51,12 +62,9 @@ class BucketRepo:
     def update(self, bucket_id: str, **values: Any) -> None:
         self.conn.execute(update(buckets).where(buckets.c.id == bucket_id).values(**values))
 
-    def add_version_count(self, bucket_id: str, delta: int) -> None:
-        self.conn.execute(
-            update(buckets)
-            .where(buckets.c.id == bucket_id)
-            .values(version_count=buckets.c.version_count + delta)
-        )
+    def add_version_count(self, bucket_id: str, delta: int, *, updated_at: datetime) -> None:
+        """Count ``delta`` more versions and set ``updated_at``, in one statement."""
+        self.conn.execute(_ADD_VERSIONS, {"bucket_id": bucket_id, "delta": delta, "at": updated_at})
 
     def delete(self, bucket_id: str) -> None:
         self.conn.execute(delete(buckets).where(buckets.c.id == bucket_id))
@@ -72,6 +80,21 @@ class BucketRepo:
             convert=bucket_from_row,
             scope=f"buckets:{project_id}",
         )
+
+
+def bucket_from_labeled(row: Any) -> Bucket:
+    """The bucket of a row selected with :data:`LABELED_COLUMNS`."""
+    return Bucket(
+        id=row.b_id,
+        project_id=row.b_project_id,
+        name=row.b_name,
+        description=row.b_description,
+        labels=dict(row.b_labels or {}),
+        version_count=row.b_version_count,
+        latest_version_id=row.b_latest_version_id,
+        created_at=row.b_created_at,
+        updated_at=row.b_updated_at,
+    )
 
 
 def bucket_from_row(row: Any) -> Bucket:

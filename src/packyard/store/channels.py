@@ -6,13 +6,15 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, select, update
 
-from packyard.domain.models import Channel, ChannelAssignment
+from packyard.domain.models import Bucket, Channel, ChannelAssignment, Version
 from packyard.domain.paging import Page, PageRequest, SortKey
 from packyard.ids import new_id
+from packyard.store.buckets import LABELED_COLUMNS, bucket_from_labeled
 from packyard.store.pagination import SortColumn, paginate
-from packyard.store.schema import buckets, channel_assignments, channels
+from packyard.store.schema import buckets, channel_assignments, channels, versions
+from packyard.store.versions import version_row
 
 HISTORY_SORT = {
     "assigned_at": SortColumn(channel_assignments.c.seq),
@@ -27,6 +29,70 @@ _BY_NAME = _SELECT.where(
 )
 _BY_NAME_LOCKED = _BY_NAME.with_for_update(of=channels)
 
+# Lock a bucket row, then its channel row (and a version row of the bucket), as
+# bucket_or_404, channel_or_404 and a version lookup do one after the other.
+_LABELED = tuple(c.label(f"c_{c.name}") for c in channels.c)
+_CHANNEL_IN_BUCKET = (
+    select(*LABELED_COLUMNS, *_LABELED)
+    .select_from(buckets)
+    .join(
+        channels,
+        and_(channels.c.bucket_id == buckets.c.id, channels.c.name == bindparam("channel")),
+    )
+    .where(buckets.c.project_id == bindparam("project_id"), buckets.c.name == bindparam("name"))
+)
+_LOCK_IN_BUCKET = _CHANNEL_IN_BUCKET.with_for_update(of=[buckets, channels])
+_LOCK_WITH_VERSION = (
+    _CHANNEL_IN_BUCKET.add_columns(versions)
+    .join(
+        versions,
+        and_(
+            versions.c.bucket_id == buckets.c.id,
+            versions.c.fingerprint == bindparam("fingerprint"),
+        ),
+    )
+    .with_for_update(of=[buckets, channels, versions])
+)
+
+# The next history entry of a channel, numbered after its last one in the same statement.
+_HISTORY_SEQ = (
+    select(func.coalesce(func.max(channel_assignments.c.seq), 0) + 1)
+    .where(channel_assignments.c.channel_id == bindparam("cid"))
+    .scalar_subquery()
+)
+# Move a channel named within its bucket, unless it already serves the version, and
+# record the move; the channel's id and next sequence number come from the database.
+_MOVE_BY_NAME = (
+    update(channels)
+    .where(
+        channels.c.bucket_id == bindparam("bid"),
+        channels.c.name == bindparam("cname"),
+        channels.c.version_id.is_distinct_from(bindparam("vid")),
+    )
+    .values(version_id=bindparam("vid"), author_id=bindparam("author"), updated_at=bindparam("at"))
+)
+_APPEND_HISTORY_BY_NAME = channel_assignments.insert().from_select(
+    ["id", "channel_id", "seq", "version_id", "author_id", "assigned_at"],
+    select(
+        bindparam("aid", type_=channel_assignments.c.id.type),
+        channels.c.id,
+        select(func.coalesce(func.max(channel_assignments.c.seq), 0) + 1)
+        .where(channel_assignments.c.channel_id == channels.c.id)
+        .scalar_subquery(),
+        bindparam("vid", type_=channel_assignments.c.version_id.type),
+        bindparam("author", type_=channel_assignments.c.author_id.type),
+        bindparam("at", type_=channel_assignments.c.assigned_at.type),
+    ).where(channels.c.bucket_id == bindparam("bid"), channels.c.name == bindparam("cname")),
+)
+_APPEND_HISTORY = channel_assignments.insert().values(
+    id=bindparam("aid"),
+    channel_id=bindparam("cid"),
+    seq=_HISTORY_SEQ,
+    version_id=bindparam("vid"),
+    author_id=bindparam("author"),
+    assigned_at=bindparam("at"),
+)
+
 
 class ChannelRepo:
     def __init__(self, conn: Connection) -> None:
@@ -39,6 +105,39 @@ class ChannelRepo:
         q = _BY_NAME_LOCKED if lock else _BY_NAME
         row = self.conn.execute(q, {"bucket_id": bucket_id, "name": name}).first()
         return channel_from_row(row) if row else None
+
+    def lock_in_bucket(
+        self, project_id: str, bucket_name: str, name: str, *, fingerprint: str | None = None
+    ) -> tuple[Bucket, Channel, Version | None] | None:
+        """Lock the bucket row, its channel ``name`` and, with ``fingerprint``, that version.
+
+        One statement; ``None`` when any of them is missing at its start (the caller
+        then looks them up one by one). The version comes as its row alone (see
+        :meth:`VersionRepo.lock_in_bucket`).
+        """
+        params = {"project_id": project_id, "name": bucket_name, "channel": name}
+        if fingerprint is None:
+            row = self.conn.execute(_LOCK_IN_BUCKET, params).first()
+        else:
+            params["fingerprint"] = fingerprint
+            row = self.conn.execute(_LOCK_WITH_VERSION, params).first()
+        if row is None:
+            return None
+        bucket = bucket_from_labeled(row)
+        channel = Channel(
+            id=row.c_id,
+            bucket_id=row.c_bucket_id,
+            bucket_name=bucket.name,
+            name=row.c_name,
+            managed=row.c_managed,
+            restricted=row.c_restricted,
+            version_id=row.c_version_id,
+            author_id=row.c_author_id,
+            created_at=row.c_created_at,
+            updated_at=row.c_updated_at,
+        )
+        version = version_row(row, bucket.name) if fingerprint is not None else None
+        return bucket, channel, version
 
     def get_by_id(self, channel_id: str) -> Channel | None:
         row = self.conn.execute(self._select().where(channels.c.id == channel_id)).first()
@@ -88,11 +187,12 @@ class ChannelRepo:
     ) -> ChannelAssignment:
         """Point the channel at ``version_id`` (or nothing) and append a history entry."""
         self.update(channel_id, version_id=version_id, author_id=author, updated_at=at)
-        seq = self.conn.execute(
-            select(func.coalesce(func.max(channel_assignments.c.seq), 0)).where(
-                channel_assignments.c.channel_id == channel_id
-            )
-        ).scalar_one()
+        return self.append_history(channel_id, version_id, author, at)
+
+    def append_history(
+        self, channel_id: str, version_id: str | None, author: str, at: datetime
+    ) -> ChannelAssignment:
+        """Record an assignment the channel row already shows (the channel is locked)."""
         entry = ChannelAssignment(
             id=new_id(),
             channel_id=channel_id,
@@ -101,16 +201,24 @@ class ChannelRepo:
             assigned_at=at,
         )
         self.conn.execute(
-            channel_assignments.insert().values(
-                id=entry.id,
-                channel_id=channel_id,
-                seq=int(seq) + 1,
-                version_id=version_id,
-                author_id=author,
-                assigned_at=at,
-            )
+            _APPEND_HISTORY,
+            {"aid": entry.id, "cid": channel_id, "vid": version_id, "author": author, "at": at},
         )
         return entry
+
+    def move_by_name(
+        self, bucket_id: str, name: str, version_id: str | None, author: str, at: datetime
+    ) -> bool:
+        """Point the bucket's channel ``name`` at ``version_id`` with a history entry.
+
+        Nothing happens when the channel does not exist or already serves
+        ``version_id``; returns whether it moved. Two statements, no read.
+        """
+        params = {"bid": bucket_id, "cname": name, "vid": version_id, "author": author, "at": at}
+        if not self.conn.execute(_MOVE_BY_NAME, params).rowcount:
+            return False
+        self.conn.execute(_APPEND_HISTORY_BY_NAME, {**params, "aid": new_id()})
+        return True
 
     def history(self, channel_id: str, page: PageRequest) -> Page[ChannelAssignment]:
         result: Page[ChannelAssignment] = paginate(

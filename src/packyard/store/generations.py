@@ -59,11 +59,7 @@ def next_scheduled_revocation(conn: Connection, project_id: str, now: datetime) 
     stmt = (
         select(func.min(versions.c.revoke_at))
         .select_from(versions.join(buckets, buckets.c.id == versions.c.bucket_id))
-        .where(
-            versions.c.revocation_applied.is_(False),
-            versions.c.revoke_at > now,
-            buckets.c.project_id == project_id,
-        )
+        .where(versions.c.revoke_at > now, buckets.c.project_id == project_id)
     )
     value: datetime | None = conn.execute(stmt).scalar_one_or_none()
     return value

@@ -147,6 +147,8 @@ versions = Table(
 )
 Index("ix_versions_inherited_from", versions.c.revocation_inherited_from)
 Index("ix_versions_pending_revocation", versions.c.revocation_applied, versions.c.revoke_at)
+# When the next revocation takes effect (how long cached responses stay exact).
+Index("ix_versions_revoke_at", versions.c.revoke_at)
 
 builds = Table(
     "builds",

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, delete, exists, func, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    select,
+    update,
+)
 
 from packyard.domain.enums import BuildStatus, RevocationType, TemplateType
-from packyard.domain.models import Artifact, Build, RevokedAncestor, Version
+from packyard.domain.models import Artifact, Bucket, Build, RevokedAncestor, Version
 from packyard.domain.paging import Page, PageRequest, SortKey
 from packyard.domain.rules import aggregate_status, edge_status
+from packyard.store.buckets import LABELED_COLUMNS, bucket_from_labeled
 from packyard.store.pagination import SortColumn, paginate
 from packyard.store.schema import (
     artifacts,
@@ -32,20 +44,50 @@ _has_descendants = (
 )
 
 
+# What version_from_row reads: the row, its bucket's name and the read-model extras.
+_VERSION_COLUMNS = (
+    versions,
+    buckets.c.name.label("bucket_name"),
+    _anc.c.fingerprint.label("anc_fingerprint"),
+    _anc.c.number.label("anc_number"),
+    _anc_bucket.c.name.label("anc_bucket_name"),
+    _has_descendants,
+)
+
+
 def _version_select() -> Select[Any]:
     return (
-        select(
-            versions,
-            buckets.c.name.label("bucket_name"),
-            _anc.c.fingerprint.label("anc_fingerprint"),
-            _anc.c.number.label("anc_number"),
-            _anc_bucket.c.name.label("anc_bucket_name"),
-            _has_descendants,
-        )
+        select(*_VERSION_COLUMNS)
         .join(buckets, buckets.c.id == versions.c.bucket_id)
         .outerjoin(_anc, _anc.c.id == versions.c.revocation_inherited_from)
         .outerjoin(_anc_bucket, _anc_bucket.c.id == _anc.c.bucket_id)
     )
+
+
+_BUCKET_BY_NAME = and_(
+    buckets.c.project_id == bindparam("project_id"), buckets.c.name == bindparam("name")
+)
+_FINGERPRINT_IN_BUCKET = and_(
+    versions.c.bucket_id == buckets.c.id, versions.c.fingerprint == bindparam("fingerprint")
+)
+# A bucket and one of its versions in one query. Readers take the bucket and, if the
+# version exists, the loaded version; writers lock both rows (the bucket first, as
+# bucket_or_404 then version_or_10 do) and take the version row alone.
+_IN_BUCKET = (
+    select(*LABELED_COLUMNS, *_VERSION_COLUMNS)
+    .select_from(buckets)
+    .outerjoin(versions, _FINGERPRINT_IN_BUCKET)
+    .outerjoin(_anc, _anc.c.id == versions.c.revocation_inherited_from)
+    .outerjoin(_anc_bucket, _anc_bucket.c.id == _anc.c.bucket_id)
+    .where(_BUCKET_BY_NAME)
+)
+_IN_BUCKET_LOCKED = (
+    select(*LABELED_COLUMNS, versions)
+    .select_from(buckets)
+    .join(versions, _FINGERPRINT_IN_BUCKET)
+    .where(_BUCKET_BY_NAME)
+    .with_for_update(of=[buckets, versions])
+)
 
 
 # The read path's statements are built once: constructing SQLAlchemy expressions on
@@ -66,18 +108,56 @@ _PARENT_EDGES = (
     .outerjoin(channels, channels.c.id == version_edges.c.parent_channel_id)
     .where(version_edges.c.child_version_id.in_(bindparam("ids", expanding=True)))
 )
+
+_NEXT_NUMBER = select(func.coalesce(func.max(versions.c.number), 0) + 1).where(
+    versions.c.bucket_id == bindparam("bucket_id")
+)
+_ARTIFACT_COLUMNS = (
+    artifacts.c.id.label("artifact_id"),
+    artifacts.c.external_identifier,
+    artifacts.c.region,
+    artifacts.c.created_at.label("artifact_created_at"),
+)
+_ARTIFACT_ORDER = (artifacts.c.created_at, artifacts.c.id)
 _BUILDS_WITH_ARTIFACTS = (
-    select(
-        builds,
-        artifacts.c.id.label("artifact_id"),
-        artifacts.c.external_identifier,
-        artifacts.c.region,
-        artifacts.c.created_at.label("artifact_created_at"),
-    )
+    select(builds, *_ARTIFACT_COLUMNS)
     .outerjoin(artifacts, artifacts.c.build_id == builds.c.id)
     .where(builds.c.version_id.in_(bindparam("ids", expanding=True)))
-    .order_by(builds.c.created_at, builds.c.id, artifacts.c.created_at, artifacts.c.id)
+    .order_by(builds.c.created_at, builds.c.id, *_ARTIFACT_ORDER)
 )
+# What a build update reads once it holds the bucket lock: every build of the version
+# (their statuses decide completion), the artifacts of the updated build only, and
+# the number completion would give the version.
+_BUILDS_FOR_UPDATE = (
+    select(builds, *_ARTIFACT_COLUMNS, _NEXT_NUMBER.scalar_subquery().label("next_number"))
+    .outerjoin(
+        artifacts,
+        and_(artifacts.c.build_id == builds.c.id, builds.c.id == bindparam("build_id")),
+    )
+    .where(builds.c.version_id == bindparam("version_id"))
+    .order_by(builds.c.created_at, builds.c.id, *_ARTIFACT_ORDER)
+)
+_ONE_BUILD = (
+    select(builds, *_ARTIFACT_COLUMNS)
+    .outerjoin(artifacts, artifacts.c.build_id == builds.c.id)
+    .where(builds.c.version_id == bindparam("version_id"), builds.c.id == bindparam("build_id"))
+    .order_by(*_ARTIFACT_ORDER)
+)
+_ARTIFACTS_OF = (
+    select(artifacts.c.build_id, *_ARTIFACT_COLUMNS)
+    .where(artifacts.c.build_id.in_(bindparam("ids", expanding=True)))
+    .order_by(*_ARTIFACT_ORDER)
+)
+_STATUSES = select(builds.c.status).where(builds.c.version_id == bindparam("version_id"))
+
+
+@dataclass(slots=True)
+class BuildsUnderLock:
+    """A version's builds as read by a writer holding the bucket lock."""
+
+    builds: list[Build]  # every build; artifacts only for the build being updated
+    next_number: int  # what completing the version now would number it
+
 
 VERSION_SORT = {
     "created_at": SortColumn(versions.c.created_at, is_time=True),
@@ -110,6 +190,40 @@ class VersionRepo:
             _BY_FINGERPRINT, {"bucket_id": bucket_id, "fingerprint": fingerprint}
         ).first()
         return version_from_row(row) if row else None
+
+    def find_in_bucket(
+        self, project_id: str, bucket_name: str, fingerprint: str
+    ) -> tuple[Bucket, Version | None] | None:
+        """The bucket named ``bucket_name`` and its version ``fingerprint``, in one query.
+
+        ``None`` when the bucket does not exist; the version is ``None`` when it does
+        not. The version is loaded like :meth:`get` loads it.
+        """
+        row = self.conn.execute(
+            _IN_BUCKET, {"project_id": project_id, "name": bucket_name, "fingerprint": fingerprint}
+        ).first()
+        if row is None:
+            return None
+        return bucket_from_labeled(row), version_from_row(row) if row.id is not None else None
+
+    def lock_in_bucket(
+        self, project_id: str, bucket_name: str, fingerprint: str
+    ) -> tuple[Bucket, Version] | None:
+        """Lock the bucket row, then the version row, and read both: one statement.
+
+        ``None`` when either is missing at the statement's start (the caller tells
+        which, and looks again after waiting for the bucket's lock). The version
+        comes as its row alone: without the revocation origin and
+        ``has_descendants`` of the read model, which writers do not use.
+        """
+        row = self.conn.execute(
+            _IN_BUCKET_LOCKED,
+            {"project_id": project_id, "name": bucket_name, "fingerprint": fingerprint},
+        ).first()
+        if row is None:
+            return None
+        bucket = bucket_from_labeled(row)
+        return bucket, version_row(row, bucket.name)
 
     def get_by_id(self, version_id: str, *, lock: bool = False) -> Version | None:
         if lock:
@@ -150,10 +264,8 @@ class VersionRepo:
         self.conn.execute(delete(versions).where(versions.c.id == version_id))
 
     def next_number(self, bucket_id: str) -> int:
-        current = self.conn.execute(
-            select(func.max(versions.c.number)).where(versions.c.bucket_id == bucket_id)
-        ).scalar_one()
-        return int(current or 0) + 1
+        """The number completing a version of the bucket gives it (under the bucket lock)."""
+        return int(self.conn.execute(_NEXT_NUMBER, {"bucket_id": bucket_id}).scalar_one())
 
     def list_page(self, bucket_id: str, page: PageRequest) -> Page[Version]:
         return paginate(
@@ -198,28 +310,27 @@ class BuildRepo:
         """Builds of the given versions with their artifacts, in one query."""
         rows = self.conn.execute(_BUILDS_WITH_ARTIFACTS, {"ids": list(version_ids)})
         out: dict[str, list[Build]] = defaultdict(list)
-        current: Build | None = None
-        for r in rows:
-            if current is None or current.id != r.id:
-                current = build_from_row(r)
-                out[r.version_id].append(current)
-            if r.artifact_id is not None:
-                current.artifacts.append(
-                    Artifact(
-                        id=r.artifact_id,
-                        external_identifier=r.external_identifier,
-                        region=r.region,
-                        created_at=r.artifact_created_at,
-                    )
-                )
+        for b in _builds_from_rows(rows):
+            out[b.version_id].append(b)
         return out
 
     def get(self, version_id: str, build_id: str) -> Build | None:
-        found = [b for b in self.for_version(version_id) if b.id == build_id]
+        """One build of the version, with its artifacts."""
+        rows = self.conn.execute(_ONE_BUILD, {"version_id": version_id, "build_id": build_id})
+        found = _builds_from_rows(rows)
         return found[0] if found else None
 
     def for_version(self, version_id: str) -> list[Build]:
         return self.for_versions([version_id]).get(version_id, [])
+
+    def under_lock(self, bucket_id: str, version_id: str, build_id: str) -> BuildsUnderLock:
+        """What updating ``build_id`` needs, read in one statement (bucket lock held)."""
+        rows = self.conn.execute(
+            _BUILDS_FOR_UPDATE,
+            {"bucket_id": bucket_id, "version_id": version_id, "build_id": build_id},
+        ).all()
+        next_number = int(rows[0].next_number) if rows else 1
+        return BuildsUnderLock(builds=_builds_from_rows(rows), next_number=next_number)
 
     def list_page(self, version_id: str, page: PageRequest) -> Page[Build]:
         result: Page[Build] = paginate(
@@ -232,10 +343,10 @@ class BuildRepo:
             convert=build_from_row,
             scope=f"builds:{version_id}",
         )
-        arts = self.for_versions([version_id]).get(version_id, [])
-        by_id = {b.id: b for b in arts}
-        for b in result.items:
-            b.artifacts = by_id[b.id].artifacts if b.id in by_id else []
+        if result.items:
+            by_id = {b.id: b for b in result.items}
+            for r in self.conn.execute(_ARTIFACTS_OF, {"ids": list(by_id)}):
+                by_id[r.build_id].artifacts.append(_artifact_from_row(r))
         return result
 
     def component_exists(self, version_id: str, component_type: str) -> bool:
@@ -249,7 +360,7 @@ class BuildRepo:
         )
 
     def statuses(self, version_id: str) -> list[BuildStatus]:
-        rows = self.conn.execute(select(builds.c.status).where(builds.c.version_id == version_id))
+        rows = self.conn.execute(_STATUSES, {"version_id": version_id})
         return [BuildStatus(r.status) for r in rows]
 
     def insert(self, build: Build) -> None:
@@ -297,6 +408,7 @@ class BuildRepo:
 
 
 def version_from_row(row: Any) -> Version:
+    """A version selected with its read-model extras (``_VERSION_COLUMNS``)."""
     inherited = None
     if row.revocation_inherited_from and row.anc_bucket_name is not None:
         inherited = RevokedAncestor(
@@ -305,10 +417,23 @@ def version_from_row(row: Any) -> Version:
             version_name=f"v{row.anc_number or 0}",
             version_fingerprint=row.anc_fingerprint,
         )
+    return version_row(
+        row, row.bucket_name, inherited=inherited, has_descendants=bool(row.has_descendants)
+    )
+
+
+def version_row(
+    row: Any,
+    bucket_name: str,
+    *,
+    inherited: RevokedAncestor | None = None,
+    has_descendants: bool = False,
+) -> Version:
+    """A version from the ``versions`` columns of ``row``; the extras as given."""
     return Version(
         id=row.id,
         bucket_id=row.bucket_id,
-        bucket_name=row.bucket_name,
+        bucket_name=bucket_name,
         fingerprint=row.fingerprint,
         number=row.number,
         template_type=TemplateType(row.template_type),
@@ -320,7 +445,7 @@ def version_from_row(row: Any) -> Version:
         revocation_author=row.revocation_author,
         revocation_type=RevocationType(row.revocation_type) if row.revocation_type else None,
         revocation_inherited_from=inherited,
-        has_descendants=bool(row.has_descendants),
+        has_descendants=has_descendants,
     )
 
 
@@ -342,4 +467,26 @@ def build_from_row(row: Any) -> Build:
     )
 
 
-__all__ = ["BuildRepo", "VersionRepo"]
+def _artifact_from_row(row: Any) -> Artifact:
+    return Artifact(
+        id=row.artifact_id,
+        external_identifier=row.external_identifier,
+        region=row.region,
+        created_at=row.artifact_created_at,
+    )
+
+
+def _builds_from_rows(rows: Iterable[Any]) -> list[Build]:
+    """Builds from rows of builds outer-joined to their artifacts, one build's rows together."""
+    out: list[Build] = []
+    current: Build | None = None
+    for r in rows:
+        if current is None or current.id != r.id:
+            current = build_from_row(r)
+            out.append(current)
+        if r.artifact_id is not None:
+            current.artifacts.append(_artifact_from_row(r))
+    return out
+
+
+__all__ = ["BuildRepo", "BuildsUnderLock", "VersionRepo"]

@@ -1,4 +1,4 @@
-"""cache generations
+"""cache generations and the revoke_at index
 
 Revision ID: 0002
 Revises: 0001
@@ -23,7 +23,11 @@ def upgrade() -> None:
         sa.Column("generation", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("scope", name=op.f("pk_cache_generations")),
     )
+    with op.batch_alter_table("versions", schema=None) as batch_op:
+        batch_op.create_index("ix_versions_revoke_at", ["revoke_at"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("versions", schema=None) as batch_op:
+        batch_op.drop_index("ix_versions_revoke_at")
     op.drop_table("cache_generations")
