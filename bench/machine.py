@@ -6,11 +6,11 @@ import os
 import platform
 import sqlite3
 import subprocess
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy
-import uvicorn
 
 from bench.loadgen import find_tool, tool_version
 
@@ -73,7 +73,8 @@ def describe() -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "postgresql": postgres_version(),
         "sqlalchemy": sqlalchemy.__version__,
-        "uvicorn": uvicorn.__version__,
+        "fastapi": version("fastapi"),
+        "granian": version("granian"),
         "wrk": tool_version([wrk, "-v"]) if wrk else "not installed",
         "nginx": tool_version([nginx, "-v"]) if nginx else "not installed",
         "load_average_at_start": [round(x, 2) for x in load],

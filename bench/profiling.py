@@ -28,6 +28,7 @@ LAYERS = [
     ("starlette", "Starlette"),
     ("pydantic", "pydantic"),
     ("anyio", "anyio (threadpool hand-off)"),
+    ("granian", "granian (HTTP server, Python side)"),
     ("uvicorn", "uvicorn (HTTP)"),
     ("asyncio", "asyncio"),
     ("threading", "threading"),

@@ -18,7 +18,7 @@ from bench import profiling
 from bench.loadgen import WrkResult, run_wrk, static_server
 from bench.push import project_prefix, run_pushers
 from bench.seed import RevocationShape, SeedReport, Shape, Targets, seed
-from bench.server import RssSampler, packyard_server, rss_mb
+from bench.server import MemorySampler, packyard_server, server_memory
 from bench.sqlcount import Endpoint, count_push, count_request, counter_for, read_endpoints
 from packyard.domain.models import Principal
 from packyard.server import prepare
@@ -205,10 +205,10 @@ def _measure_server(
                 log(f"[{backend}] skipping {ep.name}: {skipped[ep.name]}")
             else:
                 bodies[ep.name] = response.content
-    rss_after_seed = rss_mb(pid)
+    memory_at_start = server_memory(pid)
     reads: dict[str, dict[str, Any]] = {}
     nginx: dict[str, Any] = {}
-    with RssSampler(pid) as sampler:
+    with MemorySampler(pid) as sampler:
         for conns in opts.connections:
             for ep in endpoints:
                 if ep.name in skipped:
@@ -282,9 +282,9 @@ def _measure_server(
         "response_bytes": {k: len(v) for k, v in bodies.items()},
         "push": push_results,
         "revocation": revocation,
-        "rss_mb": {
-            "after_seed": round(rss_after_seed, 1) if rss_after_seed else None,
-            "under_load_peak": round(peak, 1),
+        "memory_mb": {
+            "after_start": memory_at_start.to_json() if memory_at_start else None,
+            "under_load_peak": peak.to_json() if peak else None,
         },
         "profile": profile,
     }

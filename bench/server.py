@@ -38,25 +38,58 @@ class RunningServer:
     log: Path
 
 
-def rss_mb(pid: int) -> float | None:
-    """VmRSS of a process and all its descendants (worker processes), in MiB.
+@dataclass(frozen=True, slots=True)
+class ServerMemory:
+    """Resident memory of a server process and its workers, in MiB.
 
-    ``None`` once the process is gone.
+    ``resident``: every resident page of the server once, which is what RSS means for
+    a single process. The workers are forked from the supervisor and share its
+    pages until they write to them, so this is the supervisor's RSS plus the pages
+    each worker has of its own (private clean + private dirty, the USS).
+    ``rss_sum`` adds up each process's RSS, counting every shared page once per
+    process; ``pss`` divides shared pages among the processes sharing them.
     """
-    own = _vm_rss_mb(pid)
-    if own is None:
+
+    resident: float
+    rss_sum: float
+    pss: float
+    processes: int
+
+    def to_json(self) -> dict[str, float]:
+        return {
+            "resident": round(self.resident, 1),
+            "rss_sum": round(self.rss_sum, 1),
+            "pss": round(self.pss, 1),
+            "processes": self.processes,
+        }
+
+
+def server_memory(pid: int) -> ServerMemory | None:
+    """The memory of ``pid`` and its descendants; ``None`` once the process is gone."""
+    root = _rollup(pid)
+    if root is None:
         return None
-    return own + sum(_vm_rss_mb(child) or 0.0 for child in _descendants(pid))
+    workers = [m for m in (_rollup(child) for child in _descendants(pid)) if m is not None]
+    private = sum(m["Private_Clean"] + m["Private_Dirty"] for m in workers)
+    return ServerMemory(
+        resident=root["Rss"] + private,
+        rss_sum=root["Rss"] + sum(m["Rss"] for m in workers),
+        pss=root["Pss"] + sum(m["Pss"] for m in workers),
+        processes=1 + len(workers),
+    )
 
 
-def _vm_rss_mb(pid: int) -> float | None:
+def _rollup(pid: int) -> dict[str, float] | None:
+    """``/proc/<pid>/smaps_rollup`` in MiB."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
     except OSError:
         return None
-    return None
+    out: dict[str, float] = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        out[name] = int(value.split()[0]) / 1024
+    return out
 
 
 def _descendants(pid: int) -> list[int]:
@@ -75,24 +108,30 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-class RssSampler:
-    """Samples a process's RSS in the background; ``peak`` is the largest value seen."""
+class MemorySampler:
+    """Samples a server's memory in the background; ``peak`` holds the largest values seen."""
 
     def __init__(self, pid: int, interval: float = 0.2) -> None:
         self.pid = pid
         self.interval = interval
-        self.peak = 0.0
+        self.peak: ServerMemory | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            value = rss_mb(self.pid)
-            if value is not None:
-                self.peak = max(self.peak, value)
+            now = server_memory(self.pid)
+            if now is not None:
+                before = self.peak or now
+                self.peak = ServerMemory(
+                    resident=max(before.resident, now.resident),
+                    rss_sum=max(before.rss_sum, now.rss_sum),
+                    pss=max(before.pss, now.pss),
+                    processes=max(before.processes, now.processes),
+                )
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> RssSampler:
+    def __enter__(self) -> MemorySampler:
         self._thread.start()
         return self
 

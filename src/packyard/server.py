@@ -1,17 +1,22 @@
-"""Starting a server: migrations, bootstrap, TLS and uvicorn."""
+"""Starting a server: migrations, bootstrap, TLS and the HTTP server (granian)."""
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import json
 import logging
 import os
+import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI
-from uvicorn.supervisors import Multiprocess
+from granian.constants import HTTPModes, Interfaces, SSLProtocols
+from granian.log import LogLevels
+from granian.server import Server
 
 from packyard.api.app import create_app
 from packyard.config import Advertised, database_url, save_advertised
@@ -22,6 +27,24 @@ from packyard.store.migrate import upgrade
 from packyard.tls import ensure_self_signed
 
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+# granian's own messages (start, workers, shutdown) go to standard error like ours:
+# standard output carries the HCP_* block of the first start only.
+GRANIAN_LOGGING: dict[str, Any] = {
+    "formatters": {
+        "packyard": {"()": "logging.Formatter", "fmt": "%(levelname)s granian: %(message)s"}
+    },
+    "handlers": {
+        "stderr": {
+            "formatter": "packyard",
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "loggers": {
+        "_granian": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "granian.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+    },
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,23 +73,41 @@ def prepare(data_dir: Path, db_url: str | None) -> tuple[Services, bool]:
     return services, created
 
 
-# How `packyard serve --workers N` tells its worker processes what to open.
+# How `packyard serve` tells its worker processes what to open.
 WORKER_SPEC_ENV = "PACKYARD_SERVE_WORKER"
+# Seconds a worker gets to finish its requests at shutdown before it is killed.
+SHUTDOWN_GRACE_S = 30
 
 
 def worker_app() -> FastAPI:
-    """The app of one worker process of ``packyard serve --workers N`` (a uvicorn factory).
+    """The app of one worker process of ``packyard serve`` (the server's app factory).
 
     The parent has migrated and bootstrapped the database already; each worker
     opens its own connections, caches and background scheduler (scheduled
     rollbacks are claimed with row locks, so each is applied once).
     """
     spec = json.loads(os.environ[WORKER_SPEC_ENV])
+    _exit_with(spec["supervisor_pid"])
     logging.basicConfig(level=spec["log_level"].upper(), format=LOG_FORMAT)
     store = Store(database_url(Path(spec["data_dir"]), spec["database_url"]))
     services = Services.create(store)
     services.auth.signing_key()
     return create_app(services)
+
+
+def _exit_with(supervisor_pid: int) -> None:
+    """Have the kernel send this worker SIGTERM when its supervisor dies (Linux).
+
+    A supervisor killed outright (``kill -9``, the OOM killer) cannot stop its
+    workers; left alone they would keep serving the port as orphans. SIGTERM makes
+    a worker finish its requests and exit, as at a normal shutdown.
+    """
+    if sys.platform != "linux":
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != supervisor_pid:  # it died before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def advertised_address(host: str, port: int, public: str | None) -> str:
@@ -98,32 +139,36 @@ def run(options: ServeOptions, services: Services) -> None:
         ),
     )
     logging.basicConfig(level=options.log_level.upper(), format=LOG_FORMAT)
-    common: dict[str, Any] = {
-        "host": options.host,
-        "port": options.port,
-        "ssl_certfile": str(ssl_cert) if ssl_cert else None,
-        "ssl_keyfile": str(ssl_key) if ssl_key else None,
-        "log_level": options.log_level,
-        "access_log": False,
-        "timeout_keep_alive": 120,
-        "server_header": False,
-        "proxy_headers": False,
-    }
-    if options.workers <= 1:
-        uvicorn.Server(uvicorn.Config(create_app(services), **common)).run()
-        return
-    services.store.dispose()  # the workers open their own connections
+    services.store.dispose()  # each worker opens its own connections after the fork
     os.environ[WORKER_SPEC_ENV] = json.dumps(
         {
             "data_dir": str(options.data_dir),
             "database_url": options.database_url,
             "log_level": options.log_level,
+            "supervisor_pid": os.getpid(),
         }
     )
-    config = uvicorn.Config(
+    server = Server(
         "packyard.server:worker_app",
         factory=True,
+        address=options.host,
+        port=options.port,
+        interface=Interfaces.ASGI,
         workers=options.workers,
-        **common,
+        # HTTP/1.1 only, as stock clients speak it; no WebSockets to offer.
+        http=HTTPModes.http1,
+        websockets=False,
+        ssl_cert=ssl_cert,
+        ssl_key=ssl_key,
+        ssl_protocol_min=SSLProtocols.tls12,
+        log_level=LogLevels(options.log_level),
+        log_dictconfig=GRANIAN_LOGGING,
+        log_access=False,  # access logs would carry client addresses and paths; see SECURITY.md
+        respawn_failed_workers=True,
+        workers_kill_timeout=SHUTDOWN_GRACE_S,
     )
-    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    # Workers are forked from this process: objects that exist now are never
+    # collected, so the memory pages holding them stay shared with every worker.
+    gc.collect()
+    gc.freeze()
+    server.serve()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import ssl
 import stat
 import statistics
@@ -293,3 +295,52 @@ def test_env_before_any_serve_fails_cleanly(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "packyard serve" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _registry_answers(server: ServeProcess) -> bool:
+    env = _env_json(server.data_dir)
+    client_id, secret = env["HCP_CLIENT_ID"], env["HCP_CLIENT_SECRET"]
+    assert client_id and secret
+    try:
+        with _client(server) as http:
+            token = fetch_token(http, client_id, secret)
+            return http.get(_prefix(env) + "/registry", headers=_bearer(token)).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(tmp_path: Path) -> None:
+    with ServeProcess(tmp_path / "data", "--no-tls", "--workers", "2") as server:
+        assert _registry_answers(server)
+        workers = server.worker_pids()
+        assert len(workers) == 2
+        assert server.process is not None
+        server.process.send_signal(signal.SIGKILL)  # the supervisor alone
+        server.process.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in workers), "orphaned workers still serve the port"
+
+
+def test_a_failed_worker_is_replaced(tmp_path: Path) -> None:
+    with ServeProcess(tmp_path / "data", "--no-tls") as server:
+        assert _registry_answers(server)
+        [worker] = server.worker_pids()
+        os.kill(worker, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            replacements = [pid for pid in server.worker_pids() if pid != worker]
+            if replacements and _registry_answers(server):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the killed worker was not replaced")

@@ -9,9 +9,11 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
-# FastAPI runs sync dependencies and handlers in anyio's worker threads; background
-# jobs of the server (e.g. the revocation scheduler) run in threads of their own.
-REQUEST_THREAD = "AnyIO worker thread"
+from packyard.services import scheduler
+
+# Requests run their database work on the server's event loop (SQLite) or in its
+# worker threads (PostgreSQL); background jobs run in threads of their own.
+BACKGROUND_THREADS = frozenset({scheduler.THREAD_NAME})
 
 
 class StatementLog:
@@ -27,22 +29,19 @@ class StatementLog:
 
 
 @contextmanager
-def count_statements(
-    engine: Engine, *, thread_name: str | None = REQUEST_THREAD
-) -> Iterator[StatementLog]:
+def count_statements(engine: Engine, *, every_thread: bool = False) -> Iterator[StatementLog]:
     """Record the statements executed on ``engine`` inside the block.
 
-    With the default ``thread_name`` only statements run by request-serving
-    threads count, so a request to the in-process test server is measured
-    without the server's background polling; ``None`` counts every thread.
-    ``BEGIN`` issued for SQLite transactions counts too: one per transaction.
+    Statements of the server's background jobs do not count unless ``every_thread``,
+    so a request to the in-process test server is measured without the scheduler's
+    polling. ``BEGIN`` issued for SQLite transactions counts too: one per transaction.
     """
     log = StatementLog()
 
     def before_cursor_execute(
         conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
     ) -> None:
-        if thread_name is None or threading.current_thread().name == thread_name:
+        if every_thread or threading.current_thread().name not in BACKGROUND_THREADS:
             log.statements.append(statement)
 
     event.listen(engine, "before_cursor_execute", before_cursor_execute)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -11,6 +12,14 @@ import time
 from pathlib import Path
 
 PACKYARD = Path(sys.executable).parent / "packyard"
+
+
+def child_pids(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found
 
 
 def free_port() -> int:
@@ -121,10 +130,19 @@ class ServeProcess:
         raise RuntimeError(f"packyard serve did not start listening:\n{self.stderr[-4000:]}")
 
     def kill(self) -> None:
-        """``kill -9``: no clean-up of any kind."""
+        """``kill -9`` of the whole server (its workers first, then the supervisor): no
+        clean-up of any kind, as when the machine or the container dies."""
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
+            for pid in [*self.worker_pids(), self.process.pid]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             self.process.wait(timeout=30)
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes of the running server (children of its supervisor)."""
+        if self.process is None:
+            return []
+        return child_pids(self.process.pid)
 
     def stop(self) -> None:
         """SIGTERM (a graceful shutdown), then ``kill -9`` if it takes over 20 s."""

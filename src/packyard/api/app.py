@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 
 import anyio.to_thread
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from packyard import __version__
 from packyard.api import errors
@@ -44,6 +46,23 @@ WORKER_THREADS = int(env_number("PACKYARD_WORKER_THREADS", 2, minimum=1))
 RESPONSE_CACHE_MB = env_number("PACKYARD_RESPONSE_CACHE_MB", 64)
 
 
+class PackyardApp(FastAPI):
+    """FastAPI with the read-response cache in front of it.
+
+    A cache hit is answered before FastAPI's own request handling (routing,
+    dependency solving, its exception and telemetry layers) starts: on the
+    consumer read path that handling would cost more than the answer itself.
+    """
+
+    front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.front is not None and scope["type"] == "http":
+            await self.front(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def create_app(
     services: Services,
     *,
@@ -63,8 +82,11 @@ def create_app(
                 stack.enter_context(scheduler_running(services.scheduler))
             yield
 
-    app = FastAPI(
+    app = PackyardApp(
         lifespan=lifespan,
+        # FastAPI's built-in OpenTelemetry bridge asks the global providers on every
+        # request; Packyard exports no telemetry, so it stays off.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         title="Packyard",
         version=__version__,
         description="Self-hosted image-metadata registry speaking the HCP Packer 2023-01-01 API.",
@@ -75,25 +97,31 @@ def create_app(
     app.state.services = services
     errors.install(app)
     install_openapi(app)
+    # Routes are matched in order, one regular expression each: the ones Packer and
+    # consumers call most come first.
     for module in (
-        oauth,
-        resource_manager,
-        registry,
-        buckets,
-        versions,
         builds,
+        versions,
         channels,
+        buckets,
         enforced,
-        sboms,
-        ancestry,
         search,
+        ancestry,
+        sboms,
+        registry,
+        resource_manager,
+        oauth,
     ):
-        app.include_router(module.router)
+        # The routes go straight into the app's route table. FastAPI matches an
+        # included router level by level: 9 passes and 32 route tests per request
+        # where one flat pass needs a third of the time. The routers only set a path
+        # prefix and tags, which their routes already carry.
+        app.router.routes.extend(module.router.routes)
     app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
     app.add_middleware(PathGuardMiddleware)
     app.add_middleware(errors.InternalErrorMiddleware)  # keeps the connection after a 500
     app.add_middleware(SecurityHeadersMiddleware)
     if read_cache is not None:
         app.state.read_cache = read_cache
-        app.add_middleware(CachedReadMiddleware, cache=read_cache)  # outermost: hits skip the rest
+        app.front = CachedReadMiddleware(partial(FastAPI.__call__, app), read_cache)
     return app

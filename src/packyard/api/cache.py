@@ -31,9 +31,9 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from packyard.api.calls import run
 from packyard.errors import ApiError
 from packyard.services.container import Services
 from packyard.store.probe import GenerationProbe, open_probe
@@ -189,7 +189,8 @@ class CachedReadMiddleware:
     async def _fill(
         self, key: CacheKey, project_id: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        validity = await run_in_threadpool(self.cache.services.generations.validity, project_id)
+        services = self.cache.services
+        validity = await run(services, services.generations.validity, project_id)
         start: Message | None = None
         chunks: list[bytes] = []
         complete = False

@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from starlette.concurrency import run_in_threadpool
 
+from packyard.api.calls import run
 from packyard.domain.models import Caller
 from packyard.errors import unauthenticated
 from packyard.services.container import Services
 
 
 async def services(request: Request) -> Services:
+    return _services(request)
+
+
+def _services(request: Request) -> Services:
     svc: Services = request.app.state.services
     return svc
 
@@ -25,26 +29,23 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-async def caller(
-    request: Request,
-    organization_id: str,
-    project_id: str,
-    svc: Annotated[Services, Depends(services)],
-) -> Caller:
+async def caller(request: Request, organization_id: str, project_id: str) -> Caller:
     """The principal acting on the organization and project named in the path.
 
-    The token is verified on the event loop (CPU only); the role lookup goes to a
-    worker thread only when it is not in the short-lived role cache.
+    The token is verified on the event loop (CPU only); the role is read from the
+    database (see :mod:`packyard.api.calls`) only when it is not in the short-lived role
+    cache.
     """
+    svc = _services(request)  # not a sub-dependency: each one costs FastAPI a resolution pass
     token = bearer_token(request)
     cached = svc.auth.authorize_cached(token, organization_id, project_id)
     if cached is not None:
         return cached
-    return await run_in_threadpool(svc.auth.authorize, token, organization_id, project_id)
+    return await run(svc, svc.auth.authorize, token, organization_id, project_id)
 
 
-def principal_id(request: Request, svc: Annotated[Services, Depends(services)]) -> str:
-    return svc.auth.principal_for_token(bearer_token(request))
+async def principal_id(request: Request, svc: Annotated[Services, Depends(services)]) -> str:
+    return await run(svc, svc.auth.principal_for_token, bearer_token(request))
 
 
 CallerDep = Annotated[Caller, Depends(caller)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
@@ -11,8 +11,8 @@ from packyard.domain.paging import DEFAULT_PAGE_SIZE, PageRequest, parse_order_b
 
 def page_params(
     sortable: set[str], default_size: int = DEFAULT_PAGE_SIZE
-) -> Callable[[Request], PageRequest]:
-    def dependency(request: Request) -> PageRequest:
+) -> Callable[[Request], Awaitable[PageRequest]]:
+    async def dependency(request: Request) -> PageRequest:  # async: no thread hop
         q = request.query_params
         return PageRequest(
             size=parse_page_size(q.get("pagination.page_size"), default_size),

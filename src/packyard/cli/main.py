@@ -35,6 +35,13 @@ class Format(StrEnum):
     json = "json"
 
 
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
 class OutputFormat(StrEnum):
     table = "table"
     json = "json"
@@ -73,7 +80,7 @@ def serve(
         str | None,
         typer.Option(help="host:port clients use to reach this server (e.g. the proxy)."),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: Annotated[LogLevel, typer.Option(help="How much the server logs.")] = LogLevel.info,
     workers: Annotated[
         int,
         typer.Option(
@@ -103,7 +110,7 @@ def serve(
         tls_key=tls_key,
         no_tls=no_tls,
         public_address=public_address,
-        log_level=log_level,
+        log_level=log_level.value,
         workers=workers,
     )
     creds = load_credentials(directory)

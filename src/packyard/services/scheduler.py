@@ -73,6 +73,9 @@ class RevocationScheduler:
         return self.apply_due(now) if self.has_due(now) else 0
 
 
+THREAD_NAME = "packyard-revocation-scheduler"
+
+
 class SchedulerThread:
     """Runs :meth:`RevocationScheduler.tick` every ``interval`` seconds until stopped."""
 
@@ -80,9 +83,7 @@ class SchedulerThread:
         self.scheduler = scheduler
         self.interval = interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name="packyard-revocation-scheduler", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
 
     def start(self) -> None:
         self._thread.start()

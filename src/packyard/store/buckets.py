@@ -24,6 +24,7 @@ _BY_NAME = select(buckets).where(
 )
 _BY_NAME_LOCKED = _BY_NAME.with_for_update()
 
+_UPDATE = update(buckets).where(buckets.c.id == bindparam("row_id"))  # SET what is given
 _ADD_VERSIONS = (
     update(buckets)
     .where(buckets.c.id == bindparam("bucket_id"))
@@ -60,7 +61,7 @@ class BucketRepo:
         )
 
     def update(self, bucket_id: str, **values: Any) -> None:
-        self.conn.execute(update(buckets).where(buckets.c.id == bucket_id).values(**values))
+        self.conn.execute(_UPDATE, {"row_id": bucket_id, **values})
 
     def add_version_count(self, bucket_id: str, delta: int, *, updated_at: datetime) -> None:
         """Count ``delta`` more versions and set ``updated_at``, in one statement."""

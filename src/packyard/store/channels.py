@@ -29,6 +29,8 @@ _BY_NAME = _SELECT.where(
 )
 _BY_NAME_LOCKED = _BY_NAME.with_for_update(of=channels)
 
+_UPDATE = update(channels).where(channels.c.id == bindparam("row_id"))  # SET what is given
+
 # Lock a bucket row, then its channel row (and a version row of the bucket), as
 # bucket_or_404, channel_or_404 and a version lookup do one after the other.
 _LABELED = tuple(c.label(f"c_{c.name}") for c in channels.c)
@@ -177,7 +179,7 @@ class ChannelRepo:
         )
 
     def update(self, channel_id: str, **values: Any) -> None:
-        self.conn.execute(update(channels).where(channels.c.id == channel_id).values(**values))
+        self.conn.execute(_UPDATE, {"row_id": channel_id, **values})
 
     def delete(self, channel_id: str) -> None:
         self.conn.execute(delete(channels).where(channels.c.id == channel_id))

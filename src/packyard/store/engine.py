@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from packyard.errors import ApiError, Code
 from packyard.store import generations
+from packyard.store.writer_queue import WriterQueue, lock_file_for
 
 SQLITE_BUSY_TIMEOUT_S = 30
 
@@ -96,10 +96,13 @@ class Store:
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         self.statement_counter: StatementCounter | None = None
-        # SQLite has one writer at a time. Writers of this process queue on a lock,
-        # which hands over at once; left to SQLite, they would poll the database lock
-        # with sleeps of up to 100 ms. (Other processes still wait through busy_timeout.)
-        self._write_lock = threading.RLock() if self.is_sqlite else None
+        # SQLite has one writer at a time: writers of every process take turns in a
+        # queue rather than sleeping in SQLite's busy handler.
+        self._writers = (
+            WriterQueue(lock_file_for(parsed.database), SQLITE_BUSY_TIMEOUT_S)
+            if self.is_sqlite
+            else None
+        )
 
     def enable_statement_counter(self, ignore_threads: Collection[str] = ()) -> StatementCounter:
         """Start counting statements and transactions (off by default; the first call wins)."""
@@ -132,26 +135,17 @@ class Store:
         generation counter moves in the same transaction, which is what keeps
         cached read responses exact (:mod:`packyard.store.generations`).
         """
-        with self._writer_turn(), self.engine.connect() as conn:
+        turn = self._writers.turn() if self._writers is not None else nullcontext()
+        with turn, self.engine.connect() as conn:
             conn.execution_options(packyard_write=True)
             with conn.begin():
                 yield conn
                 generations.bump(conn, project_id)
 
-    @contextmanager
-    def _writer_turn(self) -> Iterator[None]:
-        if self._write_lock is None:
-            yield
-            return
-        if not self._write_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_S):
-            raise ApiError(Code.UNAVAILABLE, "The database is busy; retry the request.")
-        try:
-            yield
-        finally:
-            self._write_lock.release()
-
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._writers is not None:
+            self._writers.close()
 
 
 def _configure_sqlite(engine: Engine) -> None:

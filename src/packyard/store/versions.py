@@ -150,6 +150,13 @@ _ARTIFACTS_OF = (
 )
 _STATUSES = select(builds.c.status).where(builds.c.version_id == bindparam("version_id"))
 
+# Writes, built once too: an update sets the columns named by its parameters.
+_INSERT_VERSION = versions.insert()
+_UPDATE_VERSION = update(versions).where(versions.c.id == bindparam("row_id"))
+_INSERT_BUILD = builds.insert()
+_UPDATE_BUILD = update(builds).where(builds.c.id == bindparam("row_id"))
+_INSERT_ARTIFACT = artifacts.insert()
+
 
 @dataclass(slots=True)
 class BuildsUnderLock:
@@ -242,23 +249,24 @@ class VersionRepo:
 
     def insert(self, version: Version) -> None:
         self.conn.execute(
-            versions.insert().values(
-                id=version.id,
-                bucket_id=version.bucket_id,
-                fingerprint=version.fingerprint,
-                number=version.number,
-                template_type=version.template_type.value,
-                author_id=version.author_id,
-                created_at=version.created_at,
-                updated_at=version.updated_at,
-                revocation_message="",
-                revocation_author="",
-                revocation_applied=True,
-            )
+            _INSERT_VERSION,
+            {
+                "id": version.id,
+                "bucket_id": version.bucket_id,
+                "fingerprint": version.fingerprint,
+                "number": version.number,
+                "template_type": version.template_type.value,
+                "author_id": version.author_id,
+                "created_at": version.created_at,
+                "updated_at": version.updated_at,
+                "revocation_message": "",
+                "revocation_author": "",
+                "revocation_applied": True,
+            },
         )
 
     def update(self, version_id: str, **values: Any) -> None:
-        self.conn.execute(update(versions).where(versions.c.id == version_id).values(**values))
+        self.conn.execute(_UPDATE_VERSION, {"row_id": version_id, **values})
 
     def delete(self, version_id: str) -> None:
         self.conn.execute(delete(versions).where(versions.c.id == version_id))
@@ -365,31 +373,32 @@ class BuildRepo:
 
     def insert(self, build: Build) -> None:
         self.conn.execute(
-            builds.insert().values(
-                id=build.id,
-                version_id=build.version_id,
-                component_type=build.component_type,
-                packer_run_uuid=build.packer_run_uuid,
-                platform=build.platform,
-                status=build.status.value,
-                source_external_identifier=build.source_external_identifier,
-                labels=build.labels,
-                metadata=build.metadata,
-                parent_version_id=build.parent_version_id,
-                parent_channel_id=build.parent_channel_id,
-                created_at=build.created_at,
-                updated_at=build.updated_at,
-            )
+            _INSERT_BUILD,
+            {
+                "id": build.id,
+                "version_id": build.version_id,
+                "component_type": build.component_type,
+                "packer_run_uuid": build.packer_run_uuid,
+                "platform": build.platform,
+                "status": build.status.value,
+                "source_external_identifier": build.source_external_identifier,
+                "labels": build.labels,
+                "metadata": build.metadata,
+                "parent_version_id": build.parent_version_id,
+                "parent_channel_id": build.parent_channel_id,
+                "created_at": build.created_at,
+                "updated_at": build.updated_at,
+            },
         )
 
     def update(self, build_id: str, **values: Any) -> None:
-        self.conn.execute(update(builds).where(builds.c.id == build_id).values(**values))
+        self.conn.execute(_UPDATE_BUILD, {"row_id": build_id, **values})
 
     def add_artifacts(self, build_id: str, project_id: str, items: Sequence[Artifact]) -> None:
         if not items:
             return
         self.conn.execute(
-            artifacts.insert(),
+            _INSERT_ARTIFACT,
             [
                 {
                     "id": a.id,

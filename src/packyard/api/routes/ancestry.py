@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from packyard.api import render
+from packyard.api.calls import run
 from packyard.api.deps import CallerDep, ServicesDep
 from packyard.api.paging import page_params
 from packyard.api.responses import JSONBody
@@ -19,7 +20,7 @@ AncestryPage = Annotated[PageRequest, Depends(page_params(set()))]
 
 
 @router.get("/buckets/{bucket_name}/ancestry", operation_id="PackerService_ListBucketAncestry")
-def list_bucket_ancestry(
+async def list_bucket_ancestry(
     bucket_name: str,
     caller: CallerDep,
     svc: ServicesDep,
@@ -28,7 +29,9 @@ def list_bucket_ancestry(
     version_fingerprint: Annotated[str | None, Query()] = None,
     channel_name: Annotated[str | None, Query()] = None,
 ) -> JSONBody:
-    result = svc.ancestry.list_page(
+    result = await run(
+        svc,
+        svc.ancestry.list_page,
         caller,
         bucket_name,
         ancestry_type=type,

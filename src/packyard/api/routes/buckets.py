@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from packyard.api import render
+from packyard.api.calls import run
 from packyard.api.deps import CallerDep, ServicesDep
 from packyard.api.paging import page_params
 from packyard.api.responses import JSONBody
@@ -21,8 +22,8 @@ BucketPage = Annotated[PageRequest, Depends(page_params(set(BUCKET_SORT)))]
 
 
 @router.get("/buckets", operation_id="PackerService_ListBuckets")
-def list_buckets(caller: CallerDep, svc: ServicesDep, page: BucketPage) -> JSONBody:
-    result = svc.buckets.list_page(caller, page)
+async def list_buckets(caller: CallerDep, svc: ServicesDep, page: BucketPage) -> JSONBody:
+    result = await run(svc, svc.buckets.list_page, caller, page)
     now = utcnow()
     return JSONBody(
         {
@@ -33,26 +34,26 @@ def list_buckets(caller: CallerDep, svc: ServicesDep, page: BucketPage) -> JSONB
 
 
 @router.put("/buckets", operation_id="PackerService_CreateBucket")
-def create_bucket(body: CreateBucketBody, caller: CallerDep, svc: ServicesDep) -> JSONBody:
-    bucket = svc.buckets.create(caller, body.name, body.description, body.labels)
+async def create_bucket(body: CreateBucketBody, caller: CallerDep, svc: ServicesDep) -> JSONBody:
+    bucket = await run(svc, svc.buckets.create, caller, body.name, body.description, body.labels)
     return JSONBody({"bucket": render.bucket(bucket, caller.organization_id, utcnow())})
 
 
 @router.get("/buckets/{bucket_name}", operation_id="PackerService_GetBucket")
-def get_bucket(bucket_name: str, caller: CallerDep, svc: ServicesDep) -> JSONBody:
-    bucket = svc.buckets.get(caller, bucket_name)
+async def get_bucket(bucket_name: str, caller: CallerDep, svc: ServicesDep) -> JSONBody:
+    bucket = await run(svc, svc.buckets.get, caller, bucket_name)
     return JSONBody({"bucket": render.bucket(bucket, caller.organization_id, utcnow())})
 
 
 @router.patch("/buckets/{bucket_name}", operation_id="PackerService_UpdateBucket")
-def update_bucket(
+async def update_bucket(
     bucket_name: str, body: UpdateBucketBody, caller: CallerDep, svc: ServicesDep
 ) -> JSONBody:
-    bucket = svc.buckets.update(caller, bucket_name, body.description, body.labels)
+    bucket = await run(svc, svc.buckets.update, caller, bucket_name, body.description, body.labels)
     return JSONBody({"bucket": render.bucket(bucket, caller.organization_id, utcnow())})
 
 
 @router.delete("/buckets/{bucket_name}", operation_id="PackerService_DeleteBucket")
-def delete_bucket(bucket_name: str, caller: CallerDep, svc: ServicesDep) -> JSONBody:
-    svc.buckets.delete(caller, bucket_name)
+async def delete_bucket(bucket_name: str, caller: CallerDep, svc: ServicesDep) -> JSONBody:
+    await run(svc, svc.buckets.delete, caller, bucket_name)
     return JSONBody({})

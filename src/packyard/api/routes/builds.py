@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from packyard.api import render
+from packyard.api.calls import run
 from packyard.api.deps import CallerDep, ServicesDep
 from packyard.api.paging import page_params
 from packyard.api.responses import JSONBody
@@ -39,10 +40,10 @@ def _changes(body: CreateBuildBody | UpdateBuildBody) -> BuildChanges:
 
 
 @router.get(BUILDS, operation_id="PackerService_ListBuilds")
-def list_builds(
+async def list_builds(
     bucket_name: str, fingerprint: str, caller: CallerDep, svc: ServicesDep, page: BuildPage
 ) -> JSONBody:
-    result = svc.builds.list_page(caller, bucket_name, fingerprint, page)
+    result = await run(svc, svc.builds.list_page, caller, bucket_name, fingerprint, page)
     return JSONBody(
         {
             "location": render.location(caller.organization_id, caller.project_id),
@@ -53,28 +54,35 @@ def list_builds(
 
 
 @router.post(BUILDS, operation_id="PackerService_CreateBuild")
-def create_build(
+async def create_build(
     bucket_name: str,
     fingerprint: str,
     body: CreateBuildBody,
     caller: CallerDep,
     svc: ServicesDep,
 ) -> JSONBody:
-    b = svc.builds.create(caller, bucket_name, fingerprint, body.component_type, _changes(body))
+    b = await run(
+        svc,
+        svc.builds.create,
+        caller,
+        bucket_name,
+        fingerprint,
+        body.component_type,
+        _changes(body),
+    )
     return JSONBody({"build": render.build(b)})
 
 
 @router.get(BUILDS + "/{build_id}", operation_id="PackerService_GetBuild")
-def get_build(
+async def get_build(
     bucket_name: str, fingerprint: str, build_id: str, caller: CallerDep, svc: ServicesDep
 ) -> JSONBody:
-    return JSONBody(
-        {"build": render.build(svc.builds.get(caller, bucket_name, fingerprint, build_id))}
-    )
+    build = await run(svc, svc.builds.get, caller, bucket_name, fingerprint, build_id)
+    return JSONBody({"build": render.build(build)})
 
 
 @router.patch(BUILDS + "/{build_id}", operation_id="PackerService_UpdateBuild")
-def update_build(
+async def update_build(
     bucket_name: str,
     fingerprint: str,
     build_id: str,
@@ -82,13 +90,15 @@ def update_build(
     caller: CallerDep,
     svc: ServicesDep,
 ) -> JSONBody:
-    b = svc.builds.update(caller, bucket_name, fingerprint, build_id, _changes(body))
+    b = await run(
+        svc, svc.builds.update, caller, bucket_name, fingerprint, build_id, _changes(body)
+    )
     return JSONBody({"build": render.build(b)})
 
 
 @router.delete(BUILDS + "/{build_id}", operation_id="PackerService_DeleteBuild")
-def delete_build(
+async def delete_build(
     bucket_name: str, fingerprint: str, build_id: str, caller: CallerDep, svc: ServicesDep
 ) -> JSONBody:
-    svc.builds.delete(caller, bucket_name, fingerprint, build_id)
+    await run(svc, svc.builds.delete, caller, bucket_name, fingerprint, build_id)
     return JSONBody({})

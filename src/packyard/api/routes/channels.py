@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from packyard.api import render
+from packyard.api.calls import run
 from packyard.api.deps import CallerDep, ServicesDep
 from packyard.api.paging import page_params
 from packyard.api.responses import JSONBody
@@ -22,29 +23,37 @@ CHANNELS = "/buckets/{bucket_name}/channels"
 
 
 @router.get(CHANNELS, operation_id="PackerService_ListChannels")
-def list_channels(bucket_name: str, caller: CallerDep, svc: ServicesDep) -> JSONBody:
-    items = svc.channels.list_all(caller, bucket_name)
+async def list_channels(bucket_name: str, caller: CallerDep, svc: ServicesDep) -> JSONBody:
+    items = await run(svc, svc.channels.list_all, caller, bucket_name)
     now = utcnow()
     org, project = caller.organization_id, caller.project_id
     return JSONBody({"channels": [render.channel(c, org, project, now) for c in items]})
 
 
 @router.post(CHANNELS, operation_id="PackerService_CreateChannel")
-def create_channel(
+async def create_channel(
     bucket_name: str, body: CreateChannelBody, caller: CallerDep, svc: ServicesDep
 ) -> JSONBody:
-    c = svc.channels.create(
-        caller, bucket_name, body.name, body.version_fingerprint or None, bool(body.restricted)
+    c = await run(
+        svc,
+        svc.channels.create,
+        caller,
+        bucket_name,
+        body.name,
+        body.version_fingerprint or None,
+        bool(body.restricted),
     )
     org, project = caller.organization_id, caller.project_id
     return JSONBody({"channel": render.channel(c, org, project, utcnow())})
 
 
 @router.post(CHANNELS + "/assign", operation_id="PackerService_AssignChannelVersion")
-def assign_channel_version(
+async def assign_channel_version(
     bucket_name: str, body: AssignChannelVersionBody, caller: CallerDep, svc: ServicesDep
 ) -> JSONBody:
-    result = svc.channels.promote(caller, bucket_name, body.source_channel, body.target_channel)
+    result = await run(
+        svc, svc.channels.promote, caller, bucket_name, body.source_channel, body.target_channel
+    )
     org, project, now = caller.organization_id, caller.project_id, utcnow()
     v = result.version
     return JSONBody(
@@ -58,23 +67,25 @@ def assign_channel_version(
 
 
 @router.get(CHANNELS + "/{channel_name}", operation_id="PackerService_GetChannel")
-def get_channel(
+async def get_channel(
     bucket_name: str, channel_name: str, caller: CallerDep, svc: ServicesDep
 ) -> JSONBody:
-    c = svc.channels.get(caller, bucket_name, channel_name)
+    c = await run(svc, svc.channels.get, caller, bucket_name, channel_name)
     org, project = caller.organization_id, caller.project_id
     return JSONBody({"channel": render.channel(c, org, project, utcnow())})
 
 
 @router.patch(CHANNELS + "/{channel_name}", operation_id="PackerService_UpdateChannel")
-def update_channel(
+async def update_channel(
     bucket_name: str,
     channel_name: str,
     body: UpdateChannelBody,
     caller: CallerDep,
     svc: ServicesDep,
 ) -> JSONBody:
-    c = svc.channels.update(
+    c = await run(
+        svc,
+        svc.channels.update,
         caller,
         bucket_name,
         channel_name,
@@ -87,24 +98,24 @@ def update_channel(
 
 
 @router.delete(CHANNELS + "/{channel_name}", operation_id="PackerService_DeleteChannel")
-def delete_channel(
+async def delete_channel(
     bucket_name: str, channel_name: str, caller: CallerDep, svc: ServicesDep
 ) -> JSONBody:
-    svc.channels.delete(caller, bucket_name, channel_name)
+    await run(svc, svc.channels.delete, caller, bucket_name, channel_name)
     return JSONBody({})
 
 
 @router.get(
     CHANNELS + "/{channel_name}/history", operation_id="PackerService_ListChannelAssignmentHistory"
 )
-def list_channel_history(
+async def list_channel_history(
     bucket_name: str,
     channel_name: str,
     caller: CallerDep,
     svc: ServicesDep,
     page: HistoryPage,
 ) -> JSONBody:
-    result = svc.channels.history(caller, bucket_name, channel_name, page)
+    result = await run(svc, svc.channels.history, caller, bucket_name, channel_name, page)
     org, project, now = caller.organization_id, caller.project_id, utcnow()
     return JSONBody(
         {

@@ -15,5 +15,5 @@ router = APIRouter(prefix=PACKER_BASE, tags=["enforced blocks"])
     "/enforced_blocks/bucket/{bucket_name}",
     operation_id="PackerService_GetEnforcedBlocksByBucket",
 )
-def get_enforced_blocks_by_bucket(bucket_name: str, caller: CallerDep) -> None:
+async def get_enforced_blocks_by_bucket(bucket_name: str, caller: CallerDep) -> None:
     raise ApiError(Code.UNIMPLEMENTED, "Enforced blocks are not supported by this registry.")

@@ -16,9 +16,9 @@ from urllib.parse import unquote_plus
 import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from packyard.api.calls import run
 from packyard.api.deps import ServicesDep
 from packyard.api.responses import JSONBody
 from packyard.errors import ApiError, Code
@@ -97,7 +97,7 @@ async def token(request: Request, svc: ServicesDep) -> Response:
         return _oauth_error(429, "slow_down", exc.message, retry_after=wait)
     if principal is None:
         return _oauth_error(401, "invalid_client", "Client authentication failed.")
-    issued = await run_in_threadpool(svc.auth.issue_token, principal)
+    issued = await run(svc, svc.auth.issue_token, principal)
     return JSONBody(
         {
             "access_token": issued.access_token,

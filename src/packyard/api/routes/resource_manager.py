@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from packyard.api import render
+from packyard.api.calls import run
 from packyard.api.deps import PrincipalDep, ServicesDep
 from packyard.api.responses import JSONBody
 
@@ -15,24 +16,25 @@ _EMPTY_PAGE = {"next_page_token": "", "previous_page_token": ""}
 
 
 @router.get("/organizations", operation_id="OrganizationService_List")
-def list_organizations(principal: PrincipalDep, svc: ServicesDep) -> JSONBody:
-    orgs = svc.tenancy.list_organizations(principal)
+async def list_organizations(principal: PrincipalDep, svc: ServicesDep) -> JSONBody:
+    orgs = await run(svc, svc.tenancy.list_organizations, principal)
     return JSONBody(
         {"organizations": [render.organization(o) for o in orgs], "pagination": _EMPTY_PAGE}
     )
 
 
 @router.get("/projects", operation_id="ProjectService_List")
-def list_projects(
+async def list_projects(
     principal: PrincipalDep,
     svc: ServicesDep,
     scope_type: Annotated[str | None, Query(alias="scope.type")] = None,
     scope_id: Annotated[str | None, Query(alias="scope.id")] = None,
 ) -> JSONBody:
-    projects = svc.tenancy.list_projects(principal, scope_type, scope_id)
+    projects = await run(svc, svc.tenancy.list_projects, principal, scope_type, scope_id)
     return JSONBody({"projects": [render.project(p) for p in projects], "pagination": _EMPTY_PAGE})
 
 
 @router.get("/projects/{project_id}", operation_id="ProjectService_Get")
-def get_project(project_id: str, principal: PrincipalDep, svc: ServicesDep) -> JSONBody:
-    return JSONBody({"project": render.project(svc.tenancy.get_project(principal, project_id))})
+async def get_project(project_id: str, principal: PrincipalDep, svc: ServicesDep) -> JSONBody:
+    project = await run(svc, svc.tenancy.get_project, principal, project_id)
+    return JSONBody({"project": render.project(project)})

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from packyard.api.calls import run
 from packyard.api.deps import CallerDep, ServicesDep
 from packyard.api.responses import JSONBody
 from packyard.api.routes import PACKER_BASE
@@ -22,7 +23,7 @@ def _sbom(s: Sbom) -> dict[str, str]:
 
 
 @router.put(SBOMS, operation_id="PackerService_UploadSbom")
-def upload_sbom(
+async def upload_sbom(
     bucket_name: str,
     fingerprint: str,
     build_id: str,
@@ -30,7 +31,9 @@ def upload_sbom(
     caller: CallerDep,
     svc: ServicesDep,
 ) -> JSONBody:
-    sbom = svc.sboms.upload(
+    sbom = await run(
+        svc,
+        svc.sboms.upload,
         caller,
         bucket_name,
         fingerprint,
@@ -43,15 +46,15 @@ def upload_sbom(
 
 
 @router.get(SBOMS, operation_id="PackerService_ListSboms")
-def list_sboms(
+async def list_sboms(
     bucket_name: str, fingerprint: str, build_id: str, caller: CallerDep, svc: ServicesDep
 ) -> JSONBody:
-    items = svc.sboms.list_for_build(caller, bucket_name, fingerprint, build_id)
+    items = await run(svc, svc.sboms.list_for_build, caller, bucket_name, fingerprint, build_id)
     return JSONBody({"sboms": [_sbom(s) for s in items]})
 
 
 @router.get(SBOMS + "/{sbom_name}", operation_id="PackerService_GetSbom")
-def get_sbom(
+async def get_sbom(
     bucket_name: str,
     fingerprint: str,
     build_id: str,
@@ -60,15 +63,20 @@ def get_sbom(
     caller: CallerDep,
     svc: ServicesDep,
 ) -> JSONBody:
-    path = svc.sboms.download_path(caller, bucket_name, fingerprint, build_id, sbom_name)
+    path = await run(
+        svc, svc.sboms.download_path, caller, bucket_name, fingerprint, build_id, sbom_name
+    )
     return JSONBody({"download_url": str(request.base_url).rstrip("/") + path})
 
 
 @router.get("/sbom-downloads/{sbom_id}", operation_id="Packyard_DownloadSbom")
-def download_sbom(
+async def download_sbom(
     sbom_id: str,
     svc: ServicesDep,
     expires: Annotated[int, Query()],
     signature: Annotated[str, Query()],
 ) -> Response:
-    return Response(svc.sboms.download(sbom_id, expires, signature), media_type="application/json")
+    return Response(
+        await run(svc, svc.sboms.download, sbom_id, expires, signature),
+        media_type="application/json",
+    )

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from packyard.api import render
+from packyard.api.calls import run
 from packyard.api.deps import CallerDep, ServicesDep
 from packyard.api.paging import page_params
 from packyard.api.responses import JSONBody
@@ -20,10 +21,12 @@ SearchPage = Annotated[PageRequest, Depends(page_params(set()))]
 
 
 @router.post("/_search/external_artifact", operation_id="PackerService_SearchExternalArtifact")
-def search_external_artifact(
+async def search_external_artifact(
     body: SearchExternalArtifactBody, caller: CallerDep, svc: ServicesDep, page: SearchPage
 ) -> JSONBody:
-    result = svc.search.external_artifact(
+    result = await run(
+        svc,
+        svc.search.external_artifact,
         caller,
         body.external_identifier,
         platform=body.platform,

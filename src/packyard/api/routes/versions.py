@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from packyard.api import render
+from packyard.api.calls import run
 from packyard.api.deps import CallerDep, ServicesDep
 from packyard.api.paging import page_params
 from packyard.api.responses import JSONBody
@@ -23,10 +24,10 @@ VersionPage = Annotated[PageRequest, Depends(page_params(set(VERSION_SORT)))]
 
 
 @router.get("/buckets/{bucket_name}/versions", operation_id="PackerService_ListVersions")
-def list_versions(
+async def list_versions(
     bucket_name: str, caller: CallerDep, svc: ServicesDep, page: VersionPage
 ) -> JSONBody:
-    result = svc.versions.list_page(caller, bucket_name, page)
+    result = await run(svc, svc.versions.list_page, caller, bucket_name, page)
     now = utcnow()
     org, project = caller.organization_id, caller.project_id
     return JSONBody(
@@ -38,10 +39,12 @@ def list_versions(
 
 
 @router.post("/buckets/{bucket_name}/versions", operation_id="PackerService_CreateVersion")
-def create_version(
+async def create_version(
     bucket_name: str, body: CreateVersionBody, caller: CallerDep, svc: ServicesDep
 ) -> JSONBody:
-    v = svc.versions.create(caller, bucket_name, body.fingerprint, body.template_type)
+    v = await run(
+        svc, svc.versions.create, caller, bucket_name, body.fingerprint, body.template_type
+    )
     return JSONBody(
         {"version": render.version(v, caller.organization_id, caller.project_id, utcnow())}
     )
@@ -50,10 +53,10 @@ def create_version(
 @router.get(
     "/buckets/{bucket_name}/versions/{fingerprint}", operation_id="PackerService_GetVersion"
 )
-def get_version(
+async def get_version(
     bucket_name: str, fingerprint: str, caller: CallerDep, svc: ServicesDep
 ) -> JSONBody:
-    v = svc.versions.get(caller, bucket_name, fingerprint)
+    v = await run(svc, svc.versions.get, caller, bucket_name, fingerprint)
     return JSONBody(
         {"version": render.version(v, caller.organization_id, caller.project_id, utcnow())}
     )
@@ -62,7 +65,7 @@ def get_version(
 @router.patch(
     "/buckets/{bucket_name}/versions/{fingerprint}", operation_id="PackerService_UpdateVersion"
 )
-def update_version(
+async def update_version(
     bucket_name: str,
     fingerprint: str,
     body: UpdateVersionBody,
@@ -81,9 +84,9 @@ def update_version(
     if body.complete:
         if request.touches_revocation:
             raise invalid("complete cannot be combined with revocation fields.", field="complete")
-        v = svc.versions.force_complete(caller, bucket_name, fingerprint)
+        v = await run(svc, svc.versions.force_complete, caller, bucket_name, fingerprint)
     else:
-        v = svc.revocation.update(caller, bucket_name, fingerprint, request)
+        v = await run(svc, svc.revocation.update, caller, bucket_name, fingerprint, request)
     return JSONBody(
         {
             "version": render.version(v, caller.organization_id, caller.project_id, utcnow()),
@@ -95,12 +98,19 @@ def update_version(
 @router.delete(
     "/buckets/{bucket_name}/versions/{fingerprint}", operation_id="PackerService_DeleteVersion"
 )
-def delete_version(
+async def delete_version(
     bucket_name: str,
     fingerprint: str,
     caller: CallerDep,
     svc: ServicesDep,
     rollback_channels: Annotated[bool, Query()] = False,
 ) -> JSONBody:
-    svc.versions.delete(caller, bucket_name, fingerprint, rollback_channels=rollback_channels)
+    await run(
+        svc,
+        svc.versions.delete,
+        caller,
+        bucket_name,
+        fingerprint,
+        rollback_channels=rollback_channels,
+    )
     return JSONBody({})
