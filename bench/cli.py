@@ -45,7 +45,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     run.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per endpoint")
     run.add_argument("--connections", type=_ints, default=[1, 16], help="e.g. 1,16")
-    run.add_argument("--pushers", type=_ints, default=[1, 8], help="concurrent pushers, e.g. 1,8")
+    run.add_argument(
+        "--pushers", type=_ints, default=[1, 8, 16], help="concurrent pushers, e.g. 1,8,16"
+    )
     run.add_argument(
         "--nginx-rounds", type=int, default=2, help="nginx/Packyard GetChannel alternations"
     )

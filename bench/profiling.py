@@ -68,6 +68,7 @@ def profile_during(
         "record",
         "--pid",
         str(pid),
+        "--subprocesses",  # the requests are served by the supervisor's worker processes
         "--duration",
         str(max(1, round(seconds))),
         "--rate",
@@ -105,12 +106,22 @@ def _parse(frame: str) -> tuple[str, str]:
 
 
 # Leaves that mean "waiting", should py-spy's idle detection let one through.
-IDLE = {"wait", "Condition.wait", "Event.wait", "_wait_for_tstate_lock", "select", "poll"}
-EVENT_LOOP = "event loop: uvloop + httptools (native code under Runner.run)"
+IDLE = {
+    "wait",
+    "Condition.wait",
+    "Event.wait",
+    "_wait_for_tstate_lock",
+    "select",
+    "poll",
+    "Popen.poll",  # granian's supervisor watching its workers
+}
+EVENT_LOOP = "event loop: uvloop and granian (native code driving the loop)"
+# Frames under which only the event loop's native code runs.
+_LOOP_FRAMES = {"Runner.run", "MPServer._spawn_asgi_lifespan_worker"}
 
 
 def _layer(file: str, func: str = "") -> str:
-    if func == "Runner.run":
+    if func in _LOOP_FRAMES:
         return EVENT_LOOP
     for fragment, name in LAYERS:
         if fragment in file:

@@ -16,7 +16,7 @@ import httpx
 
 from bench import profiling
 from bench.loadgen import WrkResult, run_wrk, static_server
-from bench.push import project_prefix, run_pushers
+from bench.push import PushResult, project_prefix, run_pushers
 from bench.seed import RevocationShape, SeedReport, Shape, Targets, seed
 from bench.server import MemorySampler, packyard_server, server_memory
 from bench.sqlcount import Endpoint, count_push, count_request, counter_for, read_endpoints
@@ -39,7 +39,7 @@ class Options:
     duration: float = 10.0
     warmup: float = 2.0
     connections: list[int] = field(default_factory=lambda: [1, 16])
-    pushers: list[int] = field(default_factory=lambda: [1, 8])
+    pushers: list[int] = field(default_factory=lambda: [1, 8, 16])
     nginx_rounds: int = 2
     workers: int = 1
     revocation: RevocationShape | None = field(default_factory=RevocationShape)
@@ -240,17 +240,7 @@ def _measure_server(
                     )
         push_results = []
         for n in opts.pushers:
-            pushed = asyncio.run(
-                run_pushers(
-                    base_url,
-                    token,
-                    project_prefix(targets.organization_id, targets.project_id),
-                    targets.push_buckets,
-                    pushers=n,
-                    seconds=opts.duration,
-                    channel=targets.push_channel,
-                )
-            )
+            pushed = _push(base_url, token, targets, pushers=n, seconds=opts.duration)
             push_results.append(pushed.to_json())
             log(
                 f"[{backend}] push, {n} pusher(s): {pushed.versions_per_s:.1f} versions/s "
@@ -412,17 +402,7 @@ def _profile_push(
     summary = profiling.profile_during(
         pid,
         opts.profile_seconds,
-        lambda: asyncio.run(
-            run_pushers(
-                base_url,
-                token,
-                project_prefix(targets.organization_id, targets.project_id),
-                targets.push_buckets,
-                pushers=pushers,
-                seconds=opts.profile_seconds,
-                channel=targets.push_channel,
-            )
-        ),
+        lambda: _push(base_url, token, targets, pushers=pushers, seconds=opts.profile_seconds),
         workdir,
         gil=True,
     )
@@ -430,6 +410,23 @@ def _profile_push(
     title = f"Push, size {opts.size}, {backend}, {pushers} pushers: thread holding the GIL"
     out.write_text(profiling.render(summary or {}, title))
     return summary
+
+
+def _push(
+    base_url: str, token: str, targets: Targets, *, pushers: int, seconds: float
+) -> PushResult:
+    """``pushers`` concurrent Packer pushes into the seeded push buckets for ``seconds``."""
+    return asyncio.run(
+        run_pushers(
+            base_url,
+            token,
+            project_prefix(targets.organization_id, targets.project_id),
+            targets.push_buckets,
+            pushers=pushers,
+            seconds=seconds,
+            channel=targets.push_channel,
+        )
+    )
 
 
 def _revoke(base_url: str, token: str, targets: Targets, log: Log, backend: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from granian.server import Server
 
 from packyard.api.app import create_app
 from packyard.config import Advertised, database_url, save_advertised
+from packyard.errors import ApiError, Code
 from packyard.services.bootstrap import ensure_bootstrapped, startup_lock
 from packyard.services.container import Services
 from packyard.store.engine import Store
@@ -108,6 +110,32 @@ def _exit_with(supervisor_pid: int) -> None:
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
     if os.getppid() != supervisor_pid:  # it died before the request was made
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Refuse to start on an address another server already listens on.
+
+    granian binds with ``SO_REUSEPORT`` (its workers share the port), which would let a
+    second server on the same port take half of the first one's connections. A plain
+    bind fails while anyone listens there, so it is tried first.
+    """
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise ApiError(Code.INVALID_ARGUMENT, f"cannot listen on {host}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # old connections are fine
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ApiError(
+                Code.FAILED_PRECONDITION,
+                f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                "(is another server running there?)",
+            ) from None
 
 
 def advertised_address(host: str, port: int, public: str | None) -> str:

@@ -344,3 +344,15 @@ def test_a_failed_worker_is_replaced(tmp_path: Path) -> None:
             time.sleep(0.2)
         else:
             pytest.fail("the killed worker was not replaced")
+
+
+def test_a_second_server_on_a_busy_port_refuses_to_start(tmp_path: Path) -> None:
+    with ServeProcess(tmp_path / "first", "--no-tls") as first:
+        result = run_cli(
+            "serve", "--data-dir", str(tmp_path / "second"), "--port", str(first.port), "--no-tls"
+        )
+        assert result.returncode == 1
+        assert "already in use" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert not (tmp_path / "second").exists()
+        assert _registry_answers(first)

@@ -16,7 +16,7 @@ from packyard.cli.envblock import as_shell, env_block
 from packyard.config import DEFAULT_PORT, Advertised, default_data_dir, load_advertised
 from packyard.domain.enums import Role
 from packyard.errors import ApiError
-from packyard.server import ServeOptions, advertised_address, prepare, run
+from packyard.server import ServeOptions, advertised_address, ensure_port_free, prepare, run
 from packyard.services.bootstrap import load_credentials
 
 app = typer.Typer(
@@ -97,6 +97,7 @@ def serve(
         fail("--no-tls cannot be combined with --tls-cert/--tls-key.", 2)
     directory = data_dir or default_data_dir()
     try:
+        ensure_port_free(host, port)
         services, first = prepare(directory, database_url)
     except ApiError as exc:
         fail(exc.message)

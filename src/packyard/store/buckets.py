@@ -85,28 +85,20 @@ class BucketRepo:
 
 def bucket_from_labeled(row: Any) -> Bucket:
     """The bucket of a row selected with :data:`LABELED_COLUMNS`."""
-    return Bucket(
-        id=row.b_id,
-        project_id=row.b_project_id,
-        name=row.b_name,
-        description=row.b_description,
-        labels=dict(row.b_labels or {}),
-        version_count=row.b_version_count,
-        latest_version_id=row.b_latest_version_id,
-        created_at=row.b_created_at,
-        updated_at=row.b_updated_at,
-    )
+    return bucket_from_row(row, prefix="b_")
 
 
-def bucket_from_row(row: Any) -> Bucket:
+def bucket_from_row(row: Any, *, prefix: str = "") -> Bucket:
+    """A bucket from the ``buckets`` columns of ``row``, named ``<prefix><column>``."""
+    m = row._mapping
     return Bucket(
-        id=row.id,
-        project_id=row.project_id,
-        name=row.name,
-        description=row.description,
-        labels=dict(row.labels or {}),
-        version_count=row.version_count,
-        latest_version_id=row.latest_version_id,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+        id=m[prefix + "id"],
+        project_id=m[prefix + "project_id"],
+        name=m[prefix + "name"],
+        description=m[prefix + "description"],
+        labels=dict(m[prefix + "labels"] or {}),
+        version_count=m[prefix + "version_count"],
+        latest_version_id=m[prefix + "latest_version_id"],
+        created_at=m[prefix + "created_at"],
+        updated_at=m[prefix + "updated_at"],
     )

@@ -126,18 +126,7 @@ class ChannelRepo:
         if row is None:
             return None
         bucket = bucket_from_labeled(row)
-        channel = Channel(
-            id=row.c_id,
-            bucket_id=row.c_bucket_id,
-            bucket_name=bucket.name,
-            name=row.c_name,
-            managed=row.c_managed,
-            restricted=row.c_restricted,
-            version_id=row.c_version_id,
-            author_id=row.c_author_id,
-            created_at=row.c_created_at,
-            updated_at=row.c_updated_at,
-        )
+        channel = channel_from_row(row, prefix="c_", bucket_name=bucket.name)
         version = version_row(row, bucket.name) if fingerprint is not None else None
         return bucket, channel, version
 
@@ -246,18 +235,21 @@ class ChannelRepo:
         )
 
 
-def channel_from_row(row: Any) -> Channel:
+def channel_from_row(row: Any, *, prefix: str = "", bucket_name: str | None = None) -> Channel:
+    """A channel from the ``channels`` columns of ``row``, named ``<prefix><column>``; its
+    bucket's name from ``bucket_name`` or the row's ``bucket_name`` column."""
+    m = row._mapping
     return Channel(
-        id=row.id,
-        bucket_id=row.bucket_id,
-        bucket_name=row.bucket_name,
-        name=row.name,
-        managed=row.managed,
-        restricted=row.restricted,
-        version_id=row.version_id,
-        author_id=row.author_id,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+        id=m[prefix + "id"],
+        bucket_id=m[prefix + "bucket_id"],
+        bucket_name=bucket_name if bucket_name is not None else m["bucket_name"],
+        name=m[prefix + "name"],
+        managed=m[prefix + "managed"],
+        restricted=m[prefix + "restricted"],
+        version_id=m[prefix + "version_id"],
+        author_id=m[prefix + "author_id"],
+        created_at=m[prefix + "created_at"],
+        updated_at=m[prefix + "updated_at"],
     )
 
 
