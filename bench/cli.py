@@ -59,6 +59,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", action="store_true", help="py-spy profile of GetChannel")
     run.add_argument("--results-dir", type=Path, default=RESULTS)
     run.add_argument("--keep", action="store_true", help="keep the data directories")
+    rep = sub.add_parser(
+        "report", help="judge the targets and write the markdown again from the JSON results"
+    )
+    rep.add_argument("--results-dir", type=Path, default=RESULTS)
     s = sub.add_parser("seed", help="only time the seeding of a size (nothing is kept)")
     s.add_argument("--size", default="S")
     s.add_argument("--backend", choices=BACKENDS, default="sqlite")
@@ -70,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "seed":
         return _seed_only(args)
+    if args.command == "report":
+        return _rejudge(args.results_dir)
     return _run(args)
 
 
@@ -111,6 +117,21 @@ def _run(args: argparse.Namespace) -> int:
         )
         result = _run_size(opts, tools)
         _write(result, args.results_dir)
+    # The sizes judge each other (L against S): judge them all again against the newest.
+    return _rejudge(args.results_dir)
+
+
+def _rejudge(directory: Path) -> int:
+    """Judge every size's results against the other sizes present and write them again."""
+    found = False
+    for size in SIZES:
+        result = report.load(directory / f"{size}.json")
+        if result is not None:
+            found = True
+            _write(result, directory)
+    if not found:
+        print(f"error: no results in {directory}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -148,9 +169,9 @@ def _run_size(opts: Options, tools: Tools) -> dict[str, Any]:
 
 def _notes(result: dict[str, Any], opts: Options) -> list[str]:
     notes = [
-        "2 shared cores: wrk (threads = min(connections, cores)), the single-process "
-        "`packyard serve`, PostgreSQL and nginx (worker_processes auto) compete for them; "
-        "compare runs on the same machine only.",
+        "2 shared cores: wrk (threads = min(connections, cores)), `packyard serve` (granian's "
+        f"supervisor and {opts.workers} worker process(es)), PostgreSQL and nginx "
+        "(worker_processes auto) compete for them; compare runs on the same machine only.",
         "Both servers answer plain HTTP on 127.0.0.1 (`packyard serve --no-tls`), so the "
         "nginx ratio compares application work, not TLS.",
         "PostgreSQL is a throwaway cluster (initdb/pg_ctl, Unix socket, fsync, "

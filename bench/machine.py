@@ -46,7 +46,8 @@ def _git_revision() -> str:
 
     try:
         rev = git("rev-parse", "--short", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
+        # Changes to earlier results do not make the measured code differ from HEAD.
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results")
     except OSError:
         return "unknown"
     return f"{rev}{'+dirty' if dirty else ''}" if rev else "unknown"

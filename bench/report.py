@@ -254,7 +254,7 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"- {backend}: {ratios or 'not measured'}")
     lines += [
         "",
-        "## Write path (Packer push sequence, async httpx pushers)",
+        "## Write path (Packer push sequence; each pusher pushes one version after another)",
         "",
         "| backend | pushers | versions/s | versions | failed | calls/s | p50 ms | p99 ms |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
