@@ -38,9 +38,10 @@ from packyard.services.scheduler import scheduler_running
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 # On PostgreSQL, service calls run in a thread pool (see packyard.api.calls). Python
-# threads share one interpreter lock, so more threads mostly add lock hand-offs:
-# GetChannel with 16 clients served 970 req/s with 1 thread, 820 with 2, 660 with 4 and
-# 430 with 40 (anyio's default). Two keep one slow request from stalling every other one.
+# threads share one interpreter lock, so more threads mostly add lock hand-offs: when
+# every call still went through the pool (SQLite, 16 clients), GetChannel served 970
+# req/s with 1 thread, 820 with 2, 660 with 4 and 430 with 40 (anyio's default). Two
+# keep one slow request from stalling every other one.
 WORKER_THREADS = int(env_number("PACKYARD_WORKER_THREADS", 2, minimum=1))
 # Memory for cached read responses (see packyard.api.cache); 0 turns the cache off.
 RESPONSE_CACHE_MB = env_number("PACKYARD_RESPONSE_CACHE_MB", 64)

@@ -56,12 +56,16 @@ _LOCK_WITH_VERSION = (
     .with_for_update(of=[buckets, channels, versions])
 )
 
-# The next history entry of a channel, numbered after its last one in the same statement.
-_HISTORY_SEQ = (
-    select(func.coalesce(func.max(channel_assignments.c.seq), 0) + 1)
-    .where(channel_assignments.c.channel_id == bindparam("cid"))
-    .scalar_subquery()
-)
+
+def _next_seq(channel_id: Any) -> Any:
+    """The sequence number of a channel's next history entry, computed by the statement."""
+    return (
+        select(func.coalesce(func.max(channel_assignments.c.seq), 0) + 1)
+        .where(channel_assignments.c.channel_id == channel_id)
+        .scalar_subquery()
+    )
+
+
 # Move a channel named within its bucket, unless it already serves the version, and
 # record the move; the channel's id and next sequence number come from the database.
 _MOVE_BY_NAME = (
@@ -78,9 +82,7 @@ _APPEND_HISTORY_BY_NAME = channel_assignments.insert().from_select(
     select(
         bindparam("aid", type_=channel_assignments.c.id.type),
         channels.c.id,
-        select(func.coalesce(func.max(channel_assignments.c.seq), 0) + 1)
-        .where(channel_assignments.c.channel_id == channels.c.id)
-        .scalar_subquery(),
+        _next_seq(channels.c.id),
         bindparam("vid", type_=channel_assignments.c.version_id.type),
         bindparam("author", type_=channel_assignments.c.author_id.type),
         bindparam("at", type_=channel_assignments.c.assigned_at.type),
@@ -89,7 +91,7 @@ _APPEND_HISTORY_BY_NAME = channel_assignments.insert().from_select(
 _APPEND_HISTORY = channel_assignments.insert().values(
     id=bindparam("aid"),
     channel_id=bindparam("cid"),
-    seq=_HISTORY_SEQ,
+    seq=_next_seq(bindparam("cid")),
     version_id=bindparam("vid"),
     author_id=bindparam("author"),
     assigned_at=bindparam("at"),
