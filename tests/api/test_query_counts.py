@@ -1,7 +1,7 @@
 """Read paths run a fixed number of SQL statements, whatever the amount of content.
 
 Each request is measured through the real HTTP server; the statements counted
-include authorization and the transaction's BEGIN, which are constant too.
+include authorization, which is constant too.
 """
 
 from __future__ import annotations

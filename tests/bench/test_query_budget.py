@@ -20,7 +20,7 @@ from packyard.domain.enums import Role
 from packyard.store.engine import StatementCounter, Store
 from tests.support.factories import TenantFixture
 
-# Statements per request (SQLite counts each transaction's BEGIN; PostgreSQL does not).
+# Statements per request (BEGIN and COMMIT are not statements here).
 READ_BUDGET = {"GetChannel": 12, "GetVersion": 11, "GetBucket": 12, "ListBuckets": 12}
 READ_TRANSACTIONS = 3  # authorization + the service's read, with one to spare
 PUSH_BUDGET = 180  # the whole two-build Packer push sequence (13 calls)

@@ -34,7 +34,7 @@ def count_statements(engine: Engine, *, every_thread: bool = False) -> Iterator[
 
     Statements of the server's background jobs do not count unless ``every_thread``,
     so a request to the in-process test server is measured without the scheduler's
-    polling. ``BEGIN`` issued for SQLite transactions counts too: one per transaction.
+    polling. ``BEGIN`` and ``COMMIT`` go straight to the driver and do not count.
     """
     log = StatementLog()
 

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from packyard import __version__
 from packyard.api import errors
 from packyard.api.cache import CachedReadMiddleware, ReadCache
+from packyard.api.direct import DirectRoutes
 from packyard.api.middleware import (
     BodyLimitMiddleware,
     PathGuardMiddleware,
@@ -118,6 +119,9 @@ def create_app(
         # where one flat pass needs a third of the time. The routers only set a path
         # prefix and tags, which their routes already carry.
         app.router.routes.extend(module.router.routes)
+    # Handlers of the common simple shape are called without FastAPI's generic
+    # dependency solving (see packyard.api.direct); the rest go through FastAPI.
+    app.router.middleware_stack = DirectRoutes(app.router)
     app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
     app.add_middleware(PathGuardMiddleware)
     app.add_middleware(errors.InternalErrorMiddleware)  # keeps the connection after a 500

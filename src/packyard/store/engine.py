@@ -22,6 +22,8 @@ from packyard.store import generations
 from packyard.store.writer_queue import WriterQueue, lock_file_for
 
 SQLITE_BUSY_TIMEOUT_S = 30
+# How the next SQLite transaction on a connection begins (key of Connection.info).
+_BEGIN = "packyard_begin"
 
 
 def normalize_url(url: str) -> str:
@@ -40,8 +42,8 @@ class StatementCounter:
     """Counts the SQL statements and transactions an engine runs (benchmarks, query budgets).
 
     Opt-in through :meth:`Store.enable_statement_counter`: nothing is attached to
-    the engine otherwise. Every cursor execution counts, ``BEGIN`` included on
-    SQLite; ``COMMIT``/``ROLLBACK`` go through the driver and do not. Work of
+    the engine otherwise. Every statement executed through SQLAlchemy counts;
+    ``BEGIN``, ``COMMIT`` and ``ROLLBACK`` go straight to the driver and do not. Work of
     threads named in ``ignore_threads`` (background jobs) is not counted.
     """
 
@@ -96,6 +98,11 @@ class Store:
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         self.statement_counter: StatementCounter | None = None
+        # SQLite connections kept by the thread that last used them (see _connection).
+        self._idle = threading.local() if self.is_sqlite else None
+        self._held: set[Connection] = set()
+        self._held_lock = threading.Lock()
+        self._disposed = False
         # SQLite has one writer at a time: writers of every process take turns in a
         # queue rather than sleeping in SQLite's busy handler.
         self._writers = (
@@ -120,8 +127,10 @@ class Store:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read transaction (one consistent snapshot on both databases)."""
-        with self.engine.connect() as conn:
-            if not self.is_sqlite:
+        with self._connection() as conn:
+            if self.is_sqlite:
+                conn.info[_BEGIN] = "BEGIN"
+            else:
                 conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
                 yield conn
@@ -136,13 +145,54 @@ class Store:
         cached read responses exact (:mod:`packyard.store.generations`).
         """
         turn = self._writers.turn() if self._writers is not None else nullcontext()
-        with turn, self.engine.connect() as conn:
-            conn.execution_options(packyard_write=True)
+        with turn, self._connection() as conn:
+            if self.is_sqlite:
+                conn.info[_BEGIN] = "BEGIN IMMEDIATE"
             with conn.begin():
                 yield conn
                 generations.bump(conn, project_id)
 
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """A connection for one transaction.
+
+        On SQLite each thread keeps its idle connections and takes them up again for
+        its next transaction: checking a connection out of the pool and back in cost
+        more CPU than a short SQLite transaction. PostgreSQL connections go back to
+        the pool, which other threads and servers share.
+        """
+        if self._idle is None:
+            with self.engine.connect() as conn:
+                yield conn
+            return
+        idle: list[Connection] = self._idle.__dict__.setdefault("connections", [])
+        conn = idle.pop() if idle else self._open()
+        try:
+            yield conn
+        finally:
+            if conn.invalidated or conn.in_transaction() or self._disposed:
+                self._close(conn)
+            else:
+                idle.append(conn)
+
+    def _open(self) -> Connection:
+        conn = self.engine.connect()
+        with self._held_lock:
+            self._held.add(conn)
+        return conn
+
+    def _close(self, conn: Connection) -> None:
+        with self._held_lock:
+            self._held.discard(conn)
+        conn.close()
+
     def dispose(self) -> None:
+        self._disposed = True
+        with self._held_lock:
+            held, self._held = self._held, set()
+        for conn in held:  # idle in some thread's list; a busy one closes when it is done
+            if not conn.in_transaction():
+                conn.close()
         self.engine.dispose()
         if self._writers is not None:
             self._writers.close()
@@ -162,5 +212,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        write = conn.get_execution_options().get("packyard_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        # Straight to the driver: through SQLAlchemy's statement execution the BEGIN
+        # cost as much CPU as the statements of a short transaction.
+        driver: Any = conn.connection.driver_connection
+        driver.execute(conn.info.pop(_BEGIN, "BEGIN"))
