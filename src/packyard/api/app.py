@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
+from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -49,11 +50,12 @@ RESPONSE_CACHE_MB = env_number("PACKYARD_RESPONSE_CACHE_MB", 64)
 
 
 class PackyardApp(FastAPI):
-    """FastAPI with the read-response cache in front of it.
+    """FastAPI with the read-response cache and the direct routes in front of it.
 
     A cache hit is answered before FastAPI's own request handling (routing,
     dependency solving, its exception and telemetry layers) starts: on the
-    consumer read path that handling would cost more than the answer itself.
+    consumer read path that handling would cost more than the answer itself. The
+    simple routes are then answered directly (:mod:`packyard.api.direct`).
     """
 
     front: ASGIApp | None = None
@@ -65,12 +67,32 @@ class PackyardApp(FastAPI):
             await super().__call__(scope, receive, send)
 
 
+# The application's own middleware, innermost first: FastAPI's stack and the
+# directly called routes run the same layers.
+MIDDLEWARE: list[tuple[Any, dict[str, Any]]] = [
+    (BodyLimitMiddleware, {"limit": MAX_BODY_BYTES}),
+    (PathGuardMiddleware, {}),
+    (errors.InternalErrorMiddleware, {}),  # keeps the connection after a 500
+    (SecurityHeadersMiddleware, {}),
+]
+
+
+def protect(app: ASGIApp) -> ASGIApp:
+    """``app`` inside :data:`MIDDLEWARE`."""
+    for middleware, options in MIDDLEWARE:
+        app = middleware(app, **options)
+    return app
+
+
 def create_app(
     services: Services,
     *,
     background_jobs: bool = True,
     response_cache_mb: float = RESPONSE_CACHE_MB,
+    direct_routes: bool = True,
 ) -> FastAPI:
+    """The application. ``direct_routes=False`` leaves every request to FastAPI (tests
+    compare the two)."""
     read_cache = ReadCache(services, int(response_cache_mb * 2**20)) if response_cache_mb else None
 
     @asynccontextmanager
@@ -119,14 +141,15 @@ def create_app(
         # where one flat pass needs a third of the time. The routers only set a path
         # prefix and tags, which their routes already carry.
         app.router.routes.extend(module.router.routes)
-    # Handlers of the common simple shape are called without FastAPI's generic
-    # dependency solving (see packyard.api.direct); the rest go through FastAPI.
-    app.router.middleware_stack = DirectRoutes(app.router)
-    app.add_middleware(BodyLimitMiddleware, limit=MAX_BODY_BYTES)
-    app.add_middleware(PathGuardMiddleware)
-    app.add_middleware(errors.InternalErrorMiddleware)  # keeps the connection after a 500
-    app.add_middleware(SecurityHeadersMiddleware)
+    for middleware, options in MIDDLEWARE:
+        app.add_middleware(middleware, **options)
+    front: ASGIApp = partial(FastAPI.__call__, app)
+    if direct_routes:
+        # Handlers of the common simple shape are called without FastAPI's own layers
+        # and generic dependency solving (see packyard.api.direct).
+        front = app.state.direct_routes = DirectRoutes(app, front, protect)
     if read_cache is not None:
         app.state.read_cache = read_cache
-        app.front = CachedReadMiddleware(partial(FastAPI.__call__, app), read_cache)
+        front = CachedReadMiddleware(front, read_cache)
+    app.front = front
     return app

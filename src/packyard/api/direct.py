@@ -1,7 +1,8 @@
 """Calling simple route handlers directly, without FastAPI's per-request machinery.
 
-FastAPI answers a request by matching it against every route with Starlette's
-general matcher, wrapping it in two exception layers and an exit stack, and solving
+FastAPI answers a request through a stack of its own layers (error, telemetry and
+body-limit middleware, two exception layers, two exit stacks), matches it against
+every route with Starlette's general matcher and solves
 the handler's dependency graph generically: validating every path parameter
 through pydantic, resolving each dependency level by level. For the Packer push
 sequence that machinery cost more CPU than the service calls it surrounds.
@@ -13,8 +14,9 @@ recognises that shape once, from FastAPI's own analysis of each route, and calls
 such handlers itself. What the client sees is the same: the routes match in the
 same order, the body is decoded and validated by FastAPI's own functions in the
 same order against the dependencies, and errors leave as the same exceptions for
-the application's one error table. Any request it does not recognise (another
-route shape, a method mismatch, an unknown path) goes to FastAPI's router.
+the application's one error table, inside the application's own middleware. Any
+request it does not recognise (another route shape, a method mismatch, an unknown
+path) goes to the FastAPI application.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import request_body_to_args
 from fastapi.exceptions import RequestValidationError
@@ -36,7 +39,7 @@ from starlette.convertors import StringConvertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route, Router
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 # Handler parameters a direct call can fill in: these stay None on a simple route.
@@ -67,10 +70,7 @@ class _Handler:
     body_fields: list[Any]  # FastAPI ModelFields; empty without a body
     embed_body: bool
 
-    async def __call__(
-        self, scope: Scope, receive: Receive, send: Send, params: dict[str, str]
-    ) -> None:
-        request = Request(scope, receive, send)
+    async def respond(self, request: Request, params: dict[str, str]) -> Response:
         body = await self._decoded_body(request) if self.body_fields else None
         values: dict[str, Any] = {}
         for dep in self.dependencies:
@@ -87,8 +87,7 @@ class _Handler:
             if errors:
                 raise RequestValidationError(errors, body=body)
             values.update(parsed)
-        response = await self.endpoint(**values)
-        await response(scope, receive, send)
+        return await self.endpoint(**values)
 
     async def _decoded_body(self, request: Request) -> Any:
         """The body as FastAPI hands it to validation: decoded JSON, raw bytes or missing."""
@@ -177,6 +176,7 @@ def direct_handler(route: BaseRoute) -> _Handler | None:
     if (
         params is None
         or route.dependencies
+        or not all(isinstance(c, StringConvertor) for c in route.param_convertors.values())
         or route.response_model is not None
         or route.status_code is not None
         or not _plain(dependant)
@@ -199,48 +199,86 @@ def direct_handler(route: BaseRoute) -> _Handler | None:
 @dataclass(frozen=True, slots=True)
 class _Entry:
     regex: re.Pattern[str]
-    methods: frozenset[str]
     handler: _Handler | None  # None: FastAPI answers requests that match this route
 
 
-class DirectRoutes:
-    """The router's dispatch: simple routes called directly, the rest through FastAPI.
+ExceptionHandler = Callable[[Request, Any], Any]  # Starlette's: may be synchronous
+_MATCHED = "packyard.direct_handler"  # scope key: the handler of the matched route
 
-    Built from the router's ordered route table once every route is added. A request
-    goes to the first route whose path and method both match, as in Starlette; only
-    when that route is a simple one is it answered here.
+
+class DirectRoutes:
+    """Simple routes answered directly, everything else by the FastAPI application.
+
+    Sits in front of the application. A request goes to the first route (in the
+    router's order) whose path and method both match, as in Starlette; only when
+    that route has the simple shape is it answered here, inside ``protect`` (the
+    application's own middleware, the same layers FastAPI runs) and with the
+    application's exception handlers. Everything else goes to ``fallback``, the
+    whole FastAPI application.
     """
 
-    def __init__(self, router: Router) -> None:
-        self.router = router
-        self.fallback: ASGIApp = router.app
-        self.entries: list[_Entry] = []
-        self.direct = 0
-        for route in router.routes:
+    def __init__(
+        self, app: FastAPI, fallback: ASGIApp, protect: Callable[[ASGIApp], ASGIApp]
+    ) -> None:
+        self.app = app
+        self.fallback = fallback
+        self.entries: dict[str, list[_Entry]] = {}
+        # Unexpected exceptions (the ``Exception`` handler) are left to the middleware,
+        # as in FastAPI, where that handler belongs to the outermost error layer.
+        self.exception_handlers: dict[type[BaseException], ExceptionHandler] = {
+            key: handler
+            for key, handler in app.exception_handlers.items()
+            if isinstance(key, type) and key is not Exception
+        }
+        self._answer = protect(self._answer_matched)
+        for route in app.router.routes:
             regex = getattr(route, "path_regex", None)
             if not isinstance(route, Route) or regex is None:
                 # A mount or another kind of route: let FastAPI match everything.
-                self.entries = []
+                self.entries = {}
                 return
-            handler = direct_handler(route)
-            self.direct += handler is not None
-            self.entries.append(_Entry(regex, frozenset(route.methods or ()), handler))
+            entry = _Entry(regex, direct_handler(route))
+            for method in route.methods or ():
+                self.entries.setdefault(method, []).append(entry)
+
+    @property
+    def handlers(self) -> list[_Handler]:
+        found = {id(e.handler): e.handler for es in self.entries.values() for e in es}
+        return [h for h in found.values() if h is not None]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope.get("root_path"):
-            method = scope["method"]
             path = scope["path"]
-            for entry in self.entries:
+            for entry in self.entries.get(scope["method"], ()):
                 match = entry.regex.match(path)
-                if match is None or method not in entry.methods:
+                if match is None:
                     continue
                 if entry.handler is None:
                     break
-                params = match.groupdict()
+                scope["app"] = self.app
                 scope["route"] = entry.handler.route
                 scope["endpoint"] = entry.handler.endpoint
-                scope["path_params"] = params
-                scope["router"] = self.router
-                await entry.handler(scope, receive, send, params)
+                scope["path_params"] = match.groupdict()
+                scope[_MATCHED] = entry.handler
+                await self._answer(scope, receive, send)
                 return
         await self.fallback(scope, receive, send)
+
+    async def _answer_matched(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+        try:
+            response = await scope[_MATCHED].respond(request, scope["path_params"])
+        except Exception as exc:
+            handler = self._handler_for(exc)
+            if handler is None:
+                raise
+            answer = handler(request, exc)
+            response = await answer if inspect.isawaitable(answer) else answer
+        await response(scope, receive, send)
+
+    def _handler_for(self, exc: Exception) -> ExceptionHandler | None:
+        for cls in type(exc).__mro__:
+            handler = self.exception_handlers.get(cls)
+            if handler is not None:
+                return handler
+        return None

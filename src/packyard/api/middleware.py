@@ -63,7 +63,10 @@ class PathGuardMiddleware:
         if any(enc in lowered for enc in self._ENCODED):
             return True
         path: str = scope.get("path", "")
-        return "\x00" in path or any(seg in (".", "..") for seg in path.split("/"))
+        if "\x00" in path:
+            return True
+        # A dot segment follows a slash: most paths need no split at all.
+        return "/." in path and any(seg in (".", "..") for seg in path.split("/"))
 
 
 class BodyLimitMiddleware:

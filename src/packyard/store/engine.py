@@ -201,7 +201,7 @@ class Store:
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
-        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite would defer it).
+        # BEGIN is issued by the dialect hook below (pysqlite would defer it).
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
@@ -210,9 +210,11 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
+    def begin(dbapi_connection: Any) -> None:
         # Straight to the driver: through SQLAlchemy's statement execution the BEGIN
-        # cost as much CPU as the statements of a short transaction.
-        driver: Any = conn.connection.driver_connection
-        driver.execute(conn.info.pop(_BEGIN, "BEGIN"))
+        # cost as much CPU as the statements of a short transaction. A dialect hook
+        # rather than a "begin" event: any connection event listener on the engine
+        # makes SQLAlchemy dispatch events around every statement.
+        dbapi_connection.driver_connection.execute(dbapi_connection.info.pop(_BEGIN, "BEGIN"))
+
+    engine.dialect.do_begin = begin  # type: ignore[method-assign]

@@ -1,0 +1,126 @@
+"""Transaction scopes of the store: atomic writes, snapshot reads, reused SQLite connections."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import PendingRollbackError
+
+from packyard.store.engine import Store, sqlite_url
+from packyard.store.migrate import upgrade
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(sqlite_url(str(tmp_path / "p.db")))
+    upgrade(s)
+    with s.write() as conn:
+        conn.execute(text("CREATE TABLE notes (n INTEGER)"))
+    yield s
+    s.dispose()
+
+
+def _notes(conn: Connection) -> list[int]:
+    return [row[0] for row in conn.execute(text("SELECT n FROM notes ORDER BY n"))]
+
+
+def test_a_thread_takes_up_its_connection_again(store: Store) -> None:
+    with store.write() as first:
+        conn_id = id(first.connection.driver_connection)
+    with store.read() as again:
+        assert id(again.connection.driver_connection) == conn_id
+    seen: list[int] = []
+
+    def elsewhere() -> None:
+        with store.read() as conn:
+            seen.append(id(conn.connection.driver_connection))
+
+    worker = threading.Thread(target=elsewhere)
+    worker.start()
+    worker.join()
+    assert seen and seen[0] != conn_id  # each thread its own
+
+
+def test_nested_transactions_on_one_thread_use_separate_connections(store: Store) -> None:
+    with store.read() as outer, store.read() as inner:
+        assert outer is not inner
+        assert _notes(outer) == _notes(inner) == []
+
+
+def test_a_failed_write_changes_nothing_and_the_connection_serves_on(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.write() as conn:
+        conn.execute(text("INSERT INTO notes VALUES (1)"))
+        raise RuntimeError("refused half-way")
+    with store.write() as conn:
+        conn.execute(text("INSERT INTO notes VALUES (2)"))
+    with store.read() as conn:
+        assert _notes(conn) == [2]
+
+
+def test_a_read_after_a_write_on_the_same_connection_does_not_hold_the_write_lock(
+    store: Store, tmp_path: Path
+) -> None:
+    with store.write() as conn:
+        conn.execute(text("INSERT INTO notes VALUES (1)"))
+    other = Store(sqlite_url(str(tmp_path / "p.db")))
+    try:
+        with store.read() as conn:
+            assert _notes(conn) == [1]
+            # A read (deferred BEGIN) leaves the database to other writers meanwhile;
+            # a reused connection must not begin it the way the write before did.
+            done = threading.Event()
+
+            def write_elsewhere() -> None:
+                with other.write() as c:
+                    c.execute(text("INSERT INTO notes VALUES (2)"))
+                done.set()
+
+            worker = threading.Thread(target=write_elsewhere)
+            worker.start()
+            worker.join(10)
+            assert done.is_set()
+            assert _notes(conn) == [1]  # still this transaction's snapshot
+    finally:
+        other.dispose()
+    with store.read() as conn:
+        assert _notes(conn) == [1, 2]
+
+
+def test_a_write_begins_immediately(store: Store, tmp_path: Path) -> None:
+    """A write takes the database lock at BEGIN, not at its first change."""
+    other = Store(sqlite_url(str(tmp_path / "p.db")))
+    try:
+        with store.write() as conn:
+            conn.execute(text("SELECT 1"))
+            raw = other.engine.raw_connection()
+            try:
+                raw.driver_connection.execute("PRAGMA busy_timeout=0")  # type: ignore[union-attr]
+                with pytest.raises(Exception, match="locked"):
+                    raw.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+            finally:
+                raw.close()
+    finally:
+        other.dispose()
+
+
+def test_dispose_closes_the_idle_connections(store: Store) -> None:
+    with store.read() as conn:
+        driver = conn.connection.driver_connection
+    store.dispose()
+    with pytest.raises(Exception, match="closed"):
+        driver.execute("SELECT 1")  # type: ignore[union-attr]
+
+
+def test_an_invalidated_connection_is_not_taken_up_again(store: Store) -> None:
+    with store.read() as conn:
+        first = conn.connection.driver_connection
+    with pytest.raises(PendingRollbackError), store.read() as conn:
+        conn.invalidate()
+        conn.execute(text("SELECT 1"))
+    with store.read() as conn:
+        assert conn.connection.driver_connection is not first
+        assert _notes(conn) == []
