@@ -7,7 +7,7 @@ live HCP does, and the fields Packer dereferences (``status``) are always set.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -32,9 +32,14 @@ JSON = dict[str, Any]
 
 
 def ts(value: datetime | None) -> str | None:
+    """RFC 3339 in UTC with microseconds: ``2026-11-30T01:02:03.000004Z``."""
     if value is None:
         return None
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.tzinfo is UTC:  # what the store and the clock give: drop the "+00:00"
+        return value.isoformat(timespec="microseconds")[:-6] + "Z"
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="microseconds") + "Z"
 
 
 def location(organization_id: str, project_id: str) -> JSON:
