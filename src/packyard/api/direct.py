@@ -1,11 +1,11 @@
 """Calling simple route handlers directly, without FastAPI's per-request machinery.
 
 FastAPI answers a request through a stack of its own layers (error, telemetry and
-body-limit middleware, two exception layers, two exit stacks), matches it against
-every route with Starlette's general matcher and solves
-the handler's dependency graph generically: validating every path parameter
-through pydantic, resolving each dependency level by level. For the Packer push
-sequence that machinery cost more CPU than the service calls it surrounds.
+body-limit middleware, two exception layers, two exit stacks), matches it with
+Starlette's general matcher and solves the handler's dependency graph generically:
+validating every path parameter through pydantic, resolving each dependency level
+by level. For the Packer push sequence that machinery cost more CPU than some of
+the service calls it surrounds.
 
 Most Packyard handlers have one shape: string path parameters, at most one JSON
 body model, and dependencies that take only the request and string path
