@@ -121,15 +121,12 @@ def _is_json(content_type: str | None) -> bool:
     return main == "application" and (sub == "json" or sub.endswith("+json"))
 
 
-def _string_params(dependant: Dependant, route: APIRoute) -> tuple[str, ...] | None:
+def _string_params(dependant: Dependant) -> tuple[str, ...] | None:
+    """The path parameter names, if each is a plain ``str`` (the route's convertors are
+    checked once in :func:`direct_handler`)."""
     names = []
     for field in dependant.path_params:
-        convertor = route.param_convertors.get(field.name)
-        if (
-            field.field_info.annotation is not str
-            or field.alias != field.name
-            or not isinstance(convertor, StringConvertor)
-        ):
+        if field.field_info.annotation is not str or field.alias != field.name:
             return None
         names.append(field.name)
     return tuple(names)
@@ -142,8 +139,8 @@ def _plain(dependant: Dependant) -> bool:
     return all(getattr(dependant, attr) is None for attr in _UNSUPPORTED_SPECIALS)
 
 
-def _dependency(dep: Dependant, route: APIRoute) -> _Dependency | None:
-    params = _string_params(dep, route)
+def _dependency(dep: Dependant) -> _Dependency | None:
+    params = _string_params(dep)
     if (
         dep.name is None
         or dep.call is None
@@ -171,8 +168,8 @@ def direct_handler(route: BaseRoute) -> _Handler | None:
     if not isinstance(route, APIRoute):
         return None
     dependant = route.dependant
-    params = _string_params(dependant, route)
-    dependencies = [_dependency(d, route) for d in dependant.dependencies]
+    params = _string_params(dependant)
+    dependencies = [_dependency(d) for d in dependant.dependencies]
     if (
         params is None
         or route.dependencies

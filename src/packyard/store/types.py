@@ -29,10 +29,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return _naive_utc(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        # PostgreSQL (the driver returns datetimes); SQLite reads through result_processor.
         if value is None:
             return None
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value)
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC)
 
