@@ -3,30 +3,55 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import gc
+import ipaddress
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from granian.constants import HTTPModes, Interfaces, SSLProtocols
+from granian.http import HTTP1Settings
 from granian.log import LogLevels
 from granian.server import Server
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from packyard.api.app import create_app
-from packyard.config import Advertised, database_url, save_advertised
+from packyard.config import (
+    CREDENTIALS_FILE,
+    SERVER_FILE,
+    Advertised,
+    database_url,
+    env_number,
+    read_database_url_file,
+    redact_url,
+    save_advertised,
+    scrub,
+    url_passwords,
+)
 from packyard.errors import ApiError, Code
+from packyard.files import (
+    create_private_file,
+    ensure_private_dir,
+    restrict_umask,
+    tighten_with_notice,
+)
 from packyard.services.bootstrap import ensure_bootstrapped, startup_lock
 from packyard.services.container import Services
+from packyard.startup import StartupError, notice
 from packyard.store.engine import Store
 from packyard.store.migrate import upgrade
-from packyard.tls import ensure_self_signed
+from packyard.tls import ensure_certificate
 
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 # granian's own messages (start, workers, shutdown) go to standard error like ours:
@@ -61,18 +86,91 @@ class ServeOptions:
     public_address: str | None
     log_level: str = "info"
     workers: int = 1
+    # Where ``database_url`` was read from (--database-url-file): workers read it there.
+    database_url_file: Path | None = None
+
+
+# Seconds a client has to send a request's headers (also how long an idle keep-alive
+# connection stays open). granian's TLS handshake has its own limit of 10 s.
+HEADER_TIMEOUT_S = env_number("PACKYARD_HEADER_TIMEOUT_S", 30, minimum=0.1)
+_STARTUP_LOCK = ".startup.lock"
 
 
 def prepare(data_dir: Path, db_url: str | None) -> tuple[Services, bool]:
-    """Open the database, migrate it and bootstrap it. Returns (services, first_start)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(database_url(data_dir, db_url))
+    """Open the database, migrate it and bootstrap it. Returns (services, first_start).
+
+    The data directory is made private and every file created in it is created 0600
+    (:mod:`packyard.files`), whatever the process's umask. A data directory that
+    cannot be used or a database that cannot be reached raises :class:`StartupError`:
+    one line for the operator, without the database password.
+    """
+    url = database_url(data_dir, db_url)
+    try:
+        ensure_private_dir(data_dir)
+        create_private_file(data_dir / _STARTUP_LOCK)
+        tighten_with_notice(*_private_files(data_dir, url))
+    except OSError as exc:
+        raise data_dir_error(data_dir, exc) from None
+    try:
+        store = Store(url)
+    except (ArgumentError, ValueError) as exc:
+        raise StartupError(
+            f"invalid database URL {redact_url(url)}: {scrub(str(exc), url)}"
+        ) from None
     services = Services.create(store)
-    with startup_lock(store, data_dir):
-        upgrade(store)
-        _, created = ensure_bootstrapped(services, data_dir)
-    services.auth.signing_key()
+    try:
+        with startup_lock(store, data_dir):
+            upgrade(store)
+            _, created = ensure_bootstrapped(services, data_dir)
+        services.auth.signing_key()
+    except OSError as exc:
+        store.dispose()
+        raise data_dir_error(data_dir, exc) from None
+    except SQLAlchemyError as exc:
+        store.dispose()
+        raise database_error(store, url, exc) from None
     return services, created
+
+
+def _private_files(data_dir: Path, url: str) -> list[Path]:
+    """Files of the data directory that older versions created accessible to others."""
+    files = [data_dir / CREDENTIALS_FILE, data_dir / SERVER_FILE, data_dir / _STARTUP_LOCK]
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return files  # reported when the database is opened
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        db = Path(parsed.database)
+        files += [db, *(db.with_name(db.name + s) for s in ("-wal", "-shm", "-writers.lock"))]
+    return files
+
+
+def data_dir_error(data_dir: Path, exc: OSError) -> StartupError:
+    """One line naming the data directory and what the system refused."""
+    reason = exc.strerror or str(exc)
+    if exc.filename and Path(exc.filename) != data_dir:
+        reason = f"{reason}: {exc.filename}"
+    refused = exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC)
+    return StartupError(
+        f"cannot {'write to' if refused else 'use'} data directory {data_dir}: {reason}"
+    )
+
+
+def database_error(store: Store, url: str, exc: SQLAlchemyError) -> StartupError:
+    """One line naming the database (its password masked) and the driver's reason."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    reason = scrub(lines[0] if lines else type(orig).__name__, url)[:300]
+    if store.is_sqlite:
+        where = make_url(url).database or url
+        return StartupError(f"cannot open the database {where}: {reason}")
+    hint = ""
+    if not url_passwords(url) and "password" in reason.lower():
+        hint = (
+            " (database passwords are not stored in the data directory: set "
+            "PACKYARD_DATABASE_URL or pass --database-url-file)"
+        )
+    return StartupError(f"cannot connect to the database at {redact_url(url)}: {reason}{hint}")
 
 
 # How `packyard serve` tells its worker processes what to open.
@@ -91,10 +189,13 @@ def worker_app() -> FastAPI:
     spec = json.loads(os.environ[WORKER_SPEC_ENV])
     _exit_with(spec["supervisor_pid"])
     logging.basicConfig(level=spec["log_level"].upper(), format=LOG_FORMAT)
-    store = Store(database_url(Path(spec["data_dir"]), spec["database_url"]))
+    url = spec["database_url"]
+    if spec.get("database_url_file"):
+        url = read_database_url_file(Path(spec["database_url_file"]))
+    store = Store(database_url(Path(spec["data_dir"]), url))
     services = Services.create(store)
     services.auth.signing_key()
-    return create_app(services)
+    return create_app(services, public_url=spec.get("public_url"))
 
 
 def _exit_with(supervisor_pid: int) -> None:
@@ -138,40 +239,109 @@ def ensure_port_free(host: str, port: int) -> None:
             ) from None
 
 
+WILDCARDS = ("0.0.0.0", "::", "")  # noqa: S104
+
+
 def advertised_address(host: str, port: int, public: str | None) -> str:
     if public:
         return public
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+    shown = "127.0.0.1" if host in WILDCARDS else host
     if ":" in shown and not shown.startswith("["):
         shown = f"[{shown}]"
     return f"{shown}:{port}"
 
 
+def check_public_address(value: str) -> str:
+    """``value`` if it is ``host[:port]`` (an IPv6 address in brackets); ``ValueError`` if not."""
+    parts = urlsplit("//" + value)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    host = parts.hostname or ""
+    bracketed = parts.netloc.startswith("[")
+    valid_host = (
+        _is_ip(host) if bracketed else bool(re.fullmatch(r"[A-Za-z0-9._-]+", host))
+    ) and not (bracketed and ":" not in host)
+    if (
+        parts.path
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+        or port == -1
+        or parts.netloc.endswith(":")
+        or not valid_host
+    ):
+        raise ValueError(
+            f"--public-address must be host or host:port (IPv6 in brackets), not {value!r}"
+        )
+    return value
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def public_url(options: ServeOptions) -> str:
+    """The base of the absolute links the API hands out (SBOM downloads, redirects): the
+    address ``packyard env`` gives clients (``--public-address``, else the address the
+    server listens on), never the request's ``Host`` header."""
+    scheme = "http" if options.no_tls else "https"
+    return f"{scheme}://{advertised_address(options.host, options.port, options.public_address)}"
+
+
+def _certificate(options: ServeOptions) -> tuple[Path | None, Path | None, bool]:
+    """(cert, key, self_signed) to serve; the self-signed one is renewed when due."""
+    if options.no_tls:
+        return None, None, False
+    if options.tls_cert and options.tls_key:
+        return options.tls_cert, options.tls_key, False
+    hosts = [options.host]
+    if options.public_address:
+        hosts.append(urlsplit("//" + options.public_address).hostname or "")
+    found = ensure_certificate(options.data_dir / "tls", hosts)
+    if found.generated is not None and found.generated != "created":
+        notice(
+            f"renewed the self-signed TLS certificate {found.cert} ({found.generated}); "
+            "clients that verify it must be given the new one"
+        )
+    return found.cert, found.key, True
+
+
 def run(options: ServeOptions, services: Services) -> None:
-    ssl_cert: Path | None = None
-    ssl_key: Path | None = None
-    self_signed = False
-    if not options.no_tls:
-        if options.tls_cert and options.tls_key:
-            ssl_cert, ssl_key = options.tls_cert, options.tls_key
-        else:
-            ssl_cert, ssl_key = ensure_self_signed(options.data_dir / "tls", [options.host])
-            self_signed = True
-    save_advertised(
-        options.data_dir,
-        Advertised(
-            address=advertised_address(options.host, options.port, options.public_address),
-            tls=not options.no_tls,
-            self_signed=self_signed,
-            database_url=options.database_url,
-        ),
-    )
+    restrict_umask()  # the workers inherit it
+    try:
+        ssl_cert, ssl_key, self_signed = _certificate(options)
+        save_advertised(
+            options.data_dir,
+            Advertised(
+                address=advertised_address(options.host, options.port, options.public_address),
+                tls=not options.no_tls,
+                self_signed=self_signed,
+                database_url=options.database_url,
+                database_url_file=(
+                    str(options.database_url_file.resolve()) if options.database_url_file else None
+                ),
+            ),
+        )
+    except OSError as exc:
+        raise data_dir_error(options.data_dir, exc) from None
     logging.basicConfig(level=options.log_level.upper(), format=LOG_FORMAT)
     services.store.dispose()  # each worker opens its own connections after the fork
+    # The workers' instructions go through the environment (readable by this user only),
+    # never through a command line; with --database-url-file they read the URL there.
     os.environ[WORKER_SPEC_ENV] = json.dumps(
         {
             "data_dir": str(options.data_dir),
-            "database_url": options.database_url,
+            "database_url": None if options.database_url_file else options.database_url,
+            "database_url_file": (
+                str(options.database_url_file.resolve()) if options.database_url_file else None
+            ),
+            "public_url": public_url(options),
             "log_level": options.log_level,
             "supervisor_pid": os.getpid(),
         }
@@ -186,6 +356,12 @@ def run(options: ServeOptions, services: Services) -> None:
         # HTTP/1.1 only, as stock clients speak it; no WebSockets to offer.
         http=HTTPModes.http1,
         websockets=False,
+        # A client that does not send its headers in time is disconnected (slow clients,
+        # half-open connections); the same limit closes idle keep-alive connections.
+        # Request bodies have their own limit in the app (packyard.api.middleware).
+        http1_settings=HTTP1Settings(
+            header_read_timeout=int(HEADER_TIMEOUT_S * 1000), keep_alive=True
+        ),
         ssl_cert=ssl_cert,
         ssl_key=ssl_key,
         ssl_protocol_min=SSLProtocols.tls12,

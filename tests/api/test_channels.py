@@ -121,10 +121,17 @@ def test_latest_refusals_have_the_live_texts(api: Api) -> None:
         "HCP Packer"
     )
     assert body["details"] == []
-    # Any mask is refused on the managed channel, `restricted` included.
-    assert_status(
-        api.patch(channel_path("golden", "latest"), {"update_mask": "restricted"}), 400, 9
-    )
+    # Any assignment of the managed channel is refused, with `restricted` or without.
+    for body in (
+        {"update_mask": "versionFingerprint"},
+        {
+            "version_fingerprint": "fp-1",
+            "restricted": True,
+            "update_mask": "restricted,versionFingerprint",
+        },
+        {"version_fingerprint": "fp-1", "update_mask": "version_fingerprint"},
+    ):
+        assert_status(api.patch(channel_path("golden", "latest"), body), 400, 9)
 
     body = assert_status(api.delete(channel_path("golden", "latest")), 400, 3)
     assert body["message"] == "Can't delete managed channel latest, it's controlled by HCP Packer"
@@ -146,6 +153,63 @@ def test_latest_refusals_have_the_live_texts(api: Api) -> None:
     latest = get_channel(api, "golden", "latest")
     assert latest["version"]["id"] == v1["id"]
     assert latest["managed"] is True
+
+
+def test_terraform_adopts_latest_and_sets_its_restriction(api: Api) -> None:
+    """`resource "hcp_packer_channel" { name = "latest", restricted = ... }`, call for call.
+
+    The provider creates, gets 409/6, lists, adopts the managed entry and then sends
+    UpdateChannel with mask `restricted` (Go omits `restricted: false`); it stores the
+    returned channel, so the answer must be the whole channel, restriction applied.
+    """
+    api.create_bucket("golden")
+    v1 = api.complete_version("golden", "fp-1")
+    before = get_channel(api, "golden", "latest")
+    go_client = {"Content-Type": "application/json", "Accept": "application/json"}
+
+    def provider(method: str, path: str, raw: bytes | None) -> Any:
+        return api.http.request(
+            method, api.prefix + path, content=raw, headers={**api.headers(), **go_client}
+        )
+
+    assert_status(
+        provider("POST", channels_path("golden"), b'{"name":"latest","restricted":true}'), 409, 6
+    )
+    listed = api.ok(provider("GET", channels_path("golden"), None))
+    adopted = next(c for c in listed["channels"] if c["name"] == "latest")
+    assert adopted["managed"] is True
+
+    viewer = api.as_role(Role.VIEWER)
+    try:
+        for raw, restricted in (
+            (b'{"update_mask":"restricted"}', False),  # restricted = false
+            (b'{"restricted":true,"update_mask":"restricted"}', True),
+            (b'{"update_mask":"restricted"}', False),
+        ):
+            body = api.ok(provider("PATCH", channel_path("golden", "latest"), raw))
+            swagger.validate("PackerService_UpdateChannel", body)
+            channel = body["channel"]
+            assert channel["id"] == adopted["id"]
+            assert channel["name"] == "latest" and channel["managed"] is True
+            assert channel["restricted"] is restricted
+            assert channel["author_id"] == "HCP Packer", "a restriction is not an assignment"
+            assert_full_version(channel["version"], v1)
+            assert get_channel(api, "golden", "latest")["restricted"] is restricted
+            # What viewers see follows the restriction.
+            assert ("latest" in list_channels(viewer, "golden")) is not restricted
+            if restricted:
+                assert_status(viewer.get(channel_path("golden", "latest")), 403, 7)
+            else:
+                assert get_channel(viewer, "golden", "latest")["version"]["id"] == v1["id"]
+    finally:
+        viewer.close()
+
+    # Restricting is not an assignment: no history, and `latest` still follows completion.
+    assert history(api, "golden", "latest")["count"] == 1
+    v2 = api.complete_version("golden", "fp-2")
+    after = get_channel(api, "golden", "latest")
+    assert after["version"]["id"] == v2["id"] and after["restricted"] is False
+    assert after["id"] == before["id"]
 
 
 # --- user channels ----------------------------------------------------------------------

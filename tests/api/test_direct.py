@@ -137,6 +137,8 @@ def test_reads_and_refusals_are_identical(
         (b'{"status": "BUILD_RUNNING"}', "text/plain"),
         (b'{"labels": ' + b"[" * 5000 + b"]" * 5000 + b"}", "application/json"),
         (b"\xff\xfe", "application/json"),
+        (b'{"platform": "aws\\ud800"}', "application/json"),  # a lone surrogate, escaped
+        (b'{"labels": {"k\xed\xa0\x80": "v"}}', "application/json"),  # ... and raw
     ],
 )
 def test_bad_bodies_get_the_same_answer(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from tests.support.factories import Api, assert_status
@@ -259,9 +261,40 @@ def test_unserved_packer_routes_are_code_12(api: Api, method: str, path: str) ->
     assert_status(api.request(method, path, None), 501, 12)
 
 
-def test_unknown_route_outside_packer_is_json_404(api: Api) -> None:
-    response = api.http.get("/nope")
-    assert_status(response, 404, 5)
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        # terraform-provider-hcp's bucket IAM calls: a 404 would read as "no policy".
+        (
+            "GET",
+            "/2019-12-10/resource-manager/resources/iam-policy"
+            "?resource_name=packer/project/p/bucket/b",
+        ),
+        ("PUT", "/2019-12-10/resource-manager/resources/iam-policy"),
+        (
+            "GET",
+            "/iam/2019-12-10/organizations/o/principals?principal_ids=x&view=PRINCIPAL_VIEW_BASIC",
+        ),
+        ("GET", "/resource-manager/2019-12-10/projects/p/iam-policy"),
+        ("GET", "/resource-manager/2019-12-10/projects/count"),  # not ProjectService_Get
+        ("GET", "/nope"),
+        ("GET", "/"),
+        ("POST", "/"),
+    ],
+)
+def test_unknown_routes_anywhere_are_code_12(api: Api, method: str, path: str) -> None:
+    body = {"resource_name": "packer/project/p/bucket/b", "policy": {}} if method != "GET" else None
+    for headers in (api.headers(), {}):  # with or without a token: nothing there either way
+        response = api.http.request(method, path, json=body, headers=headers)
+        assert_status(response, 501, 12)
+
+
+def test_known_routes_keep_their_answers(api: Api) -> None:
+    """Only unmatched routes changed: a missing object of a known route is still 404/5."""
+    assert_status(api.get("/buckets/missing"), 404, 5)
+    assert_status(api.get(f"/resource-manager/2019-12-10/projects/{uuid.uuid4()}"), 404, 5)
+    assert api.http.get("/openapi.json").status_code == 200
+    assert api.http.get("/docs").status_code == 200
 
 
 def test_oversized_body_is_refused_with_status(api: Api) -> None:

@@ -201,22 +201,26 @@ def test_throttling_per_client_id(
     assert locked.headers["content-type"].startswith("application/json")
     assert locked.json()["error"] == "slow_down"
     assert int(locked.headers["retry-after"]) == 57  # failure at t=0 leaves the window at t=60
-    # while locked out, even the right secret is not checked
-    assert attempt(ident.client_secret).status_code == 429
-    # other clients are not affected
-    other = tenant.identities[Role.VIEWER]
-    _check_token_body(attempt(other.client_secret, other.client_id))
-    clock.now += 57
+    # the lockout never applies to the right secret: knowing a client id is not enough to
+    # stop its owner's pipelines
     _check_token_body(attempt(ident.client_secret))
     # success cleared the counter: three more failures are needed to lock again
     assert attempt("guess").status_code == 401
     assert attempt("guess").status_code == 401
-    _check_token_body(attempt(ident.client_secret))
+    assert attempt("guess").status_code == 401
+    assert attempt("guess").status_code == 429
+    # other clients are not affected
+    other = tenant.identities[Role.VIEWER]
+    _check_token_body(attempt(other.client_secret, other.client_id))
+    clock.now += 60
+    assert attempt("guess").status_code == 401
 
 
-def test_throttling_per_address(
+def test_throttling_per_address_spares_every_right_secret(
     http: httpx.Client, services: Services, tenant: TenantFixture
 ) -> None:
+    """Behind a TLS proxy every pipeline shares one address: failures from it must not
+    deny the pipelines that know their secrets."""
     clock = FakeClock()
     services.auth.throttle = LoginThrottle.with_limits(
         client_failures=100, address_failures=4, window=30, clock=clock
@@ -228,13 +232,57 @@ def test_throttling_per_address(
             headers={"Authorization": go_basic(f"packyard-guess-{i}", "guess")},
         )
         assert response.status_code == 401
-    ident = tenant.identities[Role.ADMIN]
-    good = {"Authorization": go_basic(ident.client_id, ident.client_secret)}
-    locked = http.post("/oauth2/token", data=token_form(), headers=good)
-    assert locked.status_code == 429
-    assert int(locked.headers["retry-after"]) == 30
+    wrong = http.post(
+        "/oauth2/token", data=token_form(), headers={"Authorization": go_basic("x", "guess")}
+    )
+    assert wrong.status_code == 429
+    assert int(wrong.headers["retry-after"]) == 30
+    for ident in tenant.identities.values():
+        good = {"Authorization": go_basic(ident.client_id, ident.client_secret)}
+        _check_token_body(http.post("/oauth2/token", data=token_form(), headers=good))
     clock.now += 30
-    _check_token_body(http.post("/oauth2/token", data=token_form(), headers=good))
+    wrong = http.post(
+        "/oauth2/token", data=token_form(), headers={"Authorization": go_basic("x", "guess")}
+    )
+    assert wrong.status_code == 401
+
+
+def test_failures_past_the_limit_are_not_logged(
+    http: httpx.Client, services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    services.auth.throttle = LoginThrottle.with_limits(
+        client_failures=3, address_failures=100, window=60, clock=FakeClock()
+    )
+    caplog.set_level(logging.WARNING, logger="packyard.auth")
+    for _ in range(20):
+        http.post(
+            "/oauth2/token",
+            data=token_form(),
+            headers={"Authorization": go_basic("packyard-0000", "guess")},
+        )
+    failures = [r for r in caplog.records if r.name == "packyard.auth"]
+    assert len(failures) == 3
+
+
+def test_a_secret_typed_as_client_id_is_not_logged(
+    http: httpx.Client, tenant: TenantFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    ident = tenant.identities[Role.ADMIN]
+    for client_id, secret in (
+        (ident.client_secret, ident.client_secret),
+        (ident.client_secret, "whatever"),
+    ):
+        response = http.post(
+            "/oauth2/token", data=token_form(client_id=client_id, client_secret=secret)
+        )
+        assert response.status_code == 401
+    # a known client id is logged as it is: that is what an operator looks for
+    http.post("/oauth2/token", data=token_form(client_id=ident.client_id, client_secret="nope"))
+    logged = "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records)
+    assert ident.client_secret not in logged
+    assert ident.client_secret[:16] not in logged
+    assert ident.client_id in logged
 
 
 def test_secrets_and_tokens_are_never_logged(

@@ -19,7 +19,7 @@ from packyard.services.check import (
 from packyard.services.container import Services
 from packyard.services.revocation import RevocationRequest
 from packyard.store.engine import Store
-from packyard.store.schema import artifacts, builds, versions
+from packyard.store.schema import artifacts, buckets, builds, versions
 from tests.support.factories import TenantFixture
 from tests.support.robust import check, execute, push_version, rules_broken, run_check_cli
 
@@ -290,6 +290,98 @@ def test_cli_without_database(tmp_path) -> None:
     missing = run_check_cli(data_dir=tmp_path / "nothing-here")
     assert missing.returncode == 2
     assert "no database" in missing.stderr
+
+
+# --- values no response can render (stored before writes refused them) -------------------------
+
+
+def _nested(depth: int) -> object:
+    value: object = "bottom"
+    for i in range(depth):
+        value = [value] if i % 2 else {"k": value}
+    return value
+
+
+def _builds_of(store: Store, version_id: str) -> list[str]:
+    with store.read() as conn:
+        query = select(builds.c.id).where(builds.c.version_id == version_id).order_by(builds.c.id)
+        return list(conn.execute(query).scalars())
+
+
+def test_unrenderable_json_is_reported_once_per_row(world: World, store: Store) -> None:
+    """Written through the store, as the API stored them before it refused such values."""
+    two_builds = _builds_of(store, world.ids["fp2"])
+    (one_build,) = _builds_of(store, world.ids["fp1"])
+    (child_build,) = _builds_of(store, world.ids["app1"])
+    with store.write() as conn:
+        # A build with two bad columns is still one violation.
+        conn.execute(
+            builds.update()
+            .where(builds.c.id == two_builds[0])
+            .values(metadata={"packer": {"n": 2**64}}, labels={"git_sha": "\ud800"})
+        )
+        conn.execute(
+            builds.update()
+            .where(builds.c.id == two_builds[1])
+            .values(metadata={"vcs": {"deep": _nested(300)}})
+        )
+        conn.execute(
+            builds.update()
+            .where(builds.c.id == one_build)
+            .values(metadata={"cicd": {"\udfff": "key"}})
+        )
+        conn.execute(buckets.update().where(buckets.c.name == "app").values(labels={"k": -(2**64)}))
+        # Renderable, if beyond what writes accept today: not reported.
+        conn.execute(
+            builds.update()
+            .where(builds.c.id == child_build)
+            .values(metadata={"packer": {"deep": _nested(100), "big": "x" * 100_000}})
+        )
+    report = check(store)
+    assert rules_broken(report) == {"renderable"}
+    subjects = sorted(v.subject for v in report.violations)
+    app = world.services.buckets.get(world.tenant.caller(), "app")
+    expected = [f"build {two_builds[0]}", f"build {two_builds[1]}", f"build {one_build}"]
+    assert subjects == sorted([f"bucket {app.id}", *expected])
+    first = next(v for v in report.violations if v.subject == f"build {two_builds[0]}")
+    assert "labels" in first.message and "metadata" in first.message
+
+
+def test_text_that_is_not_unicode_is_reported(world: World, store: Store, db_url: str) -> None:
+    if not store.is_sqlite:
+        pytest.skip("PostgreSQL stores only valid UTF-8 text: a surrogate cannot be stored")
+    # SQLite stores the code point U+D800 as the bytes ED A0 80, which no read can decode.
+    execute(store, "UPDATE buckets SET description = char(55296) WHERE name = 'base'")
+    # A damaged name printed by another rule's violation is escaped, not written raw.
+    execute(
+        store,
+        "UPDATE buckets SET name = 'app' || char(56320), version_count = 7 WHERE name = 'app'",
+    )
+    execute(
+        store,
+        "UPDATE versions SET revocation_message = 'bad ' || char(57343), author_id = char(55296)"
+        " WHERE id = :v",
+        v=world.ids["fp2"],
+    )
+    report = check(store)
+    renderable = [v for v in report.violations if v.rule == "renderable"]
+    assert rules_broken(report) == {"renderable", "version-count"}
+    assert sorted(v.subject.split()[0] for v in renderable) == ["bucket", "bucket", "version"]
+    version = next(v for v in renderable if v.subject.startswith("version"))
+    assert "author_id" in version.message and "revocation_message" in version.message
+
+    # The command prints one line per violation, even for rows it cannot decode.
+    bad = run_check_cli(database_url=db_url)
+    assert bad.returncode == 1, bad.stderr
+    assert sorted(line.split(":")[0] for line in bad.stdout.splitlines()) == [
+        "renderable",
+        "renderable",
+        "renderable",
+        "version-count",
+    ]
+    as_json = run_check_cli(database_url=db_url, as_json=True)
+    assert as_json.returncode == 1, as_json.stderr
+    assert len(as_json.json()["violations"]) == 4
 
 
 # --- rules the database itself enforces: exercised on snapshots directly ---------------------

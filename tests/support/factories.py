@@ -90,7 +90,7 @@ class Api:
 
     def request(self, method: str, path: str, json: Any = None, **kw: Any) -> httpx.Response:
         """``path`` is relative to the project prefix unless it is an absolute API path."""
-        absolute = path.startswith(("/packer/", "/resource-manager/", "/oauth2/"))
+        absolute = path.startswith(("/packer/", "/packyard/", "/resource-manager/", "/oauth2/"))
         url = path if absolute else self.prefix + path
         return self.http.request(method, url, json=json, headers=self.headers(), **kw)
 

@@ -51,7 +51,8 @@ def run_cli(*args: str, timeout: float = 60, **env: str) -> subprocess.Completed
 
 
 class ServeProcess:
-    """``packyard serve --data-dir DATA_DIR --port PORT ARGS`` on 127.0.0.1.
+    """``packyard serve --data-dir DATA_DIR --port PORT ARGS`` on 127.0.0.1, with ``env``
+    added to a clean environment.
 
     Used as a context manager: started (and listening) on entry, stopped on exit.
     Its stdout (the start-up banner) and stderr (the server's logging) go to
@@ -65,8 +66,10 @@ class ServeProcess:
         port: int | None = None,
         log_dir: Path | None = None,
         startup_timeout: float = 60,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.env = env or {}
         self.args = args
         self.port = port or free_port()
         self.tls = "--no-tls" not in args
@@ -107,7 +110,7 @@ class ServeProcess:
                 stdout=out,
                 stderr=err,
                 stdin=subprocess.DEVNULL,
-                env=cli_env(),
+                env=cli_env(**self.env),
             )
         try:
             self._wait_listening(self.process, time.monotonic() + self.startup_timeout)

@@ -15,7 +15,9 @@ from packyard import __version__
 from packyard.api import errors
 from packyard.api.cache import CachedReadMiddleware, ReadCache
 from packyard.api.direct import DirectRoutes
+from packyard.api.links import SlashRedirect
 from packyard.api.middleware import (
+    BodyDeadlineMiddleware,
     BodyLimitMiddleware,
     PathGuardMiddleware,
     SecurityHeadersMiddleware,
@@ -27,6 +29,7 @@ from packyard.api.routes import (
     channels,
     enforced,
     oauth,
+    principals,
     registry,
     resource_manager,
     sboms,
@@ -47,6 +50,8 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 WORKER_THREADS = int(env_number("PACKYARD_WORKER_THREADS", 2, minimum=1))
 # Memory for cached read responses (see packyard.api.cache); 0 turns the cache off.
 RESPONSE_CACHE_MB = env_number("PACKYARD_RESPONSE_CACHE_MB", 64)
+# Seconds a client has to send a request body once the app asks for it (then 408).
+BODY_TIMEOUT_S = env_number("PACKYARD_BODY_TIMEOUT_S", 60, minimum=0.1)
 
 
 class PackyardApp(FastAPI):
@@ -59,10 +64,15 @@ class PackyardApp(FastAPI):
     """
 
     front: ASGIApp | None = None
+    # ``front`` with the time limit on request bodies: requests other than GET.
+    with_body: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.front is not None and scope["type"] == "http":
-            await self.front(scope, receive, send)
+            if scope["method"] == "GET" or self.with_body is None:
+                await self.front(scope, receive, send)
+            else:
+                await self.with_body(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
 
@@ -90,9 +100,12 @@ def create_app(
     background_jobs: bool = True,
     response_cache_mb: float = RESPONSE_CACHE_MB,
     direct_routes: bool = True,
+    public_url: str | None = None,
+    body_timeout_s: float = BODY_TIMEOUT_S,
 ) -> FastAPI:
     """The application. ``direct_routes=False`` leaves every request to FastAPI (tests
-    compare the two)."""
+    compare the two). ``public_url`` (``scheme://host:port``) is the base of the absolute
+    links it hands out (see :mod:`packyard.api.links`)."""
     read_cache = ReadCache(services, int(response_cache_mb * 2**20)) if response_cache_mb else None
 
     @asynccontextmanager
@@ -119,6 +132,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.services = services
+    app.state.public_url = public_url.rstrip("/") if public_url else None
     errors.install(app)
     install_openapi(app)
     # Routes are matched in order, one regular expression each: the ones Packer and
@@ -134,6 +148,7 @@ def create_app(
         sboms,
         registry,
         resource_manager,
+        principals,
         oauth,
     ):
         # The routes go straight into the app's route table. FastAPI matches an
@@ -141,6 +156,9 @@ def create_app(
         # where one flat pass needs a third of the time. The routers only set a path
         # prefix and tags, which their routes already carry.
         app.router.routes.extend(module.router.routes)
+    # Starlette would redirect to the Host header's site; this redirect names our own.
+    app.router.redirect_slashes = False
+    app.router.default = SlashRedirect(app.router.routes, app.state.public_url, app.router.default)
     for middleware, options in MIDDLEWARE:
         app.add_middleware(middleware, **options)
     front: ASGIApp = partial(FastAPI.__call__, app)
@@ -152,4 +170,5 @@ def create_app(
         app.state.read_cache = read_cache
         front = CachedReadMiddleware(front, read_cache)
     app.front = front
+    app.with_body = BodyDeadlineMiddleware(front, body_timeout_s)
     return app

@@ -2,8 +2,8 @@
 
 The consumer read path (GetChannel, GetVersion, GetBucket, the lists and
 SearchExternalArtifact) is answered from memory when the same request, by a
-caller with the same write permission on the same project, was answered before
-and nothing in that project changed since:
+caller who sees the same channels (restricted ones or not) on the same project,
+was answered before and nothing in that project changed since:
 
 1. the caller is authorized exactly as on the normal path (the token is always
    verified; the role comes from the same short-lived role cache — a caller
@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from packyard.api.calls import run
+from packyard.domain.visibility import sees_restricted_channels
 from packyard.errors import ApiError
 from packyard.services.container import Services
 from packyard.store.probe import GenerationProbe, open_probe
@@ -154,11 +155,11 @@ class CachedReadMiddleware:
             return
         org, project_id = project
         body, receive = await _keyed_body(scope, receive)
-        can_write = self._can_write(scope, org, project_id)
-        if body is None or can_write is None:
+        sees_restricted = self._sees_restricted(scope, org, project_id)
+        if body is None or sees_restricted is None:
             await self.app(scope, receive, send)
             return
-        key: CacheKey = (_raw_path(scope), scope.get("query_string", b""), body, can_write)
+        key: CacheKey = (_raw_path(scope), scope.get("query_string", b""), body, sees_restricted)
         self.cache.probes += 1
         generation = await probe.generation(project_id)
         if generation is None:
@@ -175,8 +176,9 @@ class CachedReadMiddleware:
         else:
             await self.app(scope, receive, send)
 
-    def _can_write(self, scope: Scope, org: str, project_id: str) -> bool | None:
-        """The caller's write permission if it is known without the database, else ``None``."""
+    def _sees_restricted(self, scope: Scope, org: str, project_id: str) -> bool | None:
+        """Whether the caller sees restricted channels, if its role is known without the
+        database, else ``None``. Responses differ on nothing else between callers."""
         token = _bearer(scope)
         if token is None:
             return None
@@ -184,7 +186,7 @@ class CachedReadMiddleware:
             caller = self.cache.services.auth.authorize_cached(token, org, project_id)
         except ApiError:
             return None  # the normal path answers with the proper error
-        return None if caller is None else caller.can_write
+        return None if caller is None else sees_restricted_channels(caller.role)
 
     async def _fill(
         self, key: CacheKey, project_id: str, scope: Scope, receive: Receive, send: Send

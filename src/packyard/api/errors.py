@@ -57,17 +57,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        path = request.url.path
-        if exc.status_code in (404, 405) and path.startswith("/packer/"):
-            return error_response(
-                ApiError(Code.UNIMPLEMENTED, f"{request.method} {path[:200]} is not implemented.")
-            )
-        if exc.status_code == 404:
-            return error_response(ApiError(Code.NOT_FOUND, "Not found."))
-        if exc.status_code == 405:
-            return error_response(
-                ApiError(Code.UNIMPLEMENTED, f"Method {request.method} is not supported here.")
-            )
+        if exc.status_code in (404, 405):
+            # No route matched (404) or none for this method (405): an operation this
+            # server does not implement, wherever it lives (Packer, resource-manager, IAM).
+            # 404/5 stays the answer of known routes whose object is missing: clients
+            # read it as "absent" (the Terraform provider reads a 404 GetIamPolicy as an
+            # empty policy, and would then write one that cannot be stored).
+            return error_response(_unimplemented(request))
         return error_response(ApiError(Code.INVALID_ARGUMENT, str(exc.detail)[:200]))
 
     @app.exception_handler(DataError)
@@ -85,6 +81,11 @@ def install(app: FastAPI) -> None:
         # Last resort only: InternalErrorMiddleware answers first and keeps the connection.
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(ApiError(Code.INTERNAL, "Internal error."))
+
+
+def _unimplemented(request: Request) -> ApiError:
+    path = request.url.path
+    return ApiError(Code.UNIMPLEMENTED, f"{request.method} {path[:200]} is not implemented.")
 
 
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected

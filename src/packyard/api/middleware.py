@@ -1,7 +1,8 @@
-"""Pure ASGI middleware: request size limit, path guard and security headers."""
+"""Pure ASGI middleware: request size and time limits, path guard and security headers."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 import orjson
@@ -117,7 +118,9 @@ class BodyLimitMiddleware:
             if not too_large:
                 await send(message)
 
-        with contextlib.suppress(_TooLarge):
+        # A refusal raised by an outer layer (the body deadline) ends the app here too,
+        # before any error layer takes it for a failure; that layer answers.
+        with contextlib.suppress(_Refused):
             await self.app(scope, limited_receive, guarded_send)
         if too_large:
             if not body_done:
@@ -144,21 +147,84 @@ class BodyLimitMiddleware:
         await send_status(send, error)
 
 
-async def send_status(send: Send, error: ApiError) -> None:
-    """Answer with ``error`` as a ``google.rpc.Status`` straight from ASGI middleware."""
+class BodyDeadlineMiddleware:
+    """Answer 408 and close the connection when a request body does not arrive in time.
+
+    granian limits the time a client may take to send the request headers; the body
+    arrives afterwards, while the app waits in ``receive``. Without a limit a client
+    that announces a body and then sends it slowly, or not at all, would hold its
+    connection and a request task for ever. The whole body must arrive within
+    ``timeout_s`` of the app's first ``receive``; later calls (which only wait for
+    the client to disconnect) have no deadline.
+    """
+
+    def __init__(self, app: ASGIApp, timeout_s: float) -> None:
+        self.app = app
+        self.timeout_s = timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        deadline: float | None = None
+        body_done = False
+        timed_out = False
+        started = False
+
+        async def timed_receive() -> Message:
+            nonlocal deadline, body_done, timed_out
+            if body_done:
+                return await receive()
+            if deadline is None:
+                deadline = asyncio.get_running_loop().time() + self.timeout_s
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                timed_out = True
+                raise _TimedOut from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if timed_out:
+                return  # whatever the app made of the failed read: the 408 replaces it
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        with contextlib.suppress(_Refused):
+            await self.app(scope, timed_receive, guarded_send)
+        if timed_out and not started:
+            error = ApiError(
+                Code.DEADLINE_EXCEEDED,
+                f"The request body was not received within {self.timeout_s:g} seconds.",
+                http_status=408,
+            )
+            await send_status(send, error, close=True)
+
+
+async def send_status(send: Send, error: ApiError, *, close: bool = False) -> None:
+    """Answer with ``error`` as a ``google.rpc.Status`` straight from ASGI middleware
+    (``close``: and have the server close the connection afterwards)."""
     body = orjson.dumps(error.status_body())
-    await send(
-        {
-            "type": "http.response.start",
-            "status": error.http_status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": error.http_status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
+class _Refused(Exception):
+    """Raised into the app by a ``receive`` that refuses the request body; the layer
+    whose ``receive`` raised it answers the request."""
+
+
+class _TooLarge(_Refused):
+    pass
+
+
+class _TimedOut(_Refused):
     pass

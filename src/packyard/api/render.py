@@ -19,6 +19,7 @@ from packyard.domain.models import (
     Build,
     Channel,
     Organization,
+    PrincipalRecord,
     Project,
     Registry,
     Version,
@@ -258,4 +259,17 @@ def external_artifact(hit: ExternalArtifactHit, now: datetime) -> JSON:
             "revocation_type": (v.revocation_type or RevocationType.UNSET).value,
         },
         "build": build(hit.build),
+    }
+
+
+def principal(p: PrincipalRecord) -> JSON:
+    return {
+        "id": p.id,
+        "client_id": p.client_id,
+        "name": p.name,
+        "role": p.role.value,
+        "disabled": p.disabled,
+        "organization_id": p.organization_id,
+        "project_id": p.project_id,
+        "created_at": ts(p.created_at),
     }

@@ -2,6 +2,11 @@
 
 Every field is optional (the Go SDK omits empty values and sends ``null`` for
 some unset ones); unknown fields are ignored. Services decide what is required.
+
+One rule holds for every body, whatever its fields: its text is Unicode text. Python's
+JSON decoder turns a ``"\\ud800"`` escape (or the bytes ``ED A0 80``) into a lone
+surrogate, which no database driver can store and no response can carry; such a body is
+refused with 400/3 naming the field, before any handler sees it.
 """
 
 from __future__ import annotations
@@ -9,13 +14,30 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from packyard.domain.enums import BuildStatus, FeatureTier, SbomFormat, TemplateType
+from packyard.domain.renderable import text_problem
+from packyard.errors import invalid
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unicode_text(cls, data: Any) -> Any:
+        """Refuse text that is not Unicode (a lone surrogate), anywhere in the body.
+
+        Runs on the decoded JSON before the fields are validated, so the path names the
+        exact place (``artifacts[0].region``, ``labels``). Raises :class:`ApiError`,
+        which pydantic lets through and the application renders as 400/3.
+        """
+        problem = text_problem(data, "")
+        if problem is not None:
+            field = problem.field or "body"
+            raise invalid(f"{field} {problem.reason}.", field=field)
+        return data
 
 
 class CreateRegistryBody(Body):

@@ -10,14 +10,30 @@ from typing import Annotated
 import orjson
 import typer
 
+from packyard.cli.admin import register as register_admin_commands
 from packyard.cli.commands import register as register_client_commands
 from packyard.cli.common import fail, stderr
+from packyard.cli.database import DatabaseUrl, DataDir, server_database
 from packyard.cli.envblock import as_shell, env_block
-from packyard.config import DEFAULT_PORT, Advertised, default_data_dir, load_advertised
-from packyard.domain.enums import Role
+from packyard.config import (
+    DEFAULT_PORT,
+    Advertised,
+    default_data_dir,
+    load_advertised,
+    read_database_url_file,
+)
 from packyard.errors import ApiError
-from packyard.server import ServeOptions, advertised_address, ensure_port_free, prepare, run
+from packyard.server import (
+    WILDCARDS,
+    ServeOptions,
+    advertised_address,
+    check_public_address,
+    ensure_port_free,
+    prepare,
+    run,
+)
 from packyard.services.bootstrap import load_credentials
+from packyard.startup import StartupError
 
 app = typer.Typer(
     name="packyard",
@@ -25,8 +41,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-principal_app = typer.Typer(help="Manage service principals.", no_args_is_help=True)
-app.add_typer(principal_app, name="principal")
 err = stderr()
 
 
@@ -47,30 +61,21 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="Data directory (default: $PACKYARD_DATA_DIR, else a per-user data directory).",
-        show_default=False,
-    ),
-]
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        help="postgresql://… to use PostgreSQL; default: SQLite in the data directory.",
-        envvar="PACKYARD_DATABASE_URL",
-    ),
-]
-
-
 @app.command()
 def serve(
     data_dir: DataDir = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port for the API and token endpoint.")] = DEFAULT_PORT,
     database_url: DatabaseUrl = None,
+    database_url_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--database-url-file",
+            help="Read the database URL from this file (mode 0600) instead.",
+            envvar="PACKYARD_DATABASE_URL_FILE",
+            show_envvar=True,
+        ),
+    ] = None,
     tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate to serve.")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key to serve.")] = None,
     no_tls: Annotated[
@@ -95,11 +100,23 @@ def serve(
         fail("--tls-cert and --tls-key go together.", 2)
     if no_tls and tls_cert:
         fail("--no-tls cannot be combined with --tls-cert/--tls-key.", 2)
+    if public_address is not None:
+        try:
+            check_public_address(public_address)
+        except ValueError as exc:
+            fail(str(exc), 2)
+    if database_url_file is not None:
+        if database_url:
+            fail("give the database URL once: --database-url or --database-url-file.", 2)
+        try:
+            database_url = read_database_url_file(database_url_file)
+        except StartupError as exc:
+            fail(exc.message, 2)
     directory = data_dir or default_data_dir()
     try:
         ensure_port_free(host, port)
         services, first = prepare(directory, database_url)
-    except ApiError as exc:
+    except (ApiError, StartupError) as exc:
         fail(exc.message)
         return
     options = ServeOptions(
@@ -113,6 +130,7 @@ def serve(
         public_address=public_address,
         log_level=log_level.value,
         workers=workers,
+        database_url_file=database_url_file,
     )
     creds = load_credentials(directory)
     address = advertised_address(host, port, public_address)
@@ -133,7 +151,17 @@ def serve(
             "front and pass --public-address.",
             highlight=False,
         )
-    run(options, services)
+    elif host in WILDCARDS and public_address is None:
+        err.print(
+            f"[yellow]note:[/yellow] listening on every address, Packyard names {address} in "
+            "`packyard env` and in the links it hands out; pass --public-address with the "
+            "address clients use.",
+            highlight=False,
+        )
+    try:
+        run(options, services)
+    except StartupError as exc:
+        fail(exc.message)
 
 
 @app.command()
@@ -155,52 +183,6 @@ def env(
         print(as_shell(block))
 
 
-@principal_app.command("create")
-def principal_create(
-    name: Annotated[str, typer.Option("--name", help="Name shown as author of changes.")],
-    role: Annotated[Role, typer.Option("--role", help="viewer, contributor or admin.")],
-    data_dir: DataDir = None,
-    database_url: DatabaseUrl = None,
-    project_id: Annotated[
-        str | None, typer.Option(help="Project to grant the role on (default: the default one).")
-    ] = None,
-    format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
-) -> None:
-    """Create a service principal and print its client id and secret (shown once)."""
-    if not name.strip() or len(name) > 256:
-        fail("--name must be 1-256 characters.", 2)
-    directory = data_dir or default_data_dir()
-    advertised = load_advertised(directory)
-    db_url = database_url or (advertised.database_url if advertised else None)
-    services, _ = prepare(directory, db_url)
-    tenant = services.tenancy.default_tenant()
-    assert tenant is not None
-    try:
-        creds = services.auth.create_principal(
-            name=name.strip(),
-            role=role,
-            organization_id=tenant.organization.id,
-            project_id=project_id or tenant.project.id,
-        )
-    except ApiError as exc:
-        fail(exc.message)
-        return
-    payload = {
-        "client_id": creds.principal.client_id,
-        "client_secret": creds.client_secret,
-        "name": creds.principal.name,
-        "role": creds.role.value,
-        "organization_id": creds.principal.organization_id,
-        "project_id": creds.project_id,
-    }
-    if format is OutputFormat.json:
-        print(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
-    else:
-        for key, value in payload.items():
-            print(f"{key}: {value}")
-        err.print("Store the secret now: Packyard keeps only a hash of it.")
-
-
 @app.command()
 def check(
     data_dir: DataDir = None,
@@ -212,24 +194,24 @@ def check(
     """Verify the registry's invariants; print one line per violation, exit 1 if any."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from packyard.config import DB_FILE
+    from packyard.config import DB_FILE, scrub
     from packyard.config import database_url as resolve_url
     from packyard.services.check import check_store
     from packyard.store.engine import Store
 
-    directory = data_dir or default_data_dir()
-    advertised = load_advertised(directory)
-    db_url = database_url or (advertised.database_url if advertised else None)
+    directory, db_url = server_database(data_dir, database_url)
     if db_url is None and not (directory / DB_FILE).exists():
         fail(f"no database in {directory}; pass --data-dir or --database-url.", 2)
-    store = Store(resolve_url(directory, db_url), pool_size=1)
+    url = resolve_url(directory, db_url)
     try:
-        report = check_store(store)
-    except SQLAlchemyError as exc:
-        fail(f"cannot read the database: {str(exc).splitlines()[0][:300]}", 2)
-        return
-    finally:
-        store.dispose()
+        store = Store(url, pool_size=1)
+        try:
+            report = check_store(store)
+        finally:
+            store.dispose()
+    except (SQLAlchemyError, ValueError) as exc:
+        message = scrub(str(exc).splitlines()[0][:300], url)
+        fail(f"cannot read the database: {message}", 2)
     if format is OutputFormat.json:
         payload = {
             "ok": report.ok,
@@ -255,6 +237,7 @@ def check(
 
 
 register_client_commands(app)  # buckets, versions, …, plan check, ingest-manifest
+register_admin_commands(app)  # principal, key, org, project
 
 
 def main() -> None:

@@ -42,6 +42,71 @@ class Principal:
     client_id: str
     name: str
     organization_id: str
+    token_version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class PrincipalRecord:
+    """A service principal as its project's admins manage it."""
+
+    id: str
+    client_id: str
+    name: str
+    organization_id: str
+    project_id: str
+    role: Role
+    disabled: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A person who signs in to the console. How they prove who they are (a password today,
+    an identity provider later) is kept apart from who they are."""
+
+    id: str
+    email: str
+    disabled: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A user with its role on one project, as the project's admins manage it."""
+
+    user: User
+    project_id: str
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class WebSession:
+    """A signed-in browser. ``csrf_token`` must accompany every change it asks for."""
+
+    user: User
+    csrf_token: str
+    created_at: datetime
+    last_seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    """Whoever runs ``packyard`` commands with the server's database: may manage everything."""
+
+    name: str = "operator"
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """A token signing key; tokens name it in their ``kid`` header."""
+
+    id: str
+    secret: bytes
+    created_at: datetime
+    retire_at: datetime | None
+
+    def valid_at(self, now: datetime) -> bool:
+        return self.retire_at is None or now < self.retire_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,12 +256,18 @@ __all__ = [
     "Caller",
     "Channel",
     "ChannelAssignment",
+    "Operator",
     "Organization",
     "Principal",
+    "PrincipalRecord",
     "Project",
     "Registry",
     "RevokedAncestor",
+    "SigningKey",
+    "User",
+    "UserRecord",
     "Version",
     "VersionStatus",
     "VersionStatusInput",
+    "WebSession",
 ]

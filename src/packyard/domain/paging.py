@@ -13,6 +13,8 @@ T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 100
 _INTEGER_RE = re.compile(r"[+-]?[0-9]{1,12}")
 MAX_PAGE_SIZE = 1000
+# More sort keys than any listing has sortable fields; each field may appear once anyway.
+MAX_ORDER_KEYS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +61,14 @@ def parse_page_size(raw: str | None, default: int = DEFAULT_PAGE_SIZE) -> int:
 def parse_order_by(values: list[str], allowed: set[str]) -> tuple[SortKey, ...]:
     """Parse repeated ``sorting.order_by`` entries: ``field`` or ``field asc|desc``.
 
-    An entry may also hold several comma-separated keys (AIP-132 style).
+    An entry may also hold several comma-separated keys (AIP-132 style). Each field
+    may be named once, so a listing sorts by at most as many keys as it has
+    sortable fields: every key adds a term to the page condition of every key after
+    it, and thousands of repeated keys made one request occupy a worker (and the
+    database) for minutes.
     """
     keys: list[SortKey] = []
+    named: set[str] = set()
     for value in values:
         for part in value.split(","):
             words = part.split()
@@ -75,9 +82,26 @@ def parse_order_by(values: list[str], allowed: set[str]) -> tuple[SortKey, ...]:
                 )
             name = words[0]
             if name not in allowed:
+                if not allowed:
+                    raise invalid(
+                        "This listing has a fixed order: sorting.order_by is not supported.",
+                        field="sorting.order_by",
+                    )
                 raise invalid(
                     f"Cannot sort by {name[:64]!r}; sortable fields: {', '.join(sorted(allowed))}.",
                     field="sorting.order_by",
                 )
+            if len(keys) == MAX_ORDER_KEYS:
+                raise invalid(
+                    f"sorting.order_by has more than {MAX_ORDER_KEYS} keys.",
+                    field="sorting.order_by",
+                )
+            if name in named:
+                raise invalid(
+                    f"sorting.order_by names {name!r} more than once; name each field at most "
+                    "once.",
+                    field="sorting.order_by",
+                )
+            named.add(name)
             keys.append(SortKey(name, len(words) == 2 and words[1].lower() == "desc"))
     return tuple(keys)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from packyard.domain.enums import AncestryStatus, BuildStatus, VersionStatus
+from packyard.domain.renderable import has_surrogate, json_problem
 from packyard.errors import ApiError, Code, invalid
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?$")
@@ -22,6 +24,7 @@ MAX_LABEL_KEY = 128
 MAX_LABEL_VALUE = 1024
 MAX_SHORT_TEXT = 256
 MAX_LONG_TEXT = 4096
+MAX_FIELD_MASK = 1024  # every path of every mask, spelled out, is a few dozen characters
 MAX_REVOKE_HORIZON = timedelta(days=365 * 100)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -64,6 +67,7 @@ def validate_text(value: str | None, *, field: str, limit: int = MAX_SHORT_TEXT)
         raise invalid(f"{field} is longer than {limit} characters.", field=field)
     if _CONTROL_STRICT_RE.search(value):
         raise invalid(f"{field} contains control characters.", field=field)
+    _require_unicode(value, field=field)
     return value
 
 
@@ -75,6 +79,7 @@ def validate_description(value: str | None, *, field: str = "description") -> st
         raise invalid(f"{field} is longer than {MAX_DESCRIPTION} characters.", field=field)
     if _CONTROL_RE.search(value):
         raise invalid(f"{field} contains control characters.", field=field)
+    _require_unicode(value, field=field)
     return value
 
 
@@ -95,8 +100,29 @@ def validate_labels(labels: Mapping[str, str] | None, *, field: str = "labels") 
             )
         if _CONTROL_STRICT_RE.search(key) or _CONTROL_RE.search(value):
             raise invalid(f"{field} contain control characters.", field=field)
+        if has_surrogate(key) or has_surrogate(value):
+            raise invalid(f"{field} must be Unicode text (no lone surrogates).", field=field)
         out[key] = value
     return out
+
+
+def validate_json(value: Any, *, field: str) -> Any:
+    """Free-form JSON (build metadata): only what every response can render.
+
+    Integers within 64 bits, finite numbers, Unicode text, string keys, bounded depth
+    and size (:mod:`packyard.domain.renderable`); 400/3 naming the path otherwise.
+    """
+    problem = json_problem(value, field)
+    if problem is not None:
+        raise invalid(f"{problem.field} {problem.reason}.", field=problem.field)
+    return value
+
+
+def _require_unicode(value: str, *, field: str) -> None:
+    if has_surrogate(value):
+        raise invalid(
+            f"{field} is not valid Unicode text (it holds a lone surrogate).", field=field
+        )
 
 
 def printable(value: str, limit: int = 64) -> str:
@@ -189,6 +215,8 @@ def parse_field_mask(mask: str | None, allowed: Mapping[str, str]) -> set[str]:
     """
     if mask is None or not mask.strip():
         raise field_mask_error("field mask: must be set")
+    if len(mask) > MAX_FIELD_MASK:
+        raise field_mask_error(f"field mask: longer than {MAX_FIELD_MASK} characters")
     paths: set[str] = set()
     for raw in mask.split(","):
         path = raw.strip()

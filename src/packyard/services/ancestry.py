@@ -12,8 +12,10 @@ from packyard.domain.ancestry import AncestryRelation, parse_ancestry_type
 from packyard.domain.enums import AncestryType, RevocationType
 from packyard.domain.models import Build, Caller, Version
 from packyard.domain.paging import Page, PageRequest
+from packyard.domain.visibility import sees_restricted_channels
 from packyard.errors import ApiError, Code, invalid, not_found
 from packyard.services.lookup import bucket_or_404, channel_or_404
+from packyard.services.views import hidden_latest
 from packyard.store.ancestry import AncestryRepo
 from packyard.store.engine import Store
 from packyard.store.schema import buckets, builds, channels, version_edges, versions
@@ -55,7 +57,8 @@ class AncestryService:
                             "exist."
                         )
                     parents_of = version.id
-                else:
+                elif bucket.id not in hidden_latest(conn, caller, [bucket.id]):
+                    # The version on `latest`: not for a caller who may not see `latest`.
                     parents_of = bucket.latest_version_id
             channel_id: str | None = None
             if want_children and channel_name:
@@ -65,6 +68,7 @@ class AncestryService:
                 parents_of=parents_of,
                 include_children=want_children,
                 children_channel_id=channel_id,
+                include_restricted=sees_restricted_channels(caller.role),
                 page=page,
             )
 

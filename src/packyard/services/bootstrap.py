@@ -12,9 +12,9 @@ from pathlib import Path
 from sqlalchemy import text
 
 from packyard.config import CREDENTIALS_FILE, write_private_json
-from packyard.domain.enums import Role
 from packyard.services.container import Services
 from packyard.services.tenancy import Tenant
+from packyard.startup import StartupError
 from packyard.store.engine import Store
 
 _PG_BOOTSTRAP_LOCK = 7_413_920_552
@@ -60,12 +60,8 @@ def ensure_bootstrapped(services: Services, data_dir: Path) -> tuple[Tenant, boo
     tenant = services.tenancy.default_tenant()
     if tenant is not None:
         return tenant, False
-    tenant = services.tenancy.create_tenant("default", "default")
-    creds = services.auth.create_principal(
-        name="admin",
-        role=Role.ADMIN,
-        organization_id=tenant.organization.id,
-        project_id=tenant.project.id,
+    tenant, creds = services.tenancy.create_organization(
+        "default", project_name="default", admin_name="admin"
     )
     save_credentials(
         data_dir,
@@ -93,12 +89,20 @@ def save_credentials(data_dir: Path, creds: AdminCredentials) -> None:
 
 def load_credentials(data_dir: Path) -> AdminCredentials | None:
     path = data_dir / CREDENTIALS_FILE
-    if not path.exists():
+    try:
+        raw = json.loads(path.read_text())
+        return AdminCredentials(
+            client_id=str(raw["oauth"]["client_id"]),
+            client_secret=str(raw["oauth"]["client_secret"]),
+            organization_id=str(raw["organization_id"]),
+            project_id=str(raw["project_id"]),
+        )
+    except (FileNotFoundError, NotADirectoryError):
         return None
-    raw = json.loads(path.read_text())
-    return AdminCredentials(
-        client_id=raw["oauth"]["client_id"],
-        client_secret=raw["oauth"]["client_secret"],
-        organization_id=raw["organization_id"],
-        project_id=raw["project_id"],
-    )
+    except OSError as exc:
+        raise StartupError(f"cannot read {path}: {exc.strerror}") from None
+    except (ValueError, KeyError, TypeError):
+        raise StartupError(
+            f"{path} is not a credentials file; restore it, or make a new admin with "
+            "`packyard principal create --role admin`"
+        ) from None

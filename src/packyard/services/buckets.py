@@ -26,13 +26,13 @@ class BucketService:
     def list_page(self, caller: Caller, page: PageRequest) -> Page[Bucket]:
         with self.store.read() as conn:
             result = BucketRepo(conn).list_page(caller.project_id, page)
-            load_buckets(conn, result.items)
+            load_buckets(conn, result.items, caller)
         return result
 
     def get(self, caller: Caller, name: str) -> Bucket:
         with self.store.read() as conn:
             bucket = bucket_or_404(conn, caller, name)
-            load_buckets(conn, [bucket])
+            load_buckets(conn, [bucket], caller)
         return bucket
 
     def create(
@@ -98,7 +98,7 @@ class BucketService:
                 bucket.id, description=new_description, labels=new_labels, updated_at=utcnow()
             )
             updated = bucket_or_404(conn, caller, name)
-            load_buckets(conn, [updated])
+            load_buckets(conn, [updated], caller)
         return updated
 
     def delete(self, caller: Caller, name: str) -> None:

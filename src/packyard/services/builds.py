@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from packyard.domain.enums import BuildStatus
 from packyard.domain.models import Artifact, Bucket, Build, Caller, Version
 from packyard.domain.paging import Page, PageRequest
-from packyard.domain.rules import utcnow, validate_labels, validate_text
+from packyard.domain.rules import utcnow, validate_json, validate_labels, validate_text
 from packyard.errors import ApiError, Code, already_exists, invalid, precondition
 from packyard.ids import new_id
 from packyard.services.ancestry import forget_build_parent, record_parent
@@ -242,7 +242,8 @@ def _merge(
     if changes.labels is not None:
         fields["labels"] = validate_labels(changes.labels)
     if changes.metadata is not None:
-        fields["metadata"] = changes.metadata
+        # Stored as given and rendered by every read of the version: only renderable JSON.
+        fields["metadata"] = validate_json(changes.metadata, field="metadata")
     new_artifacts = _artifacts(changes.artifacts, now)
     status = changes.status
 

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from packyard.domain.models import Bucket, Caller, Channel, ChannelAssignment, Version
 from packyard.domain.paging import Page, PageRequest
 from packyard.domain.rules import is_revoked, parse_field_mask, utcnow, validate_name
+from packyard.domain.visibility import sees_restricted_channels
 from packyard.errors import already_exists, invalid, not_found, precondition
 from packyard.ids import new_id
 from packyard.services.lookup import bucket_or_404, channel_or_404, lock_channel, require_write
@@ -47,15 +48,17 @@ class ChannelService:
     def list_all(self, caller: Caller, bucket_name: str) -> list[Channel]:
         with self.store.read() as conn:
             bucket = bucket_or_404(conn, caller, bucket_name)
-            items = ChannelRepo(conn).for_bucket(bucket.id, include_restricted=caller.can_write)
-            load_channels(conn, items)
+            items = ChannelRepo(conn).for_bucket(
+                bucket.id, include_restricted=sees_restricted_channels(caller.role)
+            )
+            load_channels(conn, items, caller)
         return items
 
     def get(self, caller: Caller, bucket_name: str, name: str) -> Channel:
         with self.store.read() as conn:
             bucket = bucket_or_404(conn, caller, bucket_name)
             channel = channel_or_404(conn, caller, bucket, name)
-            load_channels(conn, [channel])
+            load_channels(conn, [channel], caller)
         return channel
 
     def create(
@@ -92,7 +95,7 @@ class ChannelService:
                 repo.insert(channel)
                 if version is not None:
                     repo.assign(channel.id, version.id, caller.name, now)
-                created = _reload(conn, channel.id)
+                created = _reload(conn, channel.id, caller)
         except IntegrityError:
             raise exists from None
         return created
@@ -115,7 +118,9 @@ class ChannelService:
             bucket, channel, version = lock_channel(
                 conn, caller, bucket_name, name, fingerprint=fingerprint if assigning else None
             )
-            if channel.managed:
+            # HCP Packer moves a managed channel; its restriction is the owner's to set
+            # (the Terraform provider sends mask `restricted` when it adopts `latest`).
+            if channel.managed and assigning:
                 raise precondition(
                     f'Can\'t update channel assignment on channel "{channel.name}". This channel '
                     "is managed by HCP Packer"
@@ -137,7 +142,7 @@ class ChannelService:
                         channel.id, channel.version_id, caller.name, now
                     )
             # The channel as written, its version loaded as reads load it.
-            load_channels(conn, [channel])
+            load_channels(conn, [channel], caller)
         return channel
 
     def delete(self, caller: Caller, bucket_name: str, name: str) -> None:
@@ -174,8 +179,8 @@ class ChannelService:
             _check_assignable(version, now)
             if target.version_id != version.id:
                 ChannelRepo(conn).assign(target.id, version.id, caller.name, now)
-            source = _reload(conn, source.id)
-            target = _reload(conn, target.id)
+            source = _reload(conn, source.id, caller)
+            target = _reload(conn, target.id, caller)
         return Promotion(version=target.version, source=source, target=target)
 
     def history(
@@ -186,7 +191,7 @@ class ChannelService:
             channel = channel_or_404(conn, caller, bucket, name)
             result = ChannelRepo(conn).history(channel.id, page)
             found = VersionRepo(conn).get_many(a.version_id for a in result.items if a.version_id)
-            load_versions(conn, list(found.values()))
+            load_versions(conn, list(found.values()), caller)
         entries = [
             HistoryEntry(a, found.get(a.version_id) if a.version_id else None) for a in result.items
         ]
@@ -198,10 +203,10 @@ class ChannelService:
         )
 
 
-def _reload(conn: Connection, channel_id: str) -> Channel:
+def _reload(conn: Connection, channel_id: str, caller: Caller) -> Channel:
     channel = ChannelRepo(conn).get_by_id(channel_id)
     assert channel is not None
-    load_channels(conn, [channel])
+    load_channels(conn, [channel], caller)
     return channel
 
 

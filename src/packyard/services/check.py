@@ -53,18 +53,29 @@ The rules, and why each one is sound (holds for every history of API calls):
     An artifact's project is the project of the bucket it belongs to.
 ``orphan``
     Rows whose owner is gone (foreign keys that were not enforced).
+``renderable``
+    Every value a read renders can be written as JSON: its text is Unicode (no surrogate
+    code points; on SQLite, no bytes that are not UTF-8), and labels and metadata are JSON
+    with integers within 64 bits, finite numbers and nesting the renderer accepts
+    (:mod:`packyard.domain.renderable`). Writes refuse anything else, so such a row was
+    stored before they did, or behind the services' back; every read that renders it
+    fails. One violation per row, naming the columns.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Select, select
+from sqlalchemy import ColumnElement, Connection, Select, Table, Text, cast, select
 
 from packyard.domain.enums import BuildStatus
 from packyard.domain.models import MANAGED_CHANNEL
+from packyard.domain.renderable import has_surrogate, stored_json_problem
 from packyard.store import deletions as deletion_kinds
 from packyard.store.engine import Store
 from packyard.store.schema import (
@@ -74,6 +85,9 @@ from packyard.store.schema import (
     channel_assignments,
     channels,
     deletions,
+    organizations,
+    projects,
+    sboms,
     version_edges,
     versions,
 )
@@ -84,6 +98,12 @@ class Violation:
     rule: str
     subject: str
     message: str
+
+    def __post_init__(self) -> None:
+        # Names read from a damaged row may not be text (see ``renderable``): print them
+        # escaped, so the report itself can always be written.
+        object.__setattr__(self, "subject", _shown(self.subject))
+        object.__setattr__(self, "message", _shown(self.message))
 
     def __str__(self) -> str:
         return f"{self.rule}: {self.subject}: {self.message}"
@@ -161,6 +181,15 @@ class DeletionRow:
     number: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class UnrenderableRow:
+    """A row holding values no response can render, and what is wrong with each."""
+
+    kind: str  # "bucket", "build", ...
+    id: str
+    problems: tuple[str, ...]
+
+
 @dataclass(slots=True)
 class Snapshot:
     buckets: list[BucketRow] = field(default_factory=list)
@@ -171,6 +200,8 @@ class Snapshot:
     assignments: list[AssignmentRow] = field(default_factory=list)
     edges: list[EdgeRow] = field(default_factory=list)
     deletions: list[DeletionRow] = field(default_factory=list)
+    # Found while loading (only the offending rows are kept, not every rendered value).
+    unrenderable: list[UnrenderableRow] = field(default_factory=list)
 
 
 def _rows(conn: Connection, query: Select[Any]) -> list[Any]:
@@ -257,7 +288,99 @@ def load_snapshot(conn: Connection) -> Snapshot:
         select(deletions.c.bucket_id, deletions.c.kind, deletions.c.version_id, deletions.c.number),
     ):
         snap.deletions.append(DeletionRow(r.bucket_id, r.kind, r.version_id, r.number))
+    snap.unrenderable = list(_unrenderable_rows(conn))
     return snap
+
+
+# What reads render: (kind, table, text columns, JSON columns); every table has an ``id``.
+_RENDERED: tuple[tuple[str, Table, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("organization", organizations, ("name",), ()),
+    ("project", projects, ("name", "description"), ()),
+    ("bucket", buckets, ("name", "description"), ("labels",)),
+    (
+        "version",
+        versions,
+        ("fingerprint", "author_id", "revocation_message", "revocation_author"),
+        (),
+    ),
+    (
+        "build",
+        builds,
+        ("component_type", "packer_run_uuid", "platform", "source_external_identifier"),
+        ("labels", "metadata"),
+    ),
+    ("artifact", artifacts, ("external_identifier", "region"), ()),
+    ("channel", channels, ("name", "author_id"), ()),
+    ("channel assignment", channel_assignments, ("author_id",), ()),
+    ("sbom", sboms, ("name",), ()),
+)
+
+
+def _unrenderable_rows(conn: Connection) -> Iterator[UnrenderableRow]:
+    """Rows with a value no response can render, streamed (one query per table).
+
+    JSON columns are read as their stored text and decoded here, so a value the normal
+    read path cannot even decode is reported rather than raised.
+    """
+    for kind, table, texts, jsons in _RENDERED:
+        columns: list[ColumnElement[Any]] = [table.c.id, *(table.c[n] for n in texts)]
+        columns += [cast(table.c[n], Text).label(n) for n in jsons]
+        query = select(*columns).execution_options(yield_per=500)
+        for row in conn.execute(query):
+            problems = [f"{n} is not valid Unicode text" for n in texts if _bad_text(row, n)]
+            for n in jsons:
+                problem = _json_cell_problem(getattr(row, n), n)
+                if problem is not None:
+                    problems.append(problem)
+            if problems:
+                yield UnrenderableRow(kind, str(row.id), tuple(problems))
+
+
+def _bad_text(row: Any, name: str) -> bool:
+    value = getattr(row, name)
+    return isinstance(value, str) and has_surrogate(value)
+
+
+def _json_cell_problem(text: str | None, name: str) -> str | None:
+    if text is None:
+        return None
+    if has_surrogate(text):  # raw bytes that are not UTF-8 (SQLite), read leniently
+        return f"{name} is not valid Unicode text"
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return f"{name} is not valid JSON"
+    problem = stored_json_problem(value, name)
+    return None if problem is None else f"{problem.field} {problem.reason}"
+
+
+def _shown(text: str) -> str:
+    """Text safe to print: anything that is not UTF-8 escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+@contextmanager
+def _lenient_text(conn: Connection) -> Iterator[None]:
+    """On SQLite, read text that is not UTF-8 with its bad bytes as surrogate escapes.
+
+    sqlite3 otherwise raises on such a row, so the check would fail where it should
+    report; a surrogate is exactly what the ``renderable`` rule looks for. PostgreSQL
+    only stores valid UTF-8 text.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    raw: Any = conn.connection.driver_connection
+    previous = raw.text_factory
+    raw.text_factory = _decode_leniently
+    try:
+        yield
+    finally:
+        raw.text_factory = previous
+
+
+def _decode_leniently(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
 
 
 # --- the rules ----------------------------------------------------------------
@@ -317,7 +440,15 @@ def find_violations(snap: Snapshot) -> list[Violation]:
     found += _channels(snap, ix)
     found += _edges(snap, ix)
     found += _artifacts(snap, ix)
+    found += _renderable(snap)
     return found
+
+
+def _renderable(snap: Snapshot) -> list[Violation]:
+    return [
+        Violation("renderable", f"{row.kind} {row.id}", "; ".join(row.problems))
+        for row in snap.unrenderable
+    ]
 
 
 def _orphans(snap: Snapshot, ix: _Index) -> list[Violation]:
@@ -564,7 +695,8 @@ class CheckReport:
 
 
 def check_connection(conn: Connection) -> CheckReport:
-    snap = load_snapshot(conn)
+    with _lenient_text(conn):
+        snap = load_snapshot(conn)
     return CheckReport(
         violations=find_violations(snap),
         buckets=len(snap.buckets),
@@ -583,6 +715,7 @@ def check_store(store: Store) -> CheckReport:
 __all__ = [
     "CheckReport",
     "Snapshot",
+    "UnrenderableRow",
     "Violation",
     "check_connection",
     "check_store",

@@ -10,6 +10,7 @@ from packyard.services.buckets import BucketService
 from packyard.services.builds import BuildService
 from packyard.services.channels import ChannelService
 from packyard.services.generations import GenerationService
+from packyard.services.principals import PrincipalService
 from packyard.services.registry import RegistryService
 from packyard.services.revocation import RevocationService
 from packyard.services.sboms import SbomService
@@ -24,6 +25,7 @@ from packyard.store.engine import Store
 class Services:
     store: Store
     auth: AuthService
+    principals: PrincipalService
     tenancy: TenancyService
     registry: RegistryService
     buckets: BucketService
@@ -43,6 +45,7 @@ class Services:
         return cls(
             store=store,
             auth=auth,
+            principals=PrincipalService(store),
             tenancy=TenancyService(store),
             registry=RegistryService(store),
             buckets=BucketService(store),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection
 
 from packyard.domain.models import Bucket, Build, Caller, Channel, Version
+from packyard.domain.visibility import can_see_channel
 from packyard.errors import ApiError, Code, not_found, permission_denied
 from packyard.store.buckets import BucketRepo
 from packyard.store.channels import ChannelRepo
@@ -125,7 +126,8 @@ def channel_or_404(
 
 
 def _check_access(caller: Caller, channel: Channel) -> None:
-    if channel.restricted and not caller.can_write:
+    # Answering 403 (not 404) admits that the channel exists, as HCP does.
+    if not can_see_channel(caller.role, channel):
         raise permission_denied(
             f"The channel {channel.name} is restricted; principal {caller.name!r} cannot access it."
         )

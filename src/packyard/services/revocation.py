@@ -132,7 +132,7 @@ class RevocationService:
                 cascade=not request.skip_descendants,
                 rollback=not request.disable_rollback,
             )
-            return _reload(conn, version)
+            return _reload(conn, version, caller)
 
     def restore(self, caller: Caller, bucket_name: str, fingerprint: str) -> Version:
         require_write(caller)
@@ -144,7 +144,7 @@ class RevocationService:
             if version.revocation_type is RevocationType.INHERITED:
                 raise precondition(INHERITED_RESTORE)
             restore_version(conn, version.id, now=utcnow())
-            return _reload(conn, version)
+            return _reload(conn, version, caller)
 
 
 def revoke_version(
@@ -197,10 +197,10 @@ def restore_version(conn: Connection, version_id: str, *, now: datetime) -> int:
     return copies
 
 
-def _reload(conn: Connection, version: Version) -> Version:
+def _reload(conn: Connection, version: Version, caller: Caller) -> Version:
     fresh = VersionRepo(conn).get_by_id(version.id)
     assert fresh is not None
-    load_versions(conn, [fresh])
+    load_versions(conn, [fresh], caller)
     return fresh
 
 

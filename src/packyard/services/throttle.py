@@ -1,15 +1,19 @@
 """Throttling of failed client authentication on the token endpoint (in-process).
 
-Every failed client-credentials attempt (unknown client id or wrong secret) is counted twice:
-against the client id and against the remote address. When either count reaches its limit
-inside the sliding window, further attempts for that key are refused with HTTP 429 and a
-``Retry-After`` header — without checking the secret, so a correct guess made while locked out
-reveals nothing — until the oldest counted failure leaves the window. A successful
-authentication clears the client id's count (not the address's).
+The right secret is never refused: it is checked before the throttle is consulted, so nobody
+who merely knows a client id (or shares an address with an attacker, as every pipeline behind
+a TLS-terminating proxy does) can lock its owner out. Checking a secret costs microseconds
+(see :func:`packyard.services.auth.hash_secret`), so checking it always costs nothing either.
+
+Every failed attempt (unknown client id or wrong secret) is counted twice: against the client
+id and against the remote address. When either count reaches its limit inside the sliding
+window, further failures answer HTTP 429 with a ``Retry-After`` header instead of 401 and are
+no longer logged, until the oldest counted failure leaves the window: an attacker gets no
+more than a fixed number of log lines per window, and a misconfigured pipeline is told to back
+off. A successful authentication clears the client id's count (not the address's).
 
 Counters live in the server process: they reset on restart and are not shared between servers
-on one PostgreSQL database. The per-address limit is higher than the per-client one because a
-TLS-terminating proxy makes every client share one address.
+on one PostgreSQL database.
 """
 
 from __future__ import annotations

@@ -35,13 +35,13 @@ class VersionService:
         with self.store.read() as conn:
             bucket = bucket_or_404(conn, caller, bucket_name)
             result = VersionRepo(conn).list_page(bucket.id, page)
-            load_versions(conn, result.items)
+            load_versions(conn, result.items, caller)
         return result
 
     def get(self, caller: Caller, bucket_name: str, fingerprint: str) -> Version:
         with self.store.read() as conn:
             _, version = find_version(conn, caller, bucket_name, fingerprint)
-            load_versions(conn, [version])
+            load_versions(conn, [version], caller)
         return version
 
     def create(
@@ -98,7 +98,7 @@ class VersionService:
                     )
                 complete(conn, bucket, version, now)
             version = version_or_10(conn, bucket, fingerprint)
-            load_versions(conn, [version])
+            load_versions(conn, [version], caller)
         return version
 
     def delete(

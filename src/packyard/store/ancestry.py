@@ -9,6 +9,7 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    and_,
     func,
     literal_column,
     select,
@@ -37,12 +38,15 @@ class AncestryRepo:
         parents_of: str | None,
         include_children: bool,
         children_channel_id: str | None,
+        include_restricted: bool,
         page: PageRequest,
     ) -> Page[AncestryRelation]:
         """Edges into ``parents_of`` (its parents) and out of the bucket's versions.
 
         ``children_channel_id`` keeps only children built from a version taken
-        from that channel of this bucket.
+        from that channel of this bucket. Without ``include_restricted`` an edge
+        recorded through a restricted channel shows no channel (see
+        :mod:`packyard.domain.visibility`).
         """
         parts: list[Select[Any]] = []
         if parents_of is not None:
@@ -82,7 +86,12 @@ class AncestryRepo:
             .join(pb, pb.c.id == pv.c.bucket_id)
             .join(cv, cv.c.id == rel.c.child_version_id)
             .join(cb, cb.c.id == cv.c.bucket_id)
-            .outerjoin(ch, ch.c.id == rel.c.parent_channel_id)
+            .outerjoin(
+                ch,
+                ch.c.id == rel.c.parent_channel_id
+                if include_restricted
+                else and_(ch.c.id == rel.c.parent_channel_id, ch.c.restricted.is_(False)),
+            )
             .outerjoin(chv, chv.c.id == ch.c.version_id)
         )
         result: Page[AncestryRelation] = paginate(

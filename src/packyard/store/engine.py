@@ -9,6 +9,8 @@ the repositories (``SELECT … FOR UPDATE``).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager, nullcontext
@@ -22,6 +24,8 @@ from packyard.store import generations
 from packyard.store.writer_queue import WriterQueue, lock_file_for
 
 SQLITE_BUSY_TIMEOUT_S = 30
+# Seconds a new PostgreSQL connection may take (unless the URL sets connect_timeout).
+PG_CONNECT_TIMEOUT_S = 10
 # How the next SQLite transaction on a connection begins (key of Connection.info).
 _BEGIN = "packyard_begin"
 
@@ -78,6 +82,7 @@ class Store:
         self.dialect = parsed.get_backend_name()
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
+            _create_private(parsed.database)
             kwargs["connect_args"] = {
                 "timeout": SQLITE_BUSY_TIMEOUT_S,
                 "check_same_thread": False,
@@ -91,6 +96,9 @@ class Store:
             # No pre-ping round trip per checkout; a dropped connection invalidates the
             # pool on its first error, and old connections are recycled.
             kwargs["pool_recycle"] = 1800
+            if "connect_timeout" not in parsed.query:
+                # An unreachable host fails a connection attempt rather than hanging it.
+                kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
         # Never echo bound parameters (the token signing key, secret hashes) into error
         # messages and therefore into logs.
         kwargs["hide_parameters"] = True
@@ -136,13 +144,17 @@ class Store:
                 yield conn
 
     @contextmanager
-    def write(self, project_id: str | None = None) -> Iterator[Connection]:
+    def write(
+        self, project_id: str | None = None, *, affects_reads: bool = True
+    ) -> Iterator[Connection]:
         """A write transaction: everything in it commits together or not at all.
 
         ``project_id`` names the only project the transaction changes; without it
         the write counts as changing every project. Either way the matching
         generation counter moves in the same transaction, which is what keeps
         cached read responses exact (:mod:`packyard.store.generations`).
+        ``affects_reads=False`` is for rows no API response is made from (console
+        users and their sessions): such a write leaves every cached response valid.
         """
         turn = self._writers.turn() if self._writers is not None else nullcontext()
         with turn, self._connection() as conn:
@@ -150,7 +162,8 @@ class Store:
                 conn.info[_BEGIN] = "BEGIN IMMEDIATE"
             with conn.begin():
                 yield conn
-                generations.bump(conn, project_id)
+                if affects_reads:
+                    generations.bump(conn, project_id)
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
@@ -196,6 +209,21 @@ class Store:
         self.engine.dispose()
         if self._writers is not None:
             self._writers.close()
+
+
+def _create_private(database: str | None) -> None:
+    """Create a SQLite database file with mode 0600 before SQLite opens it.
+
+    SQLite creates the file with mode 0644 (less the umask) and gives its ``-wal`` and
+    ``-shm`` files the database file's mode: created 0600 here, all three are private
+    (the database holds the token signing key). A path that cannot be created is left
+    for SQLite to report when it connects.
+    """
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        os.close(fd)
 
 
 def _configure_sqlite(engine: Engine) -> None:

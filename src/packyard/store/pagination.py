@@ -37,7 +37,14 @@ def _encode(payload: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(mac + body).decode().rstrip("=")
 
 
+# A token carries one value per sort key (each field at most once) plus the row id:
+# real ones stay far below this, and nothing longer is decoded.
+MAX_TOKEN_CHARS = 8192
+
+
 def _decode(token: str, field: str) -> dict[str, Any]:
+    if len(token) > MAX_TOKEN_CHARS:
+        raise invalid("Invalid page token.", field=field)
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         mac, body = raw[:12], raw[12:]

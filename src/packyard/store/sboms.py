@@ -5,10 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, func, select
 
 from packyard.domain.enums import SbomFormat
-from packyard.store.schema import sboms
+from packyard.store.schema import buckets, builds, sboms, versions
+
+# Sizes are read from the stored values' headers (SQLite's length() of a blob and
+# PostgreSQL's of a bytea do not read the content).
+_SIZE = func.coalesce(func.sum(func.length(sboms.c.content)), 0)
+_BUILD_USAGE = select(func.count(), _SIZE).where(sboms.c.build_id == bindparam("build_id"))
+_PROJECT_BYTES = (
+    select(_SIZE)
+    .select_from(
+        sboms.join(builds, builds.c.id == sboms.c.build_id)
+        .join(versions, versions.c.id == builds.c.version_id)
+        .join(buckets, buckets.c.id == versions.c.bucket_id)
+    )
+    .where(buckets.c.project_id == bindparam("project_id"))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +51,15 @@ class SbomRepo:
             select(sboms.c.id).where(sboms.c.build_id == build_id, sboms.c.name == name)
         ).first()
         return found is not None
+
+    def build_usage(self, build_id: str) -> tuple[int, int]:
+        """(number of SBOMs, their total size in bytes) of a build."""
+        count, size = self.conn.execute(_BUILD_USAGE, {"build_id": build_id}).one()
+        return int(count), int(size)
+
+    def project_bytes(self, project_id: str) -> int:
+        """Total size in bytes of the SBOMs of a project."""
+        return int(self.conn.execute(_PROJECT_BYTES, {"project_id": project_id}).scalar_one())
 
     def insert(self, sbom: Sbom, content: bytes) -> None:
         self.conn.execute(

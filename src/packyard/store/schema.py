@@ -38,6 +38,17 @@ settings = Table(
     Column("value", Text, nullable=False),
 )
 
+# Token signing keys. The newest key without ``retire_at`` signs; tokens name their key
+# in the ``kid`` header and are refused once that key's ``retire_at`` has passed.
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("secret", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("retire_at", UTCDateTime, nullable=True),
+)
+
 # One monotonic counter per project (scope = project id) plus a global one
 # (scope "*"), bumped in every write transaction. Cached read responses are valid
 # while the sum of their project's counter and the global one is unchanged; see
@@ -85,6 +96,9 @@ principals = Table(
     ),
     Column("created_at", UTCDateTime, nullable=False),
     Column("disabled", Boolean, nullable=False, default=False),
+    # Bumped when the secret is rotated or the principal disabled: tokens carry the version
+    # they were issued at and are refused once it is no longer the principal's.
+    Column("token_version", Integer, nullable=False, server_default="1"),
 )
 
 role_bindings = Table(

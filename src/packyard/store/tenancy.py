@@ -5,10 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
 from packyard.domain.enums import FeatureTier, Role
-from packyard.domain.models import Organization, Principal, Project, Registry
+from packyard.domain.models import (
+    Organization,
+    Principal,
+    PrincipalRecord,
+    Project,
+    Registry,
+    SigningKey,
+)
 from packyard.store.schema import (
     organizations,
     principals,
@@ -16,6 +23,7 @@ from packyard.store.schema import (
     registries,
     role_bindings,
     settings,
+    signing_keys,
 )
 
 
@@ -35,6 +43,50 @@ class SettingsRepo:
             return existing
         self.conn.execute(settings.insert().values(key=key, value=value))
         return value
+
+
+class SigningKeyRepo:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def all(self) -> list[SigningKey]:
+        rows = self.conn.execute(
+            select(signing_keys).order_by(signing_keys.c.created_at, signing_keys.c.id)
+        )
+        return [
+            SigningKey(
+                id=r.id,
+                secret=bytes.fromhex(r.secret),
+                created_at=r.created_at,
+                retire_at=r.retire_at,
+            )
+            for r in rows
+        ]
+
+    def add(self, key: SigningKey) -> None:
+        self.conn.execute(
+            signing_keys.insert().values(
+                id=key.id,
+                secret=key.secret.hex(),
+                created_at=key.created_at,
+                retire_at=key.retire_at,
+            )
+        )
+
+    def retire_all_but(self, key_id: str, at: datetime) -> int:
+        """Retire every other key at ``at`` (keys retiring earlier keep their time)."""
+        result = self.conn.execute(
+            update(signing_keys)
+            .where(
+                signing_keys.c.id != key_id,
+                (signing_keys.c.retire_at.is_(None)) | (signing_keys.c.retire_at > at),
+            )
+            .values(retire_at=at)
+        )
+        return result.rowcount
+
+    def forget_retired_before(self, at: datetime) -> None:
+        self.conn.execute(signing_keys.delete().where(signing_keys.c.retire_at < at))
 
 
 class TenancyRepo:
@@ -105,6 +157,25 @@ class TenancyRepo:
         row = self.conn.execute(select(projects).where(projects.c.id == project_id)).first()
         return _project(row) if row else None
 
+    def lock_project(self, project_id: str) -> Project | None:
+        """The project, its row locked until the transaction ends (PostgreSQL)."""
+        row = self.conn.execute(
+            select(projects).where(projects.c.id == project_id).with_for_update()
+        ).first()
+        return _project(row) if row else None
+
+    def all_organizations(self) -> list[Organization]:
+        rows = self.conn.execute(
+            select(organizations).order_by(organizations.c.created_at, organizations.c.id)
+        )
+        return [Organization(id=r.id, name=r.name, created_at=r.created_at) for r in rows]
+
+    def all_projects(self, organization_id: str | None = None) -> list[Project]:
+        query = select(projects).order_by(projects.c.created_at, projects.c.id)
+        if organization_id is not None:
+            query = query.where(projects.c.organization_id == organization_id)
+        return [_project(r) for r in self.conn.execute(query)]
+
     # principals
     def add_principal(self, principal: Principal, secret_hash: str, created_at: datetime) -> None:
         self.conn.execute(
@@ -138,10 +209,11 @@ class TenancyRepo:
 
     def caller_role(
         self, principal_id: str, organization_id: str, project_id: str
-    ) -> tuple[str, Role] | None:
-        """The principal's name and role on the project, if it has one and is enabled."""
+    ) -> tuple[str, Role, int] | None:
+        """The principal's name, role on the project and token version, if it has a role
+        there and is enabled."""
         row = self.conn.execute(
-            select(principals.c.name, role_bindings.c.role)
+            select(principals.c.name, role_bindings.c.role, principals.c.token_version)
             .join(role_bindings, role_bindings.c.principal_id == principals.c.id)
             .join(projects, projects.c.id == role_bindings.c.project_id)
             .where(
@@ -153,17 +225,88 @@ class TenancyRepo:
         ).first()
         if row is None:
             return None
-        return row.name, Role(row.role)
+        return row.name, Role(row.role), row.token_version
 
-    def principal_exists(self, principal_id: str) -> bool:
-        return (
-            self.conn.execute(
-                select(principals.c.id).where(
-                    principals.c.id == principal_id, principals.c.disabled.is_(False)
-                )
-            ).first()
-            is not None
+    def token_version(self, principal_id: str) -> int | None:
+        """The principal's token version; ``None`` if it is gone or disabled."""
+        value: int | None = self.conn.execute(
+            select(principals.c.token_version).where(
+                principals.c.id == principal_id, principals.c.disabled.is_(False)
+            )
+        ).scalar_one_or_none()
+        return value
+
+    # principal lifecycle
+    def project_principals(self, project_id: str) -> list[PrincipalRecord]:
+        rows = self.conn.execute(
+            _record_query()
+            .where(role_bindings.c.project_id == project_id)
+            .order_by(principals.c.created_at, principals.c.id)
         )
+        return [_record(r) for r in rows]
+
+    def find_principal(self, project_id: str, ref: str) -> PrincipalRecord | None:
+        """A principal with a role on the project, by id or client id."""
+        row = self.conn.execute(
+            _record_query().where(
+                role_bindings.c.project_id == project_id,
+                (principals.c.id == ref) | (principals.c.client_id == ref),
+            )
+        ).first()
+        return _record(row) if row else None
+
+    def bound_projects(self, principal_id: str) -> list[str]:
+        rows = self.conn.execute(
+            select(role_bindings.c.project_id).where(role_bindings.c.principal_id == principal_id)
+        )
+        return sorted(r.project_id for r in rows)
+
+    def enabled_admins(self, project_id: str) -> int:
+        count: int = self.conn.execute(
+            select(func.count())
+            .select_from(role_bindings.join(principals))
+            .where(
+                role_bindings.c.project_id == project_id,
+                role_bindings.c.role == Role.ADMIN.value,
+                principals.c.disabled.is_(False),
+            )
+        ).scalar_one()
+        return count
+
+    def set_role(self, principal_id: str, project_id: str, role: Role) -> None:
+        self.conn.execute(
+            update(role_bindings)
+            .where(
+                role_bindings.c.principal_id == principal_id,
+                role_bindings.c.project_id == project_id,
+            )
+            .values(role=role.value)
+        )
+
+    def set_disabled(self, principal_id: str, disabled: bool) -> None:
+        """Disabling also ends every token issued so far (enabling does not revive them)."""
+        values: dict[str, Any] = {"disabled": disabled}
+        if disabled:
+            values["token_version"] = principals.c.token_version + 1
+        self.conn.execute(update(principals).where(principals.c.id == principal_id).values(values))
+
+    def set_secret(self, principal_id: str, secret_hash: str, *, revoke_tokens: bool) -> None:
+        """A new secret; with ``revoke_tokens`` the tokens issued so far stop working too."""
+        values: dict[str, Any] = {"secret_hash": secret_hash}
+        if revoke_tokens:
+            values["token_version"] = principals.c.token_version + 1
+        self.conn.execute(update(principals).where(principals.c.id == principal_id).values(values))
+
+    def rehash_secret(self, principal_id: str, secret_hash: str) -> None:
+        """The same secret under a newer hash scheme; issued tokens stay valid."""
+        self.conn.execute(
+            update(principals)
+            .where(principals.c.id == principal_id)
+            .values(secret_hash=secret_hash)
+        )
+
+    def delete_principal(self, principal_id: str) -> None:
+        self.conn.execute(principals.delete().where(principals.c.id == principal_id))
 
     # registries
     def get_registry(self, project_id: str) -> Registry | None:
@@ -207,7 +350,37 @@ def _project(row: Any) -> Project:
 
 def _principal(row: Any) -> Principal:
     return Principal(
-        id=row.id, client_id=row.client_id, name=row.name, organization_id=row.organization_id
+        id=row.id,
+        client_id=row.client_id,
+        name=row.name,
+        organization_id=row.organization_id,
+        token_version=row.token_version,
+    )
+
+
+def _record_query() -> Any:
+    return select(
+        principals.c.id,
+        principals.c.client_id,
+        principals.c.name,
+        principals.c.organization_id,
+        principals.c.disabled,
+        principals.c.created_at,
+        role_bindings.c.project_id,
+        role_bindings.c.role,
+    ).join(role_bindings, role_bindings.c.principal_id == principals.c.id)
+
+
+def _record(row: Any) -> PrincipalRecord:
+    return PrincipalRecord(
+        id=row.id,
+        client_id=row.client_id,
+        name=row.name,
+        organization_id=row.organization_id,
+        project_id=row.project_id,
+        role=Role(row.role),
+        disabled=row.disabled,
+        created_at=row.created_at,
     )
 
 

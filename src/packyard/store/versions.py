@@ -97,17 +97,31 @@ _BY_FINGERPRINT = _version_select().where(
     versions.c.fingerprint == bindparam("fingerprint"),
 )
 _BY_IDS = _version_select().where(versions.c.id.in_(bindparam("ids", expanding=True)))
-_PARENT_EDGES = (
-    select(
-        version_edges.c.child_version_id,
-        version_edges.c.parent_version_id,
-        version_edges.c.parent_channel_id,
-        channels.c.id.label("channel_id"),
-        channels.c.version_id.label("channel_version_id"),
+
+
+def _parent_edges(*, include_restricted: bool) -> Select[Any]:
+    """Edges into the versions ``ids`` with their parent channel's current version.
+
+    Without ``include_restricted`` a restricted parent channel is not joined: for a
+    caller who may not see it, the edge was recorded through no channel.
+    """
+    joined = channels.c.id == version_edges.c.parent_channel_id
+    if not include_restricted:
+        joined = and_(joined, channels.c.restricted.is_(False))
+    return (
+        select(
+            version_edges.c.child_version_id,
+            version_edges.c.parent_version_id,
+            version_edges.c.parent_channel_id,
+            channels.c.id.label("channel_id"),
+            channels.c.version_id.label("channel_version_id"),
+        )
+        .outerjoin(channels, joined)
+        .where(version_edges.c.child_version_id.in_(bindparam("ids", expanding=True)))
     )
-    .outerjoin(channels, channels.c.id == version_edges.c.parent_channel_id)
-    .where(version_edges.c.child_version_id.in_(bindparam("ids", expanding=True)))
-)
+
+
+_PARENT_EDGES = {seen: _parent_edges(include_restricted=seen) for seen in (True, False)}
 
 _NEXT_NUMBER = select(func.coalesce(func.max(versions.c.number), 0) + 1).where(
     versions.c.bucket_id == bindparam("bucket_id")
@@ -287,15 +301,19 @@ class VersionRepo:
             scope=f"versions:{bucket_id}",
         )
 
-    def hydrate(self, items: Sequence[Version]) -> None:
-        """Attach builds (with artifacts) and ancestry status, in two queries for any count."""
+    def hydrate(self, items: Sequence[Version], *, include_restricted: bool) -> None:
+        """Attach builds (with artifacts) and ancestry status, in two queries for any count.
+
+        ``include_restricted``: whether the status may depend on restricted parent
+        channels (see :mod:`packyard.domain.visibility`).
+        """
         if not items:
             return
         by_id = {v.id: v for v in items}
         grouped = BuildRepo(self.conn).for_versions(by_id.keys())
         for vid, blds in grouped.items():
             by_id[vid].builds = blds
-        edges = self.conn.execute(_PARENT_EDGES, {"ids": list(by_id)})
+        edges = self.conn.execute(_PARENT_EDGES[include_restricted], {"ids": list(by_id)})
         statuses: dict[str, list[Any]] = defaultdict(list)
         for e in edges:
             statuses[e.child_version_id].append(

@@ -84,8 +84,9 @@ async def token(request: Request, svc: ServicesDep) -> Response:
         return _oauth_error(401, "invalid_client", "Client authentication failed.")
     address = request.client.host if request.client else None
     try:
-        # scrypt is slow on purpose: run it on threads of its own (it releases the
-        # interpreter lock) so it neither blocks the event loop nor the request workers.
+        # Secrets of databases made before 0.2 are still checked with scrypt until their
+        # first successful use: on threads of their own (scrypt releases the interpreter
+        # lock), so it neither blocks the event loop nor the request workers.
         principal = await anyio.to_thread.run_sync(
             partial(svc.auth.authenticate_client, creds[0], creds[1], address=address),
             limiter=_hashing_threads(),

@@ -1,4 +1,8 @@
-"""The three resource-manager 2019-12-10 reads clients make."""
+"""The three resource-manager 2019-12-10 reads clients make.
+
+Every other resource-manager (and IAM) operation answers 501/12 like any unknown
+route (:mod:`packyard.api.errors`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from packyard.api import render
 from packyard.api.calls import run
 from packyard.api.deps import PrincipalDep, ServicesDep
 from packyard.api.responses import JSONBody
+from packyard.errors import ApiError, Code
 
 router = APIRouter(prefix="/resource-manager/2019-12-10", tags=["resource manager"])
 _EMPTY_PAGE = {"next_page_token": "", "previous_page_token": ""}
@@ -32,6 +37,16 @@ async def list_projects(
 ) -> JSONBody:
     projects = await run(svc, svc.tenancy.list_projects, principal, scope_type, scope_id)
     return JSONBody({"projects": [render.project(p) for p in projects], "pagination": _EMPTY_PAGE})
+
+
+@router.get(
+    "/projects/count", operation_id="ProjectService_GetProjectsCount", include_in_schema=False
+)
+async def count_projects() -> None:
+    # Matched before ProjectService_Get, which would answer "no project named count" (404).
+    raise ApiError(
+        Code.UNIMPLEMENTED, "GET /resource-manager/2019-12-10/projects/count is not implemented."
+    )
 
 
 @router.get("/projects/{project_id}", operation_id="ProjectService_Get")

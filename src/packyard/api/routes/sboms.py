@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from packyard.api.calls import run
 from packyard.api.deps import CallerDep, ServicesDep
+from packyard.api.links import public_base
 from packyard.api.responses import JSONBody
 from packyard.api.routes import PACKER_BASE
 from packyard.api.wire import UploadSbomBody
@@ -66,7 +67,9 @@ async def get_sbom(
     path = await run(
         svc, svc.sboms.download_path, caller, bucket_name, fingerprint, build_id, sbom_name
     )
-    return JSONBody({"download_url": str(request.base_url).rstrip("/") + path})
+    # The configured public address, never the request's Host header.
+    base = public_base(request.app.state.public_url, request.scope)
+    return JSONBody({"download_url": base + path})
 
 
 @router.get("/sbom-downloads/{sbom_id}", operation_id="Packyard_DownloadSbom")

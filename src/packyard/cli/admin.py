@@ -1,0 +1,459 @@
+"""Operator commands: service principals, signing keys, organizations and projects.
+
+They work on the server's database directly (``--data-dir`` / ``--database-url``, as ``serve``
+does), so they need no running server and no credentials: whoever can read the database is the
+operator. A project's admins do the same for their own project over the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.table import Table
+
+from packyard.cli.common import (
+    EXIT_USAGE,
+    Format,
+    FormatOption,
+    YesOption,
+    add_columns,
+    emit_json,
+    fail,
+)
+from packyard.cli.common import stderr as stderr_console
+from packyard.cli.common import stdout as stdout_console
+from packyard.cli.database import DatabaseUrl, DataDir, server_database
+from packyard.config import default_data_dir
+from packyard.domain.enums import Role
+from packyard.domain.models import Operator, PrincipalRecord
+from packyard.domain.rules import parse_duration
+from packyard.errors import ApiError
+from packyard.server import prepare
+from packyard.services.auth import NewCredentials
+from packyard.services.bootstrap import AdminCredentials, load_credentials, save_credentials
+from packyard.services.container import Services
+from packyard.services.principals import IssuedSecret
+from packyard.services.tenancy import Tenant
+
+T = TypeVar("T")
+OPERATOR = Operator()
+
+principal_app = typer.Typer(help="Manage service principals (operator).", no_args_is_help=True)
+key_app = typer.Typer(help="Manage the token signing keys (operator).", no_args_is_help=True)
+org_app = typer.Typer(help="Manage organizations (operator).", no_args_is_help=True)
+project_app = typer.Typer(help="Manage projects (operator).", no_args_is_help=True)
+
+ProjectId = Annotated[
+    str | None,
+    typer.Option("--project-id", help="Project (default: the first one, made by `serve`)."),
+]
+PrincipalRef = Annotated[str, typer.Argument(help="Client id or principal id.")]
+
+
+@contextmanager
+def operator_services(data_dir: Path | None, database_url: str | None) -> Iterator[Services]:
+    """The services on the server's database; an ``ApiError`` ends the command on one line."""
+    services, _ = prepare(*server_database(data_dir, database_url))
+    try:
+        yield services
+    except ApiError as exc:
+        fail(exc.message)
+    finally:
+        services.store.dispose()
+
+
+def _scope(services: Services, project_id: str | None) -> tuple[str, str]:
+    """(organization id, project id) of ``--project-id`` or of the default project."""
+    if project_id is None:
+        tenant = services.tenancy.default_tenant()
+        if tenant is None:
+            fail("no project exists yet; run packyard serve once.")
+        return tenant.organization.id, tenant.project.id
+    for project in services.tenancy.all_projects():
+        if project.id == project_id:
+            return project.organization_id, project.id
+    fail(f"project {project_id} does not exist.")
+
+
+def _show(rows: list[dict[str, Any]], format: Format, columns: tuple[str, ...]) -> None:
+    if format is Format.json:
+        emit_json(rows)
+        return
+    table = Table()
+    add_columns(table, columns)
+    for row in rows:
+        table.add_row(*(_cell(row[c.lower().replace(" ", "_")]) for c in columns))
+    stdout_console().print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    return "" if value is None else str(value)
+
+
+def _show_one(payload: dict[str, Any], format: Format) -> None:
+    if format is Format.json:
+        emit_json(payload)
+    else:
+        for key, value in payload.items():
+            print(f"{key}: {_cell(value)}")
+
+
+def _record(p: PrincipalRecord) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "client_id": p.client_id,
+        "name": p.name,
+        "role": p.role.value,
+        "status": "disabled" if p.disabled else "enabled",
+        "organization_id": p.organization_id,
+        "project_id": p.project_id,
+        "created_at": p.created_at,
+    }
+
+
+def _with_secret(issued: IssuedSecret) -> dict[str, Any]:
+    return {**_record(issued.principal), "client_secret": issued.client_secret}
+
+
+def _new_tenant(tenant: Tenant, admin: NewCredentials) -> dict[str, Any]:
+    return {
+        "organization_id": tenant.organization.id,
+        "organization_name": tenant.organization.name,
+        "project_id": tenant.project.id,
+        "project_name": tenant.project.name,
+        "admin_name": admin.principal.name,
+        "admin_client_id": admin.principal.client_id,
+        "admin_client_secret": admin.client_secret,
+    }
+
+
+def _secret_shown_once(format: Format) -> None:
+    if format is Format.table:
+        stderr_console().print("Store the secret now: Packyard keeps only a hash of it.")
+
+
+# --- principals ----------------------------------------------------------------------------
+
+
+@principal_app.command("create")
+def principal_create(
+    name: Annotated[str, typer.Option("--name", help="Name shown as author of changes.")],
+    role: Annotated[Role, typer.Option("--role", help="viewer, contributor or admin.")],
+    project_id: ProjectId = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    format: FormatOption = Format.table,
+) -> None:
+    """Create a service principal and print its client id and secret (shown once)."""
+    with operator_services(data_dir, database_url) as services:
+        org, project = _scope(services, project_id)
+        issued = services.principals.create(OPERATOR, org, project, name=name, role=role)
+    _show_one(_with_secret(issued), format)
+    _secret_shown_once(format)
+
+
+@principal_app.command("list")
+def principal_list(
+    project_id: ProjectId = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    format: FormatOption = Format.table,
+) -> None:
+    """List the service principals with a role on the project."""
+    with operator_services(data_dir, database_url) as services:
+        org, project = _scope(services, project_id)
+        records = services.principals.list(OPERATOR, org, project)
+    _show(
+        [_record(p) for p in records],
+        format,
+        ("Client ID", "Name", "Role", "Status", "Created At"),
+    )
+
+
+def _change(
+    data_dir: Path | None,
+    database_url: str | None,
+    project_id: str | None,
+    change: Callable[[Services, str, str], T],
+) -> T:
+    with operator_services(data_dir, database_url) as services:
+        org, project = _scope(services, project_id)
+        return change(services, org, project)
+
+
+@principal_app.command("set-role")
+def principal_set_role(
+    principal: PrincipalRef,
+    role: Annotated[Role, typer.Argument(help="viewer, contributor or admin.")],
+    project_id: ProjectId = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    format: FormatOption = Format.table,
+) -> None:
+    """Change a principal's role on the project (applies within 5 seconds)."""
+    record = _change(
+        data_dir,
+        database_url,
+        project_id,
+        lambda s, org, proj: s.principals.update(OPERATOR, org, proj, principal, role=role),
+    )
+    _show_one(_record(record), format)
+
+
+@principal_app.command("disable")
+def principal_disable(
+    principal: PrincipalRef,
+    project_id: ProjectId = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    format: FormatOption = Format.table,
+) -> None:
+    """Disable a principal: no new tokens, and the ones it holds stop working."""
+    record = _change(
+        data_dir,
+        database_url,
+        project_id,
+        lambda s, org, proj: s.principals.update(OPERATOR, org, proj, principal, disabled=True),
+    )
+    _show_one(_record(record), format)
+
+
+@principal_app.command("enable")
+def principal_enable(
+    principal: PrincipalRef,
+    project_id: ProjectId = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    format: FormatOption = Format.table,
+) -> None:
+    """Enable a disabled principal (its old tokens stay invalid; it requests new ones)."""
+    record = _change(
+        data_dir,
+        database_url,
+        project_id,
+        lambda s, org, proj: s.principals.update(OPERATOR, org, proj, principal, disabled=False),
+    )
+    _show_one(_record(record), format)
+
+
+@principal_app.command("rotate-secret")
+def principal_rotate_secret(
+    principal: PrincipalRef,
+    revoke_tokens: Annotated[
+        bool,
+        typer.Option(
+            "--revoke-tokens",
+            help="Also end the tokens issued with the old secret at once (after a leak); "
+            "otherwise they work until they expire, within an hour.",
+        ),
+    ] = False,
+    project_id: ProjectId = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    format: FormatOption = Format.table,
+) -> None:
+    """Give a principal a new secret (shown once); the old secret stops working at once."""
+    directory = data_dir or default_data_dir()
+    rekeyed = _change(
+        directory,
+        database_url,
+        project_id,
+        lambda s, org, proj: s.principals.rotate_secret(
+            OPERATOR, org, proj, principal, revoke_tokens=revoke_tokens
+        ),
+    )
+    _show_one(_with_secret(rekeyed), format)
+    saved = load_credentials(directory)
+    if saved is not None and saved.client_id == rekeyed.principal.client_id:
+        save_credentials(
+            directory,
+            AdminCredentials(
+                client_id=saved.client_id,
+                client_secret=rekeyed.client_secret,
+                organization_id=saved.organization_id,
+                project_id=saved.project_id,
+            ),
+        )
+        stderr_console().print("Updated the admin credentials that `packyard env` prints.")
+    _secret_shown_once(format)
+
+
+@principal_app.command("delete")
+def principal_delete(
+    principal: PrincipalRef,
+    project_id: ProjectId = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    yes: YesOption = False,
+) -> None:
+    """Delete a principal. What it authored keeps its name as author."""
+    if not yes:
+        typer.confirm(f"Delete service principal {principal}?", abort=True)
+    _change(
+        data_dir,
+        database_url,
+        project_id,
+        lambda s, org, proj: s.principals.delete(OPERATOR, org, proj, principal),
+    )
+    stderr_console().print(f"Deleted service principal {principal}.")
+
+
+# --- signing keys --------------------------------------------------------------------------
+
+
+@key_app.command("rotate")
+def key_rotate(
+    grace: Annotated[
+        str,
+        typer.Option(
+            "--grace",
+            help="How long tokens signed with the old keys keep working (default 1h, the "
+            "longest a token lives, so running clients finish); 0s ends them at once.",
+        ),
+    ] = "1h",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    format: FormatOption = Format.table,
+) -> None:
+    """Sign new tokens with a new key; tokens signed with the old keys stop working after the
+    grace period."""
+    try:
+        period = parse_duration(grace)
+    except ApiError as exc:
+        fail(f"--grace: {exc.message}", EXIT_USAGE)
+    with operator_services(data_dir, database_url) as services:
+        rotation = services.auth.keys.rotate(period)
+    _show_one(
+        {
+            "key_id": rotation.key.id,
+            "created_at": rotation.key.created_at,
+            "old_keys_retire_at": rotation.retire_at,
+            "old_keys": rotation.retired,
+        },
+        format,
+    )
+    if format is Format.table:
+        stderr_console().print(
+            "Every server stops accepting tokens of the old keys within 5 seconds of that time; "
+            "clients request new tokens with their unchanged credentials."
+        )
+
+
+@key_app.command("list")
+def key_list(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    format: FormatOption = Format.table,
+) -> None:
+    """List the signing keys (never their secrets)."""
+    with operator_services(data_dir, database_url) as services:
+        services.auth.keys.current()  # the first key is made on first use
+        keys = services.auth.keys.verifying_keys()
+        current = services.auth.keys.current().id
+    rows = [
+        {
+            "key_id": k.id,
+            "state": "signing" if k.id == current else "verifying until retirement",
+            "created_at": k.created_at,
+            "retire_at": k.retire_at,
+        }
+        for k in keys
+    ]
+    _show(rows, format, ("Key ID", "State", "Created At", "Retire At"))
+
+
+# --- organizations and projects ------------------------------------------------------------
+
+AdminName = Annotated[
+    str, typer.Option("--admin-name", help="Name of the admin principal created with it.")
+]
+
+
+@org_app.command("create")
+def org_create(
+    name: Annotated[str, typer.Option("--name", help="Organization name.")],
+    project_name: Annotated[
+        str, typer.Option("--project-name", help="Name of its first project.")
+    ] = "default",
+    admin_name: AdminName = "admin",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    format: FormatOption = Format.table,
+) -> None:
+    """Create an organization with a first project and an admin principal (secret shown once)."""
+    with operator_services(data_dir, database_url) as services:
+        tenant, admin = services.tenancy.create_organization(
+            name, project_name=project_name, admin_name=admin_name
+        )
+    _show_one(_new_tenant(tenant, admin), format)
+    _secret_shown_once(format)
+
+
+@org_app.command("list")
+def org_list(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    format: FormatOption = Format.table,
+) -> None:
+    """List every organization."""
+    with operator_services(data_dir, database_url) as services:
+        orgs = services.tenancy.all_organizations()
+    rows = [{"id": o.id, "name": o.name, "created_at": o.created_at} for o in orgs]
+    _show(rows, format, ("ID", "Name", "Created At"))
+
+
+@project_app.command("create")
+def project_create(
+    organization_id: Annotated[str, typer.Option("--org", help="Organization id.")],
+    name: Annotated[str, typer.Option("--name", help="Project name.")],
+    description: Annotated[str, typer.Option("--description")] = "",
+    admin_name: AdminName = "admin",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    format: FormatOption = Format.table,
+) -> None:
+    """Create a project with its registry and an admin principal (secret shown once)."""
+    with operator_services(data_dir, database_url) as services:
+        tenant, admin = services.tenancy.create_project(
+            organization_id, name, admin_name=admin_name, description=description
+        )
+    _show_one(_new_tenant(tenant, admin), format)
+    _secret_shown_once(format)
+
+
+@project_app.command("list")
+def project_list(
+    organization_id: Annotated[
+        str | None, typer.Option("--org", help="Only this organization's projects.")
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    format: FormatOption = Format.table,
+) -> None:
+    """List projects."""
+    with operator_services(data_dir, database_url) as services:
+        projects = services.tenancy.all_projects(organization_id)
+    rows = [
+        {
+            "id": p.id,
+            "organization_id": p.organization_id,
+            "name": p.name,
+            "created_at": p.created_at,
+        }
+        for p in projects
+    ]
+    _show(rows, format, ("ID", "Organization ID", "Name", "Created At"))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(principal_app, name="principal")
+    app.add_typer(key_app, name="key")
+    app.add_typer(org_app, name="org")
+    app.add_typer(project_app, name="project")

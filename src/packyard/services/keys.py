@@ -1,0 +1,147 @@
+"""Token signing keys: which key signs, which keys still verify, and rotation.
+
+Keys live in the database, so every worker and every server sharing it agrees on them. Each
+process keeps the keys in memory and reads them again at most every ``REFRESH_S`` seconds (and
+at once, at most once a second, when a token names a key it does not know), so a rotation or a
+retirement applies everywhere within that time. Tokens are issued with the key read from the
+database at that moment, never with a remembered one.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from packyard.domain.models import SigningKey
+from packyard.domain.rules import utcnow
+from packyard.errors import ApiError, Code
+from packyard.ids import new_id
+from packyard.store.engine import Store
+from packyard.store.tenancy import SigningKeyRepo
+
+REFRESH_S = 5.0
+UNKNOWN_KEY_REFRESH_S = 1.0
+INITIAL_KEY_ID = "initial"  # the first key of a database (also what migration 0003 names it)
+KEY_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    key: SigningKey
+    retired: int  # keys that stop verifying at ``retire_at``
+    retire_at: datetime
+
+
+def current_of(keys: list[SigningKey], now: datetime) -> SigningKey | None:
+    """The signing key: the newest one that is not retired or retiring."""
+    usable = [k for k in keys if k.retire_at is None]
+    if not usable:
+        usable = [k for k in keys if k.valid_at(now)]
+    return max(usable, key=lambda k: (k.created_at, k.id), default=None)
+
+
+class KeyRing:
+    def __init__(self, store: Store, clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.clock = clock
+        self._keys: dict[str, SigningKey] = {}
+        self._current: SigningKey | None = None
+        self._loaded_at = -float("inf")
+        self._lock = threading.Lock()
+
+    def current(self) -> SigningKey:
+        """The signing key as this process last read it (created on first use)."""
+        self._refresh_if_stale()
+        if self._current is None:
+            self._load(create=True)
+        assert self._current is not None
+        return self._current
+
+    def issuing_key(self) -> SigningKey:
+        """The signing key as the database has it now: what new tokens are signed with."""
+        self._load(create=True)
+        assert self._current is not None
+        return self._current
+
+    def verifying_key(self, key_id: str | None) -> SigningKey | None:
+        """The key a token names (its ``kid``; none means the current key), if it still
+        verifies."""
+        self._refresh_if_stale()
+        if key_id is None:
+            return self.current()
+        key = self._keys.get(key_id)
+        if key is None and self.clock() - self._loaded_at >= UNKNOWN_KEY_REFRESH_S:
+            self._load(create=False)
+            key = self._keys.get(key_id)
+        if key is None or (key.retire_at is not None and not key.valid_at(utcnow())):
+            return None
+        return key
+
+    def still_valid(self, key_id: str) -> bool:
+        """Whether tokens verified earlier with this key are still good."""
+        return self.verifying_key(key_id) is not None
+
+    def verifying_keys(self) -> list[SigningKey]:
+        self._refresh_if_stale()
+        now = utcnow()
+        return [k for k in self._keys.values() if k.valid_at(now)]
+
+    def rotate(self, grace: timedelta) -> Rotation:
+        """A new signing key in one transaction; every other key stops verifying after
+        ``grace`` (zero: at once)."""
+        if grace < timedelta(0):
+            raise ApiError(Code.INVALID_ARGUMENT, "The grace period cannot be negative.")
+        now = utcnow()
+        key = SigningKey(
+            id=new_id(), secret=secrets.token_bytes(KEY_BYTES), created_at=now, retire_at=None
+        )
+        retire_at = now + grace
+        with self.store.write() as conn:
+            repo = SigningKeyRepo(conn)
+            # keys retired long ago verify nothing: drop them so the table stays small
+            repo.forget_retired_before(now - timedelta(days=1))
+            repo.add(key)
+            retired = repo.retire_all_but(key.id, retire_at)
+        self._load(create=False)
+        return Rotation(key=key, retired=retired, retire_at=retire_at)
+
+    def _refresh_if_stale(self) -> None:
+        if self.clock() - self._loaded_at >= REFRESH_S:
+            self._load(create=False)
+
+    def _load(self, *, create: bool) -> None:
+        try:
+            with self.store.read() as conn:
+                keys = SigningKeyRepo(conn).all()
+            if not keys and create:
+                keys = self._create_initial()
+        except SQLAlchemyError:
+            raise ApiError(
+                Code.UNAVAILABLE, "The registry database is unavailable; retry later."
+            ) from None
+        current = current_of(keys, utcnow())
+        with self._lock:
+            self._keys = {k.id: k for k in keys}
+            self._current = current
+            self._loaded_at = self.clock()
+
+    def _create_initial(self) -> list[SigningKey]:
+        initial = SigningKey(
+            id=INITIAL_KEY_ID,
+            secret=secrets.token_bytes(KEY_BYTES),
+            created_at=utcnow(),
+            retire_at=None,
+        )
+        try:
+            with self.store.write() as conn:
+                SigningKeyRepo(conn).add(initial)
+        except IntegrityError:
+            pass  # another process created it first: use that one
+        with self.store.read() as conn:
+            return SigningKeyRepo(conn).all()
