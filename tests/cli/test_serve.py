@@ -71,7 +71,16 @@ def test_first_start_env_principals_tls_and_restart(tmp_path: Path) -> None:
         assert env["HCP_CLIENT_ID"] == printed["HCP_CLIENT_ID"]
         shell = run_cli("env", "--data-dir", str(data_dir))
         assert shell.returncode == 0
-        assert shell.stdout.strip() == server.stdout.strip()
+        exports = [line for line in server.stdout.splitlines() if line.startswith("export ")]
+        assert shell.stdout.strip().splitlines() == exports
+        console = dict(
+            line.split("=", 1)
+            for line in server.stdout.splitlines()
+            if line.startswith("PACKYARD_CONSOLE_")
+        )
+        assert console["PACKYARD_CONSOLE_USER"] == "admin@localhost"
+        assert len(console["PACKYARD_CONSOLE_PASSWORD"]) >= 20
+        assert console["PACKYARD_CONSOLE_PASSWORD"] not in shell.stdout  # shown once only
         # --data-dir defaults to $PACKYARD_DATA_DIR
         via_env = run_cli("env", "--format", "json", PACKYARD_DATA_DIR=str(data_dir))
         assert json.loads(via_env.stdout) == env
@@ -134,6 +143,7 @@ def test_first_start_env_principals_tls_and_restart(tmp_path: Path) -> None:
     # restart on the same data dir: no new tenant, the old tokens still work
     with ServeProcess(data_dir, port=server.port) as again:
         assert "First start" not in again.stderr
+        assert "PACKYARD_CONSOLE_PASSWORD" not in again.stdout
         assert _env_json(data_dir) == env
         with _client(again) as http:
             ok(

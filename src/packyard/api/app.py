@@ -40,6 +40,7 @@ from packyard.api.schemas import install_openapi
 from packyard.config import env_number
 from packyard.services.container import Services
 from packyard.services.scheduler import scheduler_running
+from packyard.web import routes as web
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 # On PostgreSQL, service calls run in a thread pool (see packyard.api.calls). Python
@@ -156,6 +157,7 @@ def create_app(
         # where one flat pass needs a third of the time. The routers only set a path
         # prefix and tags, which their routes already carry.
         app.router.routes.extend(module.router.routes)
+    web.install(app)  # the console: its pages and static files
     # Starlette would redirect to the Host header's site; this redirect names our own.
     app.router.redirect_slashes = False
     app.router.default = SlashRedirect(app.router.routes, app.state.public_url, app.router.default)

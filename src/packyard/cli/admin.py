@@ -1,4 +1,5 @@
-"""Operator commands: service principals, signing keys, organizations and projects.
+"""Operator commands: service principals, console users, signing keys, organizations and
+projects.
 
 They work on the server's database directly (``--data-dir`` / ``--database-url``, as ``serve``
 does), so they need no running server and no credentials: whoever can read the database is the
@@ -30,7 +31,7 @@ from packyard.cli.common import stdout as stdout_console
 from packyard.cli.database import DatabaseUrl, DataDir, server_database
 from packyard.config import default_data_dir
 from packyard.domain.enums import Role
-from packyard.domain.models import Operator, PrincipalRecord
+from packyard.domain.models import Operator, PrincipalRecord, UserRecord
 from packyard.domain.rules import parse_duration
 from packyard.errors import ApiError
 from packyard.server import prepare
@@ -39,6 +40,7 @@ from packyard.services.bootstrap import AdminCredentials, load_credentials, save
 from packyard.services.container import Services
 from packyard.services.principals import IssuedSecret
 from packyard.services.tenancy import Tenant
+from packyard.services.users import NewPassword
 
 T = TypeVar("T")
 OPERATOR = Operator()
@@ -452,8 +454,149 @@ def project_list(
     _show(rows, format, ("ID", "Organization ID", "Name", "Created At"))
 
 
+# --- console users -------------------------------------------------------------------------
+
+user_app = typer.Typer(
+    help="Manage the people who sign in to the console (operator).", no_args_is_help=True
+)
+UserRef = Annotated[str, typer.Argument(help="Email or user id.")]
+
+
+def _user(record: UserRecord) -> dict[str, Any]:
+    return {
+        "id": record.user.id,
+        "email": record.user.email,
+        "role": record.role.value,
+        "status": "disabled" if record.user.disabled else "enabled",
+        "project_id": record.project_id,
+        "created_at": record.user.created_at,
+    }
+
+
+def _with_password(made: NewPassword) -> dict[str, Any]:
+    shown = {"email": made.record.user.email, "role": made.record.role.value}
+    return {**shown, "password": made.password} if made.password else shown
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[
+        str, typer.Option("--email", help="The person's email: what they sign in with.")
+    ],
+    role: Annotated[Role, typer.Option("--role", help="viewer, contributor or admin.")],
+    project_id: ProjectId = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    format: FormatOption = Format.table,
+) -> None:
+    """Create a user with a role on the project and print a generated password (shown once)."""
+    made = _change(
+        data_dir,
+        database_url,
+        project_id,
+        lambda s, org, proj: s.users.create(OPERATOR, org, proj, email=email, role=role),
+    )
+    _show_one(_with_password(made), format)
+    if format is Format.table and made.password:
+        stderr_console().print(
+            "Give the password to the person; Packyard keeps only a hash of it. They can "
+            "change it under Account."
+        )
+
+
+@user_app.command("list")
+def user_list(
+    project_id: ProjectId = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    format: FormatOption = Format.table,
+) -> None:
+    """List the users with a role on the project."""
+    records = _change(
+        data_dir,
+        database_url,
+        project_id,
+        lambda s, org, proj: s.users.list_for_project(OPERATOR, org, proj),
+    )
+    _show([_user(r) for r in records], format, ("Email", "Role", "Status", "Created At"))
+
+
+@user_app.command("set-role")
+def user_set_role(
+    user: UserRef,
+    role: Annotated[Role, typer.Argument(help="viewer, contributor or admin.")],
+    project_id: ProjectId = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    format: FormatOption = Format.table,
+) -> None:
+    """Change a user's role on the project."""
+    record = _change(
+        data_dir,
+        database_url,
+        project_id,
+        lambda s, org, proj: s.users.update(OPERATOR, org, proj, user, role=role),
+    )
+    _show_one(_user(record), format)
+
+
+@user_app.command("disable")
+def user_disable(
+    user: UserRef,
+    project_id: ProjectId = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    format: FormatOption = Format.table,
+) -> None:
+    """Disable a user: they cannot sign in, and their sessions end."""
+    record = _change(
+        data_dir,
+        database_url,
+        project_id,
+        lambda s, org, proj: s.users.update(OPERATOR, org, proj, user, disabled=True),
+    )
+    _show_one(_user(record), format)
+
+
+@user_app.command("enable")
+def user_enable(
+    user: UserRef,
+    project_id: ProjectId = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    format: FormatOption = Format.table,
+) -> None:
+    """Let a disabled user sign in again."""
+    record = _change(
+        data_dir,
+        database_url,
+        project_id,
+        lambda s, org, proj: s.users.update(OPERATOR, org, proj, user, disabled=False),
+    )
+    _show_one(_user(record), format)
+
+
+@user_app.command("reset-password")
+def user_reset_password(
+    user: UserRef,
+    project_id: ProjectId = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    format: FormatOption = Format.table,
+) -> None:
+    """Give a user a new generated password (shown once); their sessions end."""
+    made = _change(
+        data_dir,
+        database_url,
+        project_id,
+        lambda s, org, proj: s.users.reset_password(OPERATOR, org, proj, user),
+    )
+    _show_one(_with_password(made), format)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(principal_app, name="principal")
     app.add_typer(key_app, name="key")
     app.add_typer(org_app, name="org")
     app.add_typer(project_app, name="project")
+    app.add_typer(user_app, name="user")

@@ -33,6 +33,7 @@ from packyard.server import (
     run,
 )
 from packyard.services.bootstrap import load_credentials
+from packyard.services.container import Services
 from packyard.startup import StartupError
 
 app = typer.Typer(
@@ -145,6 +146,7 @@ def serve(
         print(as_shell(env_block(advertised, creds)), flush=True)
     else:
         err.print("Run `packyard env` for the HCP_* variables stock clients need.")
+    _first_console_admin(services, f"{scheme}://{address}/")
     if no_tls and public_address is None:
         err.print(
             "[yellow]note:[/yellow] the HCP SDK requires an https auth URL; put a TLS proxy in "
@@ -162,6 +164,25 @@ def serve(
         run(options, services)
     except StartupError as exc:
         fail(exc.message)
+
+
+def _first_console_admin(services: Services, console_url: str) -> None:
+    """Create the console's first admin (nothing once any user exists) and show its
+    password: only now, as only an argon2id hash is kept."""
+    tenant = services.tenancy.default_tenant()
+    if tenant is None:
+        return
+    made = services.users.create_first_admin(tenant.organization.id, tenant.project.id)
+    if made is None:
+        return
+    email = made.record.user.email
+    err.print(
+        f"Console: open {console_url} and sign in as {email} with the password below "
+        "(shown only now; change it under Account, or make a new one with "
+        "`packyard user reset-password`)."
+    )
+    print(f"PACKYARD_CONSOLE_USER={email}", flush=True)
+    print(f"PACKYARD_CONSOLE_PASSWORD={made.password}", flush=True)
 
 
 @app.command()

@@ -17,6 +17,7 @@ from packyard.services.sboms import SbomService
 from packyard.services.scheduler import RevocationScheduler
 from packyard.services.search import SearchService
 from packyard.services.tenancy import TenancyService
+from packyard.services.users import UserService
 from packyard.services.versions import VersionService
 from packyard.store.engine import Store
 
@@ -26,6 +27,7 @@ class Services:
     store: Store
     auth: AuthService
     principals: PrincipalService
+    users: UserService
     tenancy: TenancyService
     registry: RegistryService
     buckets: BucketService
@@ -46,6 +48,7 @@ class Services:
             store=store,
             auth=auth,
             principals=PrincipalService(store),
+            users=UserService(store),
             tenancy=TenancyService(store),
             registry=RegistryService(store),
             buckets=BucketService(store),

@@ -101,6 +101,38 @@ principals = Table(
     Column("token_version", Integer, nullable=False, server_default="1"),
 )
 
+# People who sign in to the console. How they authenticate is kept apart from who they are:
+# ``password_hash`` is NULL for a person who only signs in through an identity provider.
+users = Table(
+    "users",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),  # stored lowercased
+    Column("password_hash", String(512), nullable=True),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+user_roles = Table(
+    "user_roles",
+    metadata,
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("project_id", ID, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(32), nullable=False),
+)
+
+# Signed-in browsers. The id is the SHA-256 of the cookie's value, so the table alone
+# cannot be replayed as cookies.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+)
+
 role_bindings = Table(
     "role_bindings",
     metadata,

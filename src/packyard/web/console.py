@@ -1,0 +1,242 @@
+"""What every console page shares: the signed-in person, the project they act on, CSRF,
+rendering and the answers for errors.
+
+Pages are server-rendered HTML that works without JavaScript. A page handler names its template
+and one function that loads what the template shows, through the same services as the API,
+with a :class:`Caller` made from the session: a person's role means on a page exactly what it
+means on the API.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import jinja2
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from packyard.api.calls import run
+from packyard.domain.enums import Role
+from packyard.domain.models import Caller, Project, WebSession
+from packyard.errors import ApiError, Code
+from packyard.services.container import Services
+from packyard.services.users import csrf_matches
+from packyard.web import filters
+
+SESSION_COOKIE = "packyard-session"
+SECURE_SESSION_COOKIE = "__Host-packyard-session"  # Secure, Path=/, no Domain: TLS only
+SIGN_IN_COOKIE = "packyard-sign-in"  # the CSRF token of the sign-in form (no session yet)
+CSP = (
+    "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+HTML_HEADERS = {"content-security-policy": CSP, "cache-control": "no-store"}
+
+
+@cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("packyard.web", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    filters.install(env)
+    return env
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+def is_secure(request: Request) -> bool:
+    public: str | None = getattr(request.app.state, "public_url", None)
+    if public:
+        return public.startswith("https://")
+    return request.url.scheme == "https"
+
+
+def cookie_name(request: Request) -> str:
+    return SECURE_SESSION_COOKIE if is_secure(request) else SESSION_COOKIE
+
+
+def session_token(request: Request) -> str | None:
+    return request.cookies.get(cookie_name(request))
+
+
+def local_path(target: str | None, default: str = "/") -> str:
+    """``target`` if it is a path on this site, else ``default`` (no open redirects)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    return target
+
+
+def redirect(path: str) -> Response:
+    """A 303 to a path on this site (relative: never built from the Host header)."""
+    return RedirectResponse(local_path(path), status_code=303, headers=HTML_HEADERS)
+
+
+def to_sign_in(request: Request, back: str | None = None) -> Response:
+    here = back or request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return redirect(f"/sign-in?next={quote(here, safe='')}")
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """The person and, on project pages, the project and their role there."""
+
+    request: Request
+    session: WebSession
+    projects: list[tuple[Project, Role]]
+    caller: Caller | None = None
+
+    @property
+    def project(self) -> Project | None:
+        if self.caller is None:
+            return None
+        return next((p for p, _ in self.projects if p.id == self.caller.project_id), None)
+
+    @property
+    def can_write(self) -> bool:
+        return self.caller is not None and self.caller.can_write
+
+    @property
+    def is_admin(self) -> bool:
+        return self.caller is not None and self.caller.role is Role.ADMIN
+
+    def url(self, *parts: str) -> str:
+        """A path inside the current project: ``ctx.url("buckets", name)``."""
+        assert self.caller is not None
+        return "/p/" + "/".join(quote(p, safe="") for p in (self.caller.project_id, *parts))
+
+
+def render(
+    ctx: Context | None,
+    template: str,
+    values: Mapping[str, Any] | None = None,
+    *,
+    status: int = 200,
+    request: Request | None = None,
+) -> HTMLResponse:
+    req = ctx.request if ctx is not None else request
+    assert req is not None
+    body = (
+        environment()
+        .get_template(template)
+        .render(
+            ctx=ctx,
+            csrf_token=ctx.session.csrf_token if ctx is not None else "",
+            path=req.url.path,
+            **(values or {}),
+        )
+    )
+    return HTMLResponse(body, status_code=status, headers=HTML_HEADERS)
+
+
+def error_page(ctx: Context | None, request: Request, error: ApiError) -> HTMLResponse:
+    status = {Code.NOT_FOUND: 404, Code.PERMISSION_DENIED: 403}.get(error.code, error.http_status)
+    return render(
+        ctx, "error.html", {"error": error, "status": status}, status=status, request=request
+    )
+
+
+async def context(request: Request, project_id: str | None = None) -> Context | Response:
+    """The signed-in person (and their caller on ``project_id``), or the answer to send
+    instead: the sign-in page for a missing or ended session, a 404 page for a project
+    they have no role on."""
+    svc = services(request)
+    session = await run(svc, svc.users.session, session_token(request))
+    if session is None:
+        return to_sign_in(request)
+    projects = await run(svc, svc.users.projects, session.user)
+    ctx = Context(request=request, session=session, projects=projects)
+    if project_id is None:
+        return ctx
+    try:
+        caller = await run(svc, svc.users.caller, session, project_id)
+    except ApiError as exc:
+        return error_page(ctx, request, exc)
+    return Context(request=request, session=session, projects=projects, caller=caller)
+
+
+async def page(
+    request: Request,
+    project_id: str,
+    template: str,
+    load: Callable[[Services, Caller], Mapping[str, Any]],
+) -> Response:
+    """A project page: who is asking, what the template shows (one service call), or the
+    error page for what went wrong."""
+    ctx = await context(request, project_id)
+    if not isinstance(ctx, Context):
+        return ctx
+    assert ctx.caller is not None
+    svc = services(request)
+    try:
+        values = await run(svc, load, svc, ctx.caller)
+    except ApiError as exc:
+        return error_page(ctx, request, exc)
+    return render(ctx, template, values)
+
+
+async def form(request: Request, ctx: Context) -> FormData | Response:
+    """The submitted form of a signed-in person, or a 403 page when its CSRF token is not
+    the session's (a forged cross-site request)."""
+    data = await request.form()
+    token = data.get("csrf_token")
+    if not csrf_matches(ctx.session, token if isinstance(token, str) else None):
+        return error_page(
+            ctx,
+            request,
+            ApiError(
+                Code.PERMISSION_DENIED,
+                "This form has expired or did not come from this site; reload the page and "
+                "try again.",
+            ),
+        )
+    return data
+
+
+def field(data: FormData, name: str) -> str:
+    value = data.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def field_errors(error: ApiError) -> dict[str, str]:
+    """``{field: message}`` from an error's ``google.rpc.BadRequest`` detail (else under
+    ``"form"``), to show each message next to its field."""
+    found: dict[str, str] = {}
+    for detail in error.details:
+        for violation in detail.get("field_violations", []) or []:
+            name = str(violation.get("field", "")) or "form"
+            found.setdefault(name.removeprefix("body."), str(violation.get("description", "")))
+    return found or {"form": error.message}
+
+
+def new_csrf() -> str:
+    return secrets.token_urlsafe(32)
+
+
+__all__ = [
+    "CSP",
+    "Context",
+    "context",
+    "error_page",
+    "field",
+    "field_errors",
+    "form",
+    "page",
+    "redirect",
+    "render",
+]
