@@ -26,19 +26,14 @@ from packyard.domain.enums import Role
 from packyard.services.auth import TOKEN_AUDIENCE
 from packyard.services.container import Services
 from tests.support import swagger
-from tests.support.factories import Api, TenantFixture, assert_status, make_tenant
+from tests.support.factories import Api, TenantFixture, assert_status, make_tenant, small_registry
 
 INVALID, NOT_FOUND, UNAUTHENTICATED, RESOURCE_EXHAUSTED = 3, 5, 16, 8
 
 
 @pytest.fixture
 def world(api: Api) -> dict[str, Any]:
-    api.create_bucket("golden", description="base images", labels={"os": "linux"})
-    version = api.complete_version("golden", "fp-1")
-    api.ok(api.post("/buckets/golden/channels", {"name": "prod", "version_fingerprint": "fp-1"}))
-    api.create_version("golden", "fp-open")
-    build = api.create_build("golden", "fp-open", "a.open", status="BUILD_RUNNING")
-    return {"version": version, "open_build": build}
+    return small_registry(api)
 
 
 def state(api: Api) -> dict[str, Any]:

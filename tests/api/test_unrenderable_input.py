@@ -23,7 +23,7 @@ import pytest
 import zstandard
 
 from packyard.domain.enums import Role
-from tests.support.factories import Api, assert_status
+from tests.support.factories import Api, assert_status, small_registry
 
 INVALID = 3
 LONE = "\ud800"
@@ -45,12 +45,7 @@ def field_of(body: dict[str, Any]) -> str:
 
 @pytest.fixture
 def world(api: Api) -> dict[str, Any]:
-    api.create_bucket("golden", description="base images", labels={"os": "linux"})
-    version = api.complete_version("golden", "fp-1")
-    api.ok(api.post("/buckets/golden/channels", {"name": "prod", "version_fingerprint": "fp-1"}))
-    api.create_version("golden", "fp-open")
-    build = api.create_build("golden", "fp-open", "a.open", status="BUILD_RUNNING")
-    return {"version": version, "open_build": build}
+    return small_registry(api)
 
 
 def reads(api: Api) -> dict[str, Any]:

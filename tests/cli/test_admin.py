@@ -144,3 +144,24 @@ def test_a_damaged_credentials_file_is_one_line(operator: Operator, tmp_path: Pa
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert result.stdout == ""
+
+
+def test_user_commands(operator: Operator) -> None:
+    made = operator.json("user", "create", "--email", "Ana@Example.com", "--role", "viewer")
+    assert set(made) == {"email", "role", "password"}
+    assert (made["email"], made["role"]) == ("ana@example.com", "viewer")
+    assert len(made["password"]) >= 20
+    listed = operator.json("user", "list")
+    assert [(u["email"], u["role"], u["status"]) for u in listed] == [
+        ("ana@example.com", "viewer", "enabled")
+    ]
+    assert "password" not in listed[0]
+    assert operator.json("user", "set-role", "ana@example.com", "admin")["role"] == "admin"
+    assert operator.json("user", "disable", "ana@example.com")["status"] == "disabled"
+    assert operator.json("user", "enable", "ana@example.com")["status"] == "enabled"
+    reset = operator.json("user", "reset-password", "ana@example.com")
+    assert reset["password"] != made["password"]
+    operator.fails(1, "user", "create", "--email", "not-an-email", "--role", "viewer")
+    operator.fails(1, "user", "create", "--email", "ana@example.com", "--role", "viewer")
+    operator.fails(1, "user", "disable", "nobody@example.com")
+    assert len(operator.json("user", "list")) == 1

@@ -199,6 +199,17 @@ class Api:
         return self.ok(self.get(f"/buckets/{bucket}/versions/{fp}"))["version"]
 
 
+def small_registry(api: Api) -> dict[str, Any]:
+    """Bucket ``golden`` (with a description and a label) whose v1 (``fp-1``) is on channel
+    ``prod``, plus an open version ``fp-open`` with a running build."""
+    api.create_bucket("golden", description="base images", labels={"os": "linux"})
+    version = api.complete_version("golden", "fp-1")
+    api.ok(api.post("/buckets/golden/channels", {"name": "prod", "version_fingerprint": "fp-1"}))
+    api.create_version("golden", "fp-open")
+    build = api.create_build("golden", "fp-open", "a.open", status="BUILD_RUNNING")
+    return {"version": version, "open_build": build}
+
+
 def assert_status(response: httpx.Response, http_status: int, code: int) -> dict[str, Any]:
     """Assert a google.rpc.Status error with this HTTP status and gRPC code."""
     assert response.status_code == http_status, (response.status_code, response.text)

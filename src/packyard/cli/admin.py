@@ -190,59 +190,80 @@ def _change(
         return change(services, org, project)
 
 
-@principal_app.command("set-role")
-def principal_set_role(
-    principal: PrincipalRef,
-    role: Annotated[Role, typer.Argument(help="viewer, contributor or admin.")],
-    project_id: ProjectId = None,
-    data_dir: DataDir = None,
-    database_url: DatabaseUrl = None,
-    format: FormatOption = Format.table,
+AccountRef = Annotated[
+    str,
+    typer.Argument(metavar="ACCOUNT", help="Client id (principals) or email (users), or the id."),
+]
+RoleArgument = Annotated[Role, typer.Argument(help="viewer, contributor or admin.")]
+
+
+def _add_access_commands(
+    app: typer.Typer,
+    update: Callable[[Services], Callable[..., Any]],
+    show: Callable[[Any], dict[str, Any]],
+    helps: dict[str, str],
 ) -> None:
-    """Change a principal's role on the project (applies within 5 seconds)."""
-    record = _change(
-        data_dir,
-        database_url,
-        project_id,
-        lambda s, org, proj: s.principals.update(OPERATOR, org, proj, principal, role=role),
-    )
-    _show_one(_record(record), format)
+    """``set-role``, ``disable`` and ``enable``: the same for principals and users, each
+    through its own service's ``update``."""
+
+    def apply(
+        ref: str,
+        project_id: str | None,
+        data_dir: Path | None,
+        database_url: str | None,
+        format: Format,
+        **changes: Any,
+    ) -> None:
+        record = _change(
+            data_dir,
+            database_url,
+            project_id,
+            lambda s, org, proj: update(s)(OPERATOR, org, proj, ref, **changes),
+        )
+        _show_one(show(record), format)
+
+    @app.command("set-role", help=helps["set-role"])
+    def set_role(
+        ref: AccountRef,
+        role: RoleArgument,
+        project_id: ProjectId = None,
+        data_dir: DataDir = None,
+        database_url: DatabaseUrl = None,
+        format: FormatOption = Format.table,
+    ) -> None:
+        apply(ref, project_id, data_dir, database_url, format, role=role)
+
+    @app.command("disable", help=helps["disable"])
+    def disable(
+        ref: AccountRef,
+        project_id: ProjectId = None,
+        data_dir: DataDir = None,
+        database_url: DatabaseUrl = None,
+        format: FormatOption = Format.table,
+    ) -> None:
+        apply(ref, project_id, data_dir, database_url, format, disabled=True)
+
+    @app.command("enable", help=helps["enable"])
+    def enable(
+        ref: AccountRef,
+        project_id: ProjectId = None,
+        data_dir: DataDir = None,
+        database_url: DatabaseUrl = None,
+        format: FormatOption = Format.table,
+    ) -> None:
+        apply(ref, project_id, data_dir, database_url, format, disabled=False)
 
 
-@principal_app.command("disable")
-def principal_disable(
-    principal: PrincipalRef,
-    project_id: ProjectId = None,
-    data_dir: DataDir = None,
-    database_url: DatabaseUrl = None,
-    format: FormatOption = Format.table,
-) -> None:
-    """Disable a principal: no new tokens, and the ones it holds stop working."""
-    record = _change(
-        data_dir,
-        database_url,
-        project_id,
-        lambda s, org, proj: s.principals.update(OPERATOR, org, proj, principal, disabled=True),
-    )
-    _show_one(_record(record), format)
-
-
-@principal_app.command("enable")
-def principal_enable(
-    principal: PrincipalRef,
-    project_id: ProjectId = None,
-    data_dir: DataDir = None,
-    database_url: DatabaseUrl = None,
-    format: FormatOption = Format.table,
-) -> None:
-    """Enable a disabled principal (its old tokens stay invalid; it requests new ones)."""
-    record = _change(
-        data_dir,
-        database_url,
-        project_id,
-        lambda s, org, proj: s.principals.update(OPERATOR, org, proj, principal, disabled=False),
-    )
-    _show_one(_record(record), format)
+_add_access_commands(
+    principal_app,
+    lambda s: s.principals.update,
+    _record,
+    {
+        "set-role": "Change a principal's role on the project (applies within 5 seconds).",
+        "disable": "Disable a principal: no new tokens, and the ones it holds stop working.",
+        "enable": "Enable a disabled principal (its old tokens stay dead; it asks for new ones).",
+    },
+)
 
 
 @principal_app.command("rotate-secret")
@@ -473,6 +494,18 @@ def _user(record: UserRecord) -> dict[str, Any]:
     }
 
 
+_add_access_commands(
+    user_app,
+    lambda s: s.users.update,
+    _user,
+    {
+        "set-role": "Change a user's role on the project.",
+        "disable": "Disable a user: they cannot sign in, and their sessions end.",
+        "enable": "Let a disabled user sign in again.",
+    },
+)
+
+
 def _with_password(made: NewPassword) -> dict[str, Any]:
     shown = {"email": made.record.user.email, "role": made.record.role.value}
     return {**shown, "password": made.password} if made.password else shown
@@ -519,61 +552,6 @@ def user_list(
         lambda s, org, proj: s.users.list_for_project(OPERATOR, org, proj),
     )
     _show([_user(r) for r in records], format, ("Email", "Role", "Status", "Created At"))
-
-
-@user_app.command("set-role")
-def user_set_role(
-    user: UserRef,
-    role: Annotated[Role, typer.Argument(help="viewer, contributor or admin.")],
-    project_id: ProjectId = None,
-    data_dir: DataDir = None,
-    database_url: DatabaseUrl = None,
-    format: FormatOption = Format.table,
-) -> None:
-    """Change a user's role on the project."""
-    record = _change(
-        data_dir,
-        database_url,
-        project_id,
-        lambda s, org, proj: s.users.update(OPERATOR, org, proj, user, role=role),
-    )
-    _show_one(_user(record), format)
-
-
-@user_app.command("disable")
-def user_disable(
-    user: UserRef,
-    project_id: ProjectId = None,
-    data_dir: DataDir = None,
-    database_url: DatabaseUrl = None,
-    format: FormatOption = Format.table,
-) -> None:
-    """Disable a user: they cannot sign in, and their sessions end."""
-    record = _change(
-        data_dir,
-        database_url,
-        project_id,
-        lambda s, org, proj: s.users.update(OPERATOR, org, proj, user, disabled=True),
-    )
-    _show_one(_user(record), format)
-
-
-@user_app.command("enable")
-def user_enable(
-    user: UserRef,
-    project_id: ProjectId = None,
-    data_dir: DataDir = None,
-    database_url: DatabaseUrl = None,
-    format: FormatOption = Format.table,
-) -> None:
-    """Let a disabled user sign in again."""
-    record = _change(
-        data_dir,
-        database_url,
-        project_id,
-        lambda s, org, proj: s.users.update(OPERATOR, org, proj, user, disabled=False),
-    )
-    _show_one(_user(record), format)
 
 
 @user_app.command("reset-password")
