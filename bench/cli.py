@@ -56,6 +56,19 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-nginx", action="store_true", help="skip the nginx reference")
     run.add_argument("--no-revocation", action="store_true", help="skip the revocation scenario")
+    run.add_argument("--no-console", action="store_true", help="skip the console's pages")
+    run.add_argument(
+        "--console-requests",
+        type=int,
+        default=50,
+        help="sequential requests per console page, after a warm-up",
+    )
+    run.add_argument(
+        "--console-wrk",
+        type=float,
+        default=5.0,
+        help="seconds of wrk per console page at the highest connection count (0: none)",
+    )
     run.add_argument("--profile", action="store_true", help="py-spy profile of GetChannel")
     run.add_argument("--results-dir", type=Path, default=RESULTS)
     run.add_argument("--keep", action="store_true", help="keep the data directories")
@@ -114,6 +127,9 @@ def _run(args: argparse.Namespace) -> int:
             profile_seconds=args.duration,
             results_dir=args.results_dir,
             keep=args.keep,
+            console=not args.no_console,
+            console_requests=max(1, args.console_requests),
+            console_wrk_seconds=max(0.0, args.console_wrk),
         )
         result = _run_size(opts, tools)
         _write(result, args.results_dir)
@@ -155,6 +171,8 @@ def _run_size(opts: Options, tools: Tools) -> dict[str, Any]:
             "pushers": opts.pushers,
             "nginx_rounds": opts.nginx_rounds,
             "wrk_threads": "min(connections, cores)",
+            "console_requests": opts.console_requests if opts.console else 0,
+            "console_wrk_s": opts.console_wrk_seconds if opts.console else 0,
         },
         "backends": {},
     }
@@ -177,6 +195,10 @@ def _notes(result: dict[str, Any], opts: Options) -> list[str]:
         "PostgreSQL is a throwaway cluster (initdb/pg_ctl, Unix socket, fsync, "
         "synchronous_commit and full_page_writes off) analysed after seeding; SQLite runs "
         "as Packyard configures it (WAL, synchronous=NORMAL), without ANALYZE.",
+        "Console pages are timed after the API reads and before the pushes, on the same "
+        "server; a "
+        "session's last use is written at most once a minute, so about one page view a "
+        "minute costs one write more than the statements column shows.",
         "Push: each pusher is one `packer build` of two builds on its own bucket; the "
         "UpdateChannel after the first DONE meets an incomplete version (code 9), which "
         "Packer only prints, so it is counted but not a failure.",
@@ -203,6 +225,17 @@ def _notes(result: dict[str, Any], opts: Options) -> list[str]:
                 notes.append(f"nginx at {conns} connections: {r['errors']} errors.")
         for name, why in data.get("skipped", {}).items():
             notes.append(f"{name} on {backend} skipped: the server answered {why}.")
+        found = data.get("console") or {}
+        if found.get("error"):
+            notes.append(f"Console on {backend}: {found['error'][:200]}")
+        for name, page in found.get("pages", {}).items():
+            state = page.get("state") or (page.get("sql") or {}).get("state")
+            status = page.get("status") or (page.get("sql") or {}).get("status")
+            if state in ("missing", "error"):
+                what = "not written yet" if state == "missing" else "failed"
+                notes.append(
+                    f"Console page {name} on {backend}: {what} (HTTP {status}), not timed."
+                )
         rev = data.get("revocation") or {}
         if "skipped" in rev:
             notes.append(f"Revocation on {backend} skipped: the server answered {rev['skipped']}.")

@@ -98,9 +98,12 @@ def run_wrk(
     method: str = "GET",
     body: str = "",
     timeout_s: int = 10,
+    cookie: str = "",
 ) -> WrkResult:
     threads = wrk_threads(connections)
-    env = dict(os.environ, BENCH_METHOD=method, BENCH_BODY=body, BENCH_TOKEN=token)
+    env = dict(
+        os.environ, BENCH_METHOD=method, BENCH_BODY=body, BENCH_TOKEN=token, BENCH_COOKIE=cookie
+    )
     cmd = [
         wrk,
         f"-t{threads}",

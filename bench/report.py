@@ -125,6 +125,9 @@ def evaluate(
             )
         )
     for backend, data in (("sqlite", sqlite), ("postgresql", pg)):
+        if data and "console" in data:
+            out.append(_console_target(result, backend, data["console"]))
+    for backend, data in (("sqlite", sqlite), ("postgresql", pg)):
         if not data:
             continue
         peak = (data.get("memory_mb") or {}).get("under_load_peak") or {}
@@ -147,6 +150,47 @@ def evaluate(
     return out
 
 
+CONSOLE_TARGET_MS = 50.0
+
+
+def _console_target(result: dict[str, Any], backend: str, found: dict[str, Any]) -> dict[str, Any]:
+    """Every console page answers in under 50 ms at size L: the slowest page's median server
+    time. Not judged while a page is missing; failed when a page answers with an error."""
+    pages: dict[str, dict[str, Any]] = found.get("pages", {})
+    timed = {n: p for n, p in pages.items() if p.get("state") == "ok" and "median_ms" in p}
+    missing = sorted(n for n, p in pages.items() if p.get("state") == "missing")
+    errors = sorted(
+        f"{n} (HTTP {p.get('status')})" for n, p in pages.items() if p.get("state") == "error"
+    )
+    slowest = max(timed, key=lambda n: timed[n]["median_ms"], default=None)
+    value = timed[slowest]["median_ms"] if slowest else None
+    notes = []
+    if slowest:
+        notes.append(f"slowest: {slowest} (p95 {timed[slowest]['p95_ms']:.1f} ms)")
+    if missing:
+        notes.append(f"missing: {', '.join(missing)}")
+    if errors:
+        notes.append(f"errors: {', '.join(errors)}")
+    if found.get("error"):
+        notes.append(f"console phase failed: {found['error'][:160]}")
+    at_l = result.get("size") == "L"
+    if not at_l:
+        notes.append(f"judged at size L (this is size {result.get('size')})")
+    target = _target(
+        f"Every console page on {backend}: median server time, sequential requests, at size L",
+        value,
+        CONSOLE_TARGET_MS,
+        at_least=False,
+        unit="ms",
+        note="; ".join(notes),
+    )
+    if not at_l or missing or not timed or found.get("error"):
+        target["pass"] = None
+    if at_l and errors:
+        target["pass"] = False
+    return target
+
+
 def load(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
@@ -164,6 +208,48 @@ def _fmt(value: Any, digits: int = 1) -> str:
 
 def _verdict(t: dict[str, Any]) -> str:
     return {True: "PASS", False: "FAIL", None: "n/a"}[t["pass"]]
+
+
+def _console_markdown(result: dict[str, Any]) -> list[str]:
+    backends = {b: d["console"] for b, d in result["backends"].items() if "console" in d}
+    if not backends:
+        return []
+    settings = result.get("settings", {})
+    lines = [
+        "",
+        "## Console pages (signed in as a project admin, plain HTTP on loopback)",
+        "",
+        f"Server time: {settings.get('console_requests', 50)} sequential requests per page on "
+        "one keep-alive connection after a warm-up, timed by the client (an upper bound of the "
+        "server's time). Statements: per request, in-process, one warm-up then the average of "
+        "three. wrk: throughput at the highest connection count. *missing*: the page is not "
+        "written yet.",
+        "",
+        "| backend | page | median ms | p95 ms | p99 ms | max ms | statements | wrk req/s "
+        "| wrk p99 ms | bytes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for backend, found in backends.items():
+        if found.get("error") and not found.get("pages"):
+            lines.append(f"| {backend} | — | failed: {found['error'][:120]} | | | | | | | |")
+        for name, p in found.get("pages", {}).items():
+            sql = p.get("sql") or {}
+            statements = _fmt(sql.get("statements")) if sql.get("state") == "ok" else "—"
+            state = p.get("state", sql.get("state"))
+            if state != "ok" or "median_ms" not in p:
+                status = p.get("status", sql.get("status"))
+                lines.append(
+                    f"| {backend} | {name} | {state} (HTTP {status}) | | | | {statements} | | | |"
+                )
+                continue
+            w = p.get("wrk") or {}
+            lines.append(
+                f"| {backend} | {name} | {p['median_ms']:.1f} | {p['p95_ms']:.1f} | "
+                f"{p['p99_ms']:.1f} | {p['max_ms']:.1f} | {statements} | "
+                f"{_fmt(w.get('requests_per_s'))} | {_fmt(w.get('latency_p99_ms'), 2)} | "
+                f"{_fmt(p.get('bytes'), 0)} |"
+            )
+    return lines
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -246,6 +332,7 @@ def markdown(result: dict[str, Any]) -> str:
             )
         for name, why in data.get("skipped", {}).items():
             lines.append(f"| {backend} | {name} | — | skipped: {why} | | | | |")
+    lines += _console_markdown(result)
     lines += ["", "GetChannel throughput as a fraction of nginx static:", ""]
     for backend, data in result["backends"].items():
         ratios = ", ".join(

@@ -1,6 +1,7 @@
 -- wrk script for the Packyard benchmark: one fixed request, auth header, JSON summary.
 -- Configured through the environment so one script serves every endpoint:
---   BENCH_METHOD (GET), BENCH_BODY (JSON body, for POST), BENCH_TOKEN (bearer token).
+--   BENCH_METHOD (GET), BENCH_BODY (JSON body, for POST), BENCH_TOKEN (bearer token),
+--   BENCH_COOKIE (a Cookie header: the console's session, for its pages).
 wrk.method = os.getenv("BENCH_METHOD") or "GET"
 local body = os.getenv("BENCH_BODY")
 if body ~= nil and body ~= "" then
@@ -10,6 +11,10 @@ end
 local token = os.getenv("BENCH_TOKEN")
 if token ~= nil and token ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. token
+end
+local cookie = os.getenv("BENCH_COOKIE")
+if cookie ~= nil and cookie ~= "" then
+  wrk.headers["Cookie"] = cookie
 end
 
 done = function(summary, latency, requests)

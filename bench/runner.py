@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from bench import profiling
+from bench import console, profiling
 from bench.loadgen import WrkResult, run_wrk, static_server
 from bench.push import PushResult, project_prefix, run_pushers
 from bench.seed import RevocationShape, SeedReport, Shape, Targets, seed
@@ -47,6 +47,9 @@ class Options:
     profile_seconds: float = 10.0
     results_dir: Path = Path(__file__).parent / "results"
     keep: bool = False
+    console: bool = True  # the console's main pages (bench/console.py)
+    console_requests: int = 50  # sequential requests per page, after a warm-up
+    console_wrk_seconds: float = 5.0  # wrk per page at the highest connection count; 0: none
 
 
 @dataclass(slots=True)
@@ -87,15 +90,37 @@ def run_backend(backend: str, opts: Options, tools: Tools, log: Log) -> dict[str
         )
         log(f"[{backend}] counting SQL statements per request (in-process)")
         sql = measure_sql(services, principal, report.targets)
-        services.store.dispose()
         out: dict[str, Any] = {
             "seed": _seed_json(report),
             "sql_per_request": sql,
         }
+        user: tuple[str, str] | None = None
+        if opts.console:
+            user, out["console"] = _console_sql(services, report.targets, log, backend)
+        services.store.dispose()
         with packyard_server(data_dir, db_url, creds, log_dir=workdir, workers=opts.workers) as srv:
+            pages: Callable[[], None] | None = None
+            if user is not None:
+                found, url, console_user = out["console"], srv.base_url, user
+
+                def pages() -> None:
+                    log(f"[{backend}] console: server time per page")
+                    _console_server(
+                        found, url, report.targets, console_user, opts, tools, log, backend
+                    )
+
             out.update(
                 _measure_server(
-                    backend, srv.pid, srv.base_url, srv.token, report, opts, tools, workdir, log
+                    backend,
+                    srv.pid,
+                    srv.base_url,
+                    srv.token,
+                    report,
+                    opts,
+                    tools,
+                    workdir,
+                    log,
+                    console_pages=pages,
                 )
             )
         return out
@@ -106,6 +131,63 @@ def run_backend(backend: str, opts: Options, tools: Tools, log: Log) -> dict[str
             log(f"[{backend}] kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _console_sql(
+    services: Services, targets: Targets, log: Log, backend: str
+) -> tuple[tuple[str, str] | None, dict[str, Any]]:
+    """A console user, and the statements of each console page (in-process). A failure is
+    recorded, not raised: the console is being written while the harness runs."""
+    log(f"[{backend}] console: a user, and SQL statements per page (in-process)")
+    try:
+        user = console.create_user(services, targets.organization_id, targets.project_id)
+        counts = console.measure_sql(services, counter_for(services.store), targets, *user)
+    except Exception as exc:  # reported in the results instead
+        log(f"[{backend}] console skipped: {exc!r}")
+        return None, {"error": repr(exc)[:400], "pages": {}}
+    for name, count in counts.items():
+        if count["state"] == "ok":
+            log(f"[{backend}] console {name:<14} {count['statements']:.1f} statements")
+        else:
+            log(f"[{backend}] console {name:<14} {count['state']} (HTTP {count['status']})")
+    return user, {"pages": {name: {"sql": count} for name, count in counts.items()}}
+
+
+def _console_server(
+    found: dict[str, Any],
+    base_url: str,
+    targets: Targets,
+    user: tuple[str, str],
+    opts: Options,
+    tools: Tools,
+    log: Log,
+    backend: str,
+) -> None:
+    """Server time and throughput of each console page, added to ``found``."""
+    conns = max(opts.connections)
+
+    def wrk(url: str, cookie: str) -> WrkResult:
+        return run_wrk(
+            tools.wrk, url, connections=conns, seconds=opts.console_wrk_seconds, cookie=cookie
+        )
+
+    try:
+        timed = console.measure_server(
+            base_url,
+            targets,
+            *user,
+            requests=opts.console_requests,
+            wrk=wrk if opts.console_wrk_seconds > 0 else None,
+            log=lambda m: log(f"[{backend}] {m}"),
+        )
+    except Exception as exc:  # reported in the results instead
+        log(f"[{backend}] console timing failed: {exc!r}")
+        found["error"] = repr(exc)[:400]
+        return
+    found["user"] = timed["user"]
+    found["requests_per_page"] = timed["requests_per_page"]
+    for name, got in timed["pages"].items():
+        found["pages"].setdefault(name, {}).update(got)
 
 
 def _principal(services: Services, creds: AdminCredentials) -> Principal:
@@ -191,7 +273,11 @@ def _measure_server(
     tools: Tools,
     workdir: Path,
     log: Log,
+    *,
+    console_pages: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
+    """The API's reads, then the console's pages (``console_pages``), the pushes, the
+    profile and the revocation, with the server's memory sampled throughout."""
     targets = report.targets
     endpoints = [*read_endpoints(targets), FLOOR]
     headers = {"Authorization": f"Bearer {token}"}
@@ -238,6 +324,8 @@ def _measure_server(
                         f"p99 {n['latency_p99_ms']:.2f} ms"
                         + (f" errors {n['errors']}" if n["errors"] else "")
                     )
+        if console_pages is not None:  # on the registry as seeded, before the pushes
+            console_pages()
         push_results = []
         for n in opts.pushers:
             pushed = _push(base_url, token, targets, pushers=n, seconds=opts.duration)

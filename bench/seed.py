@@ -126,6 +126,7 @@ class Targets:
     list_page_size: int
     push_buckets: list[str]
     push_channel: str = PUSH_CHANNEL
+    latest_fingerprint: str = ""  # the newest version of ``bucket`` (the console compares it)
     revocation_project_id: str | None = None
     revocation_bucket: str | None = None
     revocation_fingerprint: str | None = None
@@ -511,6 +512,7 @@ def seed(
         region=REGIONS[0],
         list_page_size=min(10, shape.buckets) or 1,
         push_buckets=[b.name for b in planned[:64]],
+        latest_fingerprint=t.fingerprints[-1] if t and t.fingerprints else "",
     )
     rows = dict(gen.writer.totals)
 

@@ -195,7 +195,12 @@ def worker_app() -> FastAPI:
     store = Store(database_url(Path(spec["data_dir"]), url))
     services = Services.create(store)
     services.auth.signing_key()
-    return create_app(services, public_url=spec.get("public_url"))
+    advertised = spec.get("advertised")
+    return create_app(
+        services,
+        public_url=spec.get("public_url"),
+        advertised=Advertised(**advertised) if advertised else None,
+    )
 
 
 def _exit_with(supervisor_pid: int) -> None:
@@ -342,6 +347,11 @@ def run(options: ServeOptions, services: Services) -> None:
                 str(options.database_url_file.resolve()) if options.database_url_file else None
             ),
             "public_url": public_url(options),
+            "advertised": {
+                "address": advertised_address(options.host, options.port, options.public_address),
+                "tls": not options.no_tls,
+                "self_signed": self_signed,
+            },
             "log_level": options.log_level,
             "supervisor_pid": os.getpid(),
         }

@@ -217,3 +217,30 @@ def test_user_writes_leave_cached_api_reads_valid(
     before = services.generations.validity(tenant.project_id).generation
     services.users.sign_in("ana@example.com", person.password, address=None)
     assert services.generations.validity(tenant.project_id).generation == before
+
+
+def test_admins_leave_accounts_shared_with_other_projects_to_the_operator(
+    services: Services, tenant: TenantFixture, person: NewPassword
+) -> None:
+    other = make_tenant(services)
+    services.users.create(
+        OPERATOR,
+        other.organization_id,
+        other.project_id,
+        email="ana@example.com",
+        role=Role.VIEWER,
+    )
+    org, project = tenant.organization_id, tenant.project_id
+    admin = services.users.create(OPERATOR, org, project, email="boss@example.com", role=Role.ADMIN)
+    _, session = services.users.sign_in("boss@example.com", admin.password, address=None)
+    caller = services.users.caller(session, project)
+    for change in (
+        lambda: services.users.update(caller, org, project, "ana@example.com", disabled=True),
+        lambda: services.users.reset_password(caller, org, project, "ana@example.com"),
+    ):
+        with pytest.raises(ApiError) as err:
+            change()
+        assert _code(err) is Code.PERMISSION_DENIED
+    # the role on this project is this project's business
+    services.users.update(caller, org, project, "ana@example.com", role=Role.VIEWER)
+    services.users.sign_in("ana@example.com", person.password, address=None)

@@ -124,3 +124,14 @@ def test_an_invalidated_connection_is_not_taken_up_again(store: Store) -> None:
     with store.read() as conn:
         assert conn.connection.driver_connection is not first
         assert _notes(conn) == []
+
+
+def test_postgresql_connections_never_jit_compile(db_url: str) -> None:
+    postgres = Store(db_url)
+    try:
+        if postgres.is_sqlite:
+            pytest.skip("SQLite has no JIT")
+        with postgres.read() as conn:
+            assert conn.execute(text("SHOW jit")).scalar_one() == "off"
+    finally:
+        postgres.dispose()

@@ -37,7 +37,7 @@ from packyard.api.routes import (
     versions,
 )
 from packyard.api.schemas import install_openapi
-from packyard.config import env_number
+from packyard.config import Advertised, env_number
 from packyard.services.container import Services
 from packyard.services.scheduler import scheduler_running
 from packyard.web import routes as web
@@ -103,10 +103,12 @@ def create_app(
     direct_routes: bool = True,
     public_url: str | None = None,
     body_timeout_s: float = BODY_TIMEOUT_S,
+    advertised: Advertised | None = None,
 ) -> FastAPI:
     """The application. ``direct_routes=False`` leaves every request to FastAPI (tests
     compare the two). ``public_url`` (``scheme://host:port``) is the base of the absolute
-    links it hands out (see :mod:`packyard.api.links`)."""
+    links it hands out (see :mod:`packyard.api.links`); ``advertised`` is how clients reach
+    the server, as ``packyard env`` tells them (the console shows it)."""
     read_cache = ReadCache(services, int(response_cache_mb * 2**20)) if response_cache_mb else None
 
     @asynccontextmanager
@@ -134,6 +136,7 @@ def create_app(
     )
     app.state.services = services
     app.state.public_url = public_url.rstrip("/") if public_url else None
+    app.state.advertised = advertised
     errors.install(app)
     install_openapi(app)
     # Routes are matched in order, one regular expression each: the ones Packer and

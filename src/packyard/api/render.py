@@ -25,7 +25,7 @@ from packyard.domain.models import (
     Version,
 )
 from packyard.domain.paging import Page
-from packyard.domain.rules import derive_version_status
+from packyard.domain.rules import status_of
 from packyard.domain.search import ExternalArtifactHit
 
 API_PREFIX = "/packer/2023-01-01"
@@ -148,12 +148,7 @@ def version(v: Version, org: str, project: str, now: datetime) -> JSON:
 
 
 def version_status(v: Version, now: datetime) -> str:
-    return derive_version_status(
-        complete=v.complete,
-        build_statuses=(b.status for b in v.builds),
-        revoke_at=v.revoke_at,
-        now=now,
-    ).value
+    return status_of(v, now).value
 
 
 def bucket(b: Bucket, org: str, now: datetime) -> JSON:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packyard.domain.enums import AncestryStatus, BuildStatus, VersionStatus
 from packyard.domain.renderable import has_surrogate, json_problem
 from packyard.errors import ApiError, Code, invalid
+
+if TYPE_CHECKING:
+    from packyard.domain.models import Version
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?$")
 _FINGERPRINT_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$")
@@ -173,6 +176,16 @@ def derive_version_status(
     if BuildStatus.CANCELLED in statuses:
         return VersionStatus.CANCELLED
     return VersionStatus.INCOMPLETE
+
+
+def status_of(version: Version, now: datetime) -> VersionStatus:
+    """A version's status as every reader derives it at ``now``."""
+    return derive_version_status(
+        complete=version.complete,
+        build_statuses=(b.status for b in version.builds),
+        revoke_at=version.revoke_at,
+        now=now,
+    )
 
 
 def is_revoked(revoke_at: datetime | None, now: datetime) -> bool:

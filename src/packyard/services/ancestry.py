@@ -10,13 +10,14 @@ from sqlalchemy.exc import IntegrityError
 
 from packyard.domain.ancestry import AncestryRelation, parse_ancestry_type
 from packyard.domain.enums import AncestryType, RevocationType
+from packyard.domain.lineage import MAX_LINEAGE_NODES, Lineage
 from packyard.domain.models import Build, Caller, Version
 from packyard.domain.paging import Page, PageRequest
 from packyard.domain.visibility import sees_restricted_channels
 from packyard.errors import ApiError, Code, invalid, not_found
 from packyard.services.lookup import bucket_or_404, channel_or_404
 from packyard.services.views import hidden_latest
-from packyard.store.ancestry import AncestryRepo
+from packyard.store.ancestry import AncestryRepo, LineageRepo
 from packyard.store.engine import Store
 from packyard.store.schema import buckets, builds, channels, version_edges, versions
 from packyard.store.versions import VersionRepo
@@ -70,6 +71,22 @@ class AncestryService:
                 children_channel_id=channel_id,
                 include_restricted=sees_restricted_channels(caller.role),
                 page=page,
+            )
+
+    def lineage(
+        self, caller: Caller, bucket_name: str, *, max_nodes: int = MAX_LINEAGE_NODES
+    ) -> Lineage:
+        """The bucket's whole lineage: its versions that have parents or children, all
+        their ancestors and all their descendants, across buckets, with the edges between
+        them. At most ``max_nodes`` versions, the nearest to the bucket (``truncated``
+        says when more exist); five statements at most, however deep or wide it is."""
+        with self.store.read() as conn:
+            bucket = bucket_or_404(conn, caller, bucket_name)
+            return LineageRepo(conn).lineage(
+                bucket.id,
+                bucket.name,
+                include_restricted=sees_restricted_channels(caller.role),
+                max_nodes=max_nodes,
             )
 
 

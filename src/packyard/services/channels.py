@@ -9,13 +9,26 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from packyard.domain.models import Bucket, Caller, Channel, ChannelAssignment, Version
+from packyard.domain.models import (
+    MANAGED_AUTHOR,
+    Bucket,
+    Caller,
+    Channel,
+    ChannelAssignment,
+    Version,
+)
 from packyard.domain.paging import Page, PageRequest
 from packyard.domain.rules import is_revoked, parse_field_mask, utcnow, validate_name
-from packyard.domain.visibility import sees_restricted_channels
+from packyard.domain.visibility import can_see_channel, sees_restricted_channels
 from packyard.errors import already_exists, invalid, not_found, precondition
 from packyard.ids import new_id
-from packyard.services.lookup import bucket_or_404, channel_or_404, lock_channel, require_write
+from packyard.services.lookup import (
+    bucket_or_404,
+    channel_or_404,
+    find_version,
+    lock_channel,
+    require_write,
+)
 from packyard.services.views import load_channels, load_versions
 from packyard.store.channels import ChannelRepo
 from packyard.store.engine import Store
@@ -39,6 +52,70 @@ class Promotion:
     version: Version | None
     source: Channel
     target: Channel
+
+
+# How many assignable versions the console offers in a select (newest first).
+ASSIGNABLE_LIMIT = 100
+
+
+@dataclass(slots=True)
+class ChannelSummary:
+    channel: Channel
+    last_change: ChannelAssignment | None  # the newest history entry
+
+
+@dataclass(slots=True)
+class ChannelsOverview:
+    """A bucket's channels as the console lists them, and what a writer may assign."""
+
+    bucket: Bucket
+    channels: list[ChannelSummary]
+    assignable: list[Version]  # empty for a caller who cannot write
+
+
+@dataclass(slots=True)
+class TimelineItem:
+    """One history entry: the channel moved from ``previous`` to ``version``.
+
+    ``version_id``/``previous_id`` name what the history recorded; the version is
+    ``None`` when that was "unassigned" (id ``None``) or the version has been deleted.
+    ``first`` marks the channel's first entry (nothing before it).
+    """
+
+    assignment: ChannelAssignment
+    version: Version | None
+    previous_id: str | None
+    previous: Version | None
+    first: bool
+
+    @property
+    def rollback(self) -> bool:
+        """Whether this move took the channel off a version as its revocation took
+        effect: the version moved from is revoked from the very instant of the move (an
+        immediate revocation records both at once) or, for a scheduled one, the move was
+        made by the scheduler (authored "HCP Packer") once it took effect, back to an
+        older version or to none. A move by a person later is not a rollback."""
+        prev = self.previous
+        if prev is None or prev.revoke_at is None or prev.revoke_at > self.assignment.assigned_at:
+            return False
+        backwards = self.version is None or (self.version.number or 0) < (prev.number or 0)
+        at_once = prev.revoke_at == self.assignment.assigned_at
+        return backwards and (at_once or self.assignment.author_id == MANAGED_AUTHOR)
+
+
+@dataclass(slots=True)
+class ChannelDetail:
+    channel: Channel
+    timeline: Page[TimelineItem]
+    assignable: list[Version]  # empty for a caller who cannot write
+
+
+@dataclass(slots=True)
+class VersionUse:
+    """A version and the channels (visible to the caller) serving it."""
+
+    version: Version
+    channels: list[Channel]
 
 
 class ChannelService:
@@ -202,6 +279,99 @@ class ChannelService:
             total=result.total,
         )
 
+    # --- console read models ------------------------------------------------
+    def overview(
+        self,
+        caller: Caller,
+        bucket_name: str,
+        *,
+        include: str | None = None,
+        limit: int = ASSIGNABLE_LIMIT,
+    ) -> ChannelsOverview:
+        """The bucket's channels (as ListChannels shows them to ``caller``) with their
+        newest history entry and, for a writer, the versions a channel may serve (the
+        newest ``limit``, plus the fingerprint ``include`` if it may be assigned)."""
+        with self.store.read() as conn:
+            bucket = bucket_or_404(conn, caller, bucket_name)
+            repo = ChannelRepo(conn)
+            items = repo.for_bucket(
+                bucket.id, include_restricted=sees_restricted_channels(caller.role)
+            )
+            load_channels(conn, items, caller)
+            last = repo.last_assignments(c.id for c in items)
+            assignable = (
+                repo.assignable(bucket.id, bucket.name, now=utcnow(), limit=limit, include=include)
+                if caller.can_write
+                else []
+            )
+        return ChannelsOverview(
+            bucket=bucket,
+            channels=[ChannelSummary(c, last.get(c.id)) for c in items],
+            assignable=assignable,
+        )
+
+    def detail(
+        self,
+        caller: Caller,
+        bucket_name: str,
+        name: str,
+        page: PageRequest,
+        *,
+        limit: int = ASSIGNABLE_LIMIT,
+    ) -> ChannelDetail:
+        """A channel, a page of its history as moves (from which version to which) and,
+        for a writer, the versions it may be given. 403 for a restricted channel the
+        caller may not see, as GetChannel."""
+        with self.store.read() as conn:
+            bucket = bucket_or_404(conn, caller, bucket_name)
+            channel = channel_or_404(conn, caller, bucket, name)
+            load_channels(conn, [channel], caller)
+            repo = ChannelRepo(conn)
+            result = repo.timeline(channel.id, page)
+            # Rows alone (no builds): a channel only ever serves complete versions, whose
+            # status depends on their revocation only.
+            found = VersionRepo(conn).get_many(
+                v
+                for e in result.items
+                for v in (e.assignment.version_id, e.previous_version_id)
+                if v is not None
+            )
+            assignable = (
+                repo.assignable(bucket.id, bucket.name, now=utcnow(), limit=limit)
+                if caller.can_write and not channel.managed
+                else []
+            )
+        items = [
+            TimelineItem(
+                assignment=e.assignment,
+                version=found.get(e.assignment.version_id or ""),
+                previous_id=e.previous_version_id,
+                previous=found.get(e.previous_version_id or ""),
+                first=e.seq == 1,
+            )
+            for e in result.items
+        ]
+        timeline = Page(
+            items=items,
+            next_token=result.next_token,
+            previous_token=result.previous_token,
+            total=result.total,
+        )
+        return ChannelDetail(channel=channel, timeline=timeline, assignable=assignable)
+
+    def serving_version(self, caller: Caller, bucket_name: str, fingerprint: str) -> VersionUse:
+        """A version (builds and artifacts loaded) and the channels the caller sees that
+        serve it: what deleting it would touch."""
+        with self.store.read() as conn:
+            _, version = find_version(conn, caller, bucket_name, fingerprint)
+            load_versions(conn, [version], caller)
+            serving = [
+                c
+                for c in ChannelRepo(conn).pointing_at([version.id])
+                if can_see_channel(caller.role, c)
+            ]
+        return VersionUse(version=version, channels=serving)
+
 
 def _reload(conn: Connection, channel_id: str, caller: Caller) -> Channel:
     channel = ChannelRepo(conn).get_by_id(channel_id)
@@ -246,4 +416,14 @@ def _check_assignable(version: Version, now: datetime) -> None:
         )
 
 
-__all__ = ["ChannelService", "HistoryEntry", "Promotion"]
+__all__ = [
+    "ASSIGNABLE_LIMIT",
+    "ChannelDetail",
+    "ChannelService",
+    "ChannelSummary",
+    "ChannelsOverview",
+    "HistoryEntry",
+    "Promotion",
+    "TimelineItem",
+    "VersionUse",
+]

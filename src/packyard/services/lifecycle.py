@@ -72,8 +72,23 @@ def roll_back_channels(
     history entry (``author`` for user channels, "HCP Packer" for `latest`).
     Set-based: a fixed number of statements for any number of channels.
     """
+    moves = plan_rollback(conn, revoked, now=now, author=author)
+    RollbackRepo(conn).move(moves, now)
+    return moves
+
+
+def plan_rollback(
+    conn: Connection,
+    revoked: Select[Any],
+    *,
+    now: datetime,
+    author: str,
+    lock: bool = True,
+) -> list[ChannelMove]:
+    """The moves :func:`roll_back_channels` makes, made by nobody: with ``lock=False``
+    (a preview) the channels are read, not locked."""
     rollback = RollbackRepo(conn)
-    serving = rollback.serving(revoked)
+    serving = rollback.serving(revoked, lock=lock)
     if not serving:
         return []
     user = [c.id for c in serving if not c.managed]
@@ -82,15 +97,14 @@ def roll_back_channels(
     newest = (
         rollback.newest_valid(managed_buckets, now=now, excluded=revoked) if managed_buckets else {}
     )
-    moves = [
+    return [
         ChannelMove(
             channel_id=c.id,
             bucket_id=c.bucket_id,
             managed=c.managed,
             version_id=newest.get(c.bucket_id) if c.managed else history.get(c.id),
             author=MANAGED_AUTHOR if c.managed else author,
+            previous_version_id=c.version_id,
         )
         for c in serving
     ]
-    rollback.move(moves, now)
-    return moves

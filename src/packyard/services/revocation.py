@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, false, or_, select
 
 from packyard.domain.enums import RevocationType
 from packyard.domain.models import Caller, Version
@@ -39,12 +39,20 @@ from packyard.domain.rules import (
     utcnow,
 )
 from packyard.errors import invalid, precondition
-from packyard.services.lifecycle import roll_back_channels
-from packyard.services.lookup import bucket_or_404, require_write, version_or_10
+from packyard.services.lifecycle import plan_rollback, roll_back_channels
+from packyard.services.lookup import bucket_or_404, find_version, require_write, version_or_10
 from packyard.services.views import load_versions
 from packyard.store.engine import Store
-from packyard.store.revocation import RevocationRepo, one_id
-from packyard.store.versions import VersionRepo
+from packyard.store.revocation import (
+    ChannelMove,
+    RevocationRepo,
+    RollbackRepo,
+    in_tree,
+    one_id,
+    takes_copy,
+)
+from packyard.store.schema import versions
+from packyard.store.versions import VersionRepo, version_row
 
 _MESSAGE_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -80,6 +88,50 @@ class RevocationOutcome:
     channels_moved: int
 
 
+# How many descendants a preview lists (it counts them all).
+PREVIEW_LIMIT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class DescendantChange:
+    """A descendant of the version to revoke: whether the revocation is copied onto it
+    (``revoked``), else it keeps what it has (its own revocation, an earlier inherited one,
+    or none when descendants are left alone)."""
+
+    version: Version
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelChange:
+    """A channel a revocation rolls back: from the version it serves to ``to_version``
+    (``None``: unassigned)."""
+
+    bucket_name: str
+    channel_name: str
+    restricted: bool
+    managed: bool
+    from_version: Version | None
+    to_version: Version | None
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationPreview:
+    """What a revocation would change, computed by the SQL that makes the change."""
+
+    version: Version
+    revoke_at: datetime
+    immediate: bool
+    message: str
+    cascade: bool
+    rollback: bool
+    replaces: bool  # the version's scheduled revocation (and its copies) is replaced
+    descendants: list[DescendantChange]  # at most PREVIEW_LIMIT, the revoked ones first
+    descendants_revoked: int
+    descendants_untouched: int
+    channels: list[ChannelChange]
+
+
 class RevocationService:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -100,32 +152,15 @@ class RevocationService:
         self, caller: Caller, bucket_name: str, fingerprint: str, request: RevocationRequest
     ) -> Version:
         require_write(caller)
-        if (request.revoke_at is None) == (not request.revoke_in):
-            raise invalid(
-                "Exactly one of revoke_at or revoke_in must be set to revoke a version.",
-                field="revoke_at",
-            )
-        delay = parse_duration(request.revoke_in) if request.revoke_in else None
-        message = _validate_message(request.message)
+        delay, message = _requested(request)
         with self.store.write(caller.project_id) as conn:
             bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
             version = version_or_10(conn, bucket, fingerprint, lock=True)
             now = utcnow()
-            if is_revoked(version.revoke_at, now):
-                raise precondition(
-                    f"Version {version.name} ({version.fingerprint}) is already revoked."
-                )
-            if delay is not None:
-                at = now + delay
-            else:
-                assert request.revoke_at is not None
-                at = _as_utc(request.revoke_at)
-                if at - now > MAX_REVOKE_HORIZON:
-                    raise invalid("revoke_at is too far in the future.", field="revoke_at")
             revoke_version(
                 conn,
                 version,
-                at=max(at, now),
+                at=_effective(version, request, delay, now),
                 message=message,
                 author=caller.name,
                 now=now,
@@ -133,6 +168,85 @@ class RevocationService:
                 rollback=not request.disable_rollback,
             )
             return _reload(conn, version, caller)
+
+    def preview(
+        self,
+        caller: Caller,
+        bucket_name: str,
+        fingerprint: str,
+        request: RevocationRequest,
+        *,
+        limit: int = PREVIEW_LIMIT,
+    ) -> RevocationPreview:
+        """What :meth:`revoke` would do with ``request`` now, changing nothing.
+
+        The same checks and errors as :meth:`revoke`, and the same SQL for what it
+        changes: the descendants its revocation is copied onto (:func:`takes_copy`
+        over the descendants CTE) and the channels rolled back (:func:`plan_rollback`,
+        which chooses the targets). A scheduled revocation rolls channels back when it
+        takes effect; its preview shows what would move then if nothing changed before.
+        A fixed number of queries whatever the number of descendants (up to ``limit``
+        of them are listed, with the totals).
+        """
+        require_write(caller)
+        delay, message = _requested(request)
+        with self.store.read() as conn:
+            _, version = find_version(conn, caller, bucket_name, fingerprint)
+            now = utcnow()
+            at = _effective(version, request, delay, now)
+            load_versions(conn, [version], caller)
+            immediate = at <= now
+            repo = RevocationRepo(conn)
+            found = repo.descendants_preview(version.id, at, limit=limit)
+            cascade = not request.skip_descendants
+            rollback = not request.disable_rollback
+            moves: list[ChannelMove] = []
+            if rollback:
+                taken = (
+                    select(versions.c.id).where(*in_tree(version.id), takes_copy(version.id, at))
+                    if cascade
+                    else select(versions.c.id).where(false())
+                )
+                revoked = select(versions.c.id).where(
+                    or_(versions.c.id == version.id, versions.c.id.in_(taken))
+                )
+                moves = plan_rollback(
+                    conn, revoked, now=now if immediate else at, author=caller.name, lock=False
+                )
+            names = RollbackRepo(conn).describe([m.channel_id for m in moves])
+            served = VersionRepo(conn).get_many(
+                v for m in moves for v in (m.version_id, m.previous_version_id) if v
+            )
+        channels = sorted(
+            (
+                ChannelChange(
+                    bucket_name=names[m.channel_id][0],
+                    channel_name=names[m.channel_id][1],
+                    restricted=names[m.channel_id][2],
+                    managed=m.managed,
+                    from_version=served.get(m.previous_version_id or ""),
+                    to_version=served.get(m.version_id or ""),
+                )
+                for m in moves
+            ),
+            key=lambda c: (c.bucket_name != version.bucket_name, c.bucket_name, c.channel_name),
+        )
+        return RevocationPreview(
+            version=version,
+            revoke_at=at,
+            immediate=immediate,
+            message=message,
+            cascade=cascade,
+            rollback=rollback,
+            replaces=version.revoke_at is not None,
+            descendants=[
+                DescendantChange(version_row(row, row.bucket_name), revoked=takes and cascade)
+                for row, takes in found.rows
+            ],
+            descendants_revoked=found.taking if cascade else 0,
+            descendants_untouched=found.keeping if cascade else found.taking + found.keeping,
+            channels=channels,
+        )
 
     def restore(self, caller: Caller, bucket_name: str, fingerprint: str) -> Version:
         require_write(caller)
@@ -197,6 +311,33 @@ def restore_version(conn: Connection, version_id: str, *, now: datetime) -> int:
     return copies
 
 
+def _requested(request: RevocationRequest) -> tuple[timedelta | None, str]:
+    """The delay (``revoke_in``) and message of a revocation request, checked."""
+    if (request.revoke_at is None) == (not request.revoke_in):
+        raise invalid(
+            "Exactly one of revoke_at or revoke_in must be set to revoke a version.",
+            field="revoke_at",
+        )
+    delay = parse_duration(request.revoke_in) if request.revoke_in else None
+    return delay, _validate_message(request.message)
+
+
+def _effective(
+    version: Version, request: RevocationRequest, delay: timedelta | None, now: datetime
+) -> datetime:
+    """When the revocation of ``version`` takes effect (``now`` for a time not ahead)."""
+    if is_revoked(version.revoke_at, now):
+        raise precondition(f"Version {version.name} ({version.fingerprint}) is already revoked.")
+    if delay is not None:
+        at = now + delay
+    else:
+        assert request.revoke_at is not None
+        at = _as_utc(request.revoke_at)
+        if at - now > MAX_REVOKE_HORIZON:
+            raise invalid("revoke_at is too far in the future.", field="revoke_at")
+    return max(at, now)
+
+
 def _reload(conn: Connection, version: Version, caller: Caller) -> Version:
     fresh = VersionRepo(conn).get_by_id(version.id)
     assert fresh is not None
@@ -231,7 +372,11 @@ def _validate_message(value: str) -> str:
 __all__ = [
     "INHERITED_RESTORE",
     "NOT_REVOKED",
+    "PREVIEW_LIMIT",
+    "ChannelChange",
+    "DescendantChange",
     "RevocationOutcome",
+    "RevocationPreview",
     "RevocationRequest",
     "RevocationService",
     "restore_version",

@@ -28,9 +28,16 @@ from packyard.domain.rules import utcnow
 from packyard.errors import ApiError, Code, already_exists, invalid, not_found
 from packyard.ids import new_id
 from packyard.services.auth import AuthService
-from packyard.services.lookup import bucket_or_404, build_or_404, require_write, version_or_10
+from packyard.services.lookup import (
+    bucket_missing,
+    bucket_or_404,
+    build_or_404,
+    require_write,
+    version_or_10,
+)
 from packyard.store.engine import Store
 from packyard.store.sboms import Sbom, SbomRepo
+from packyard.store.versions import VersionRepo
 
 MIB = 1024 * 1024
 # One SBOM, decompressed (a CycloneDX or SPDX document of a full OS image is a few MiB).
@@ -45,6 +52,14 @@ DOWNLOAD_TTL_S = 15 * 60
 _NAME_RE = re.compile(r"^[A-Za-z0-9-]{3,36}$")
 _CHUNK = 256 * 1024  # decompressed bytes produced per step
 _QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
+
+
+@dataclass(frozen=True, slots=True)
+class SbomLink:
+    """An SBOM and a path that downloads it without a bearer token, for a short time."""
+
+    sbom: Sbom
+    path: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +160,35 @@ class SbomService:
             f"/sbom-downloads/{sbom.id}?expires={expires}"
             f"&signature={_sign(self.auth.signing_key(), sbom.id, expires)}"
         )
+
+    def links_for_version(
+        self, caller: Caller, bucket_name: str, fingerprint: str
+    ) -> dict[str, list[SbomLink]]:
+        """Every SBOM of the version's builds with a short-lived download path, by build id.
+
+        Two queries whatever the number of builds and SBOMs (the version, then its
+        SBOMs); a missing bucket or version is 404.
+        """
+        with self.store.read() as conn:
+            found = VersionRepo(conn).find_in_bucket(caller.project_id, bucket_name, fingerprint)
+            if found is None:
+                raise bucket_missing(bucket_name)
+            if found[1] is None:
+                raise not_found(f"Error: The version with identifier {fingerprint} does not exist.")
+            by_build = SbomRepo(conn).for_version(found[1].id)
+        key = self.auth.signing_key()
+        expires = int(time.time()) + DOWNLOAD_TTL_S
+        return {
+            build_id: [
+                SbomLink(
+                    sbom=s,
+                    path=f"/sbom-downloads/{s.id}?expires={expires}"
+                    f"&signature={_sign(key, s.id, expires)}",
+                )
+                for s in items
+            ]
+            for build_id, items in by_build.items()
+        }
 
     def download(self, sbom_id: str, expires: int, signature: str) -> bytes:
         # Links are signed with the current token key and stay good while it verifies tokens

@@ -211,6 +211,8 @@ class UserService:
                     Code.FAILED_PRECONDITION,
                     "You cannot change your own access; ask another admin.",
                 )
+            if disabled is not None:
+                _whole_account(repo, actor, target)
             if role is not None and role is not target.role:
                 repo.set_role(target.user.id, project_id, role)
             if disabled is not None and disabled != target.user.disabled:
@@ -231,6 +233,7 @@ class UserService:
             repo = UserRepo(conn)
             _project(conn, organization_id, project_id)
             target = _user(repo, project_id, ref)
+            _whole_account(repo, actor, target)
             repo.set_password(target.user.id, _hash(password))
             SessionRepo(conn).delete_for_user(target.user.id)
         return NewPassword(record=target, password=password)
@@ -348,6 +351,16 @@ def _project(conn: Connection, organization_id: str, project_id: str) -> None:
     project = TenancyRepo(conn).get_project(project_id)
     if project is None or project.organization_id != organization_id:
         raise not_found(f"Project {project_id[:64]} does not exist in this organization.")
+
+
+def _whole_account(repo: UserRepo, actor: Actor, target: UserRecord) -> None:
+    """Disabling a person or resetting their password acts on every project they work on:
+    a project's admins may do it only to people who work on their project alone."""
+    if isinstance(actor, Caller) and len(repo.projects_of(target.user.id)) > 1:
+        raise ApiError(
+            Code.PERMISSION_DENIED,
+            f"{target.user.email} also works on other projects; the operator manages the account.",
+        )
 
 
 def _user(repo: UserRepo, project_id: str, ref: str) -> UserRecord:

@@ -2,41 +2,183 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from packyard.domain.enums import BuildStatus, TemplateType
-from packyard.domain.models import Caller, Version
+from packyard.domain.enums import BuildStatus, TemplateType, VersionStatus
+from packyard.domain.lineage import Relation, Relations
+from packyard.domain.models import Bucket, Caller, Channel, Version
 from packyard.domain.paging import Page, PageRequest
 from packyard.domain.rules import utcnow, validate_fingerprint
+from packyard.domain.visibility import can_see_channel, sees_restricted_channels
 from packyard.errors import ApiError, already_exists, invalid, not_found, precondition
 from packyard.ids import new_id
 from packyard.services.lifecycle import complete, roll_back_channels
 from packyard.services.lookup import (
+    bucket_missing,
     bucket_or_404,
     find_version,
     lock_version,
     require_write,
     version_or_10,
 )
-from packyard.services.views import load_versions
+from packyard.services.views import hidden_latest, load_versions
 from packyard.store import deletions
+from packyard.store.ancestry import LineageRepo
 from packyard.store.buckets import BucketRepo
 from packyard.store.channels import ChannelRepo
 from packyard.store.engine import Store
 from packyard.store.revocation import RevocationRepo, one_id
 from packyard.store.versions import BuildRepo, VersionRepo
 
+# Versions offered in the selects of a comparison (the newest complete ones).
+COMPARE_OPTIONS = 50
+
+
+@dataclass(slots=True)
+class VersionListing:
+    """A page of a bucket's versions and, by version id, the channels serving each one
+    (those the caller may see)."""
+
+    bucket: Bucket
+    page: Page[Version]
+    channels: dict[str, list[Channel]]
+
+
+@dataclass(slots=True)
+class VersionDetail:
+    """Everything the version page shows but its SBOM links."""
+
+    bucket: Bucket
+    version: Version
+    channels: list[Channel]  # serving it, those the caller may see
+    relations: Relations
+
+
+@dataclass(slots=True)
+class VersionComparison:
+    """Two versions of a bucket to compare, as asked or by default.
+
+    ``a``/``b`` are ``None`` when the fingerprint asked for (``asked_a``/``asked_b``)
+    is not a version of the bucket, or when there is nothing to default to.
+    ``options`` are the versions to choose from, newest first.
+    """
+
+    bucket: Bucket
+    asked_a: str
+    asked_b: str
+    a: Version | None
+    b: Version | None
+    options: list[Version]
+    parents: dict[str, list[Relation]] = field(default_factory=dict)
+
 
 class VersionService:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def list_page(self, caller: Caller, bucket_name: str, page: PageRequest) -> Page[Version]:
+    def list_page(
+        self,
+        caller: Caller,
+        bucket_name: str,
+        page: PageRequest,
+        *,
+        status: VersionStatus | None = None,
+    ) -> Page[Version]:
         with self.store.read() as conn:
             bucket = bucket_or_404(conn, caller, bucket_name)
-            result = VersionRepo(conn).list_page(bucket.id, page)
+            result = VersionRepo(conn).list_page(bucket.id, page, status=status, now=utcnow())
             load_versions(conn, result.items, caller)
         return result
+
+    def listing(
+        self,
+        caller: Caller,
+        bucket_name: str,
+        page: PageRequest,
+        *,
+        status: VersionStatus | None = None,
+    ) -> VersionListing:
+        """The console's versions page: :meth:`list_page` with the bucket and the channels
+        serving each version, in a fixed number of queries whatever the page holds."""
+        with self.store.read() as conn:
+            bucket = bucket_or_404(conn, caller, bucket_name)
+            result = VersionRepo(conn).list_page(bucket.id, page, status=status, now=utcnow())
+            load_versions(conn, result.items, caller)
+            serving = _serving(conn, caller, [v.id for v in result.items])
+        return VersionListing(bucket=bucket, page=result, channels=serving)
+
+    def detail(self, caller: Caller, bucket_name: str, fingerprint: str) -> VersionDetail:
+        """One version with its builds, the channels serving it, its parents and its
+        children (any bucket): a fixed number of queries. A missing version is 404."""
+        with self.store.read() as conn:
+            found = VersionRepo(conn).find_in_bucket(caller.project_id, bucket_name, fingerprint)
+            if found is None:
+                raise bucket_missing(bucket_name)
+            bucket, version = found
+            if version is None:
+                raise not_found_version(fingerprint)
+            load_versions(conn, [version], caller)
+            serving = _serving(conn, caller, [version.id])
+            relations = LineageRepo(conn).relations(
+                version.id, include_restricted=sees_restricted_channels(caller.role)
+            )
+        return VersionDetail(
+            bucket=bucket,
+            version=version,
+            channels=serving.get(version.id, []),
+            relations=relations,
+        )
+
+    def compare(
+        self, caller: Caller, bucket_name: str, a: str | None, b: str | None
+    ) -> VersionComparison:
+        """Two versions of the bucket, loaded to be compared, with their parents.
+
+        Without ``b``: the version on `latest` (when the caller may see `latest`), else
+        the newest complete version. Without ``a``: the complete version numbered just
+        below ``b``. A fingerprint that names no version of the bucket leaves that side
+        empty (the page says so next to its select).
+        """
+        asked_a, asked_b = (a or "").strip(), (b or "").strip()
+        with self.store.read() as conn:
+            bucket = bucket_or_404(conn, caller, bucket_name)
+            repo = VersionRepo(conn)
+            named = repo.by_fingerprints(bucket.id, [f for f in (asked_a, asked_b) if f])
+            options = repo.newest_complete(bucket.id, limit=COMPARE_OPTIONS)
+            version_b = named.get(asked_b) if asked_b else None
+            if not asked_b:
+                version_b = _default_newest(conn, caller, bucket, options)
+            version_a = named.get(asked_a) if asked_a else None
+            if not asked_a and version_b is not None and version_b.number is not None:
+                below = [o for o in options if o.number is not None and o.number < version_b.number]
+                version_a = (
+                    below[0]
+                    if below
+                    else next(
+                        iter(repo.newest_complete(bucket.id, limit=1, below=version_b.number)), None
+                    )
+                )
+            chosen = [v for v in (version_a, version_b) if v is not None]
+            load_versions(conn, chosen, caller)
+            parents = LineageRepo(conn).parents(
+                [v.id for v in chosen], include_restricted=sees_restricted_channels(caller.role)
+            )
+        listed = {o.id for o in options}
+        extra = [v for v in chosen if v.id not in listed]
+        by_id = {v.id: v for v in (*options, *extra)}
+        ordered = sorted(by_id.values(), key=lambda v: (v.number or 0, v.created_at), reverse=True)
+        return VersionComparison(
+            bucket=bucket,
+            asked_a=asked_a,
+            asked_b=asked_b,
+            a=version_a,
+            b=version_b,
+            options=ordered,
+            parents=parents,
+        )
 
     def get(self, caller: Caller, bucket_name: str, fingerprint: str) -> Version:
         with self.store.read() as conn:
@@ -143,3 +285,28 @@ class VersionService:
 
 def not_found_version(fingerprint: str) -> ApiError:
     return not_found(f"Error: The version with identifier {fingerprint} does not exist.")
+
+
+def _serving(conn: Connection, caller: Caller, version_ids: list[str]) -> dict[str, list[Channel]]:
+    """The channels the caller may see that serve each of ``version_ids`` (`latest` first)."""
+    out: dict[str, list[Channel]] = {}
+    for c in ChannelRepo(conn).pointing_at(version_ids):
+        if c.version_id is not None and can_see_channel(caller.role, c):
+            out.setdefault(c.version_id, []).append(c)
+    for found in out.values():
+        found.sort(key=lambda c: (not c.managed, c.name))
+    return out
+
+
+def _default_newest(
+    conn: Connection, caller: Caller, bucket: Bucket, options: list[Version]
+) -> Version | None:
+    """The version on `latest` when the caller may see it, else the newest complete one."""
+    latest_id = bucket.latest_version_id
+    if latest_id and bucket.id not in hidden_latest(conn, caller, [bucket.id]):
+        on_latest = next((o for o in options if o.id == latest_id), None)
+        if on_latest is None:
+            on_latest = VersionRepo(conn).get_many([latest_id]).get(latest_id)
+        if on_latest is not None:
+            return on_latest
+    return options[0] if options else None

@@ -2,26 +2,43 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import replace
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    CompoundSelect,
     Connection,
     Integer,
     Select,
     String,
     and_,
+    bindparam,
     func,
     literal_column,
     select,
+    true,
+    union,
     union_all,
 )
 
 from packyard.domain.ancestry import AncestryRelation, VersionRef
-from packyard.domain.enums import AncestryType
+from packyard.domain.enums import AncestryStatus, AncestryType, BuildStatus, RevocationType
+from packyard.domain.lineage import (
+    MAX_CHILDREN,
+    MAX_LINEAGE_NODES,
+    Lineage,
+    LineageEdge,
+    LineageVersion,
+    Relation,
+    Relations,
+)
 from packyard.domain.paging import Page, PageRequest, SortKey
 from packyard.domain.rules import edge_status
 from packyard.store.pagination import SortColumn, paginate
-from packyard.store.schema import buckets, channels, version_edges, versions
+from packyard.store.schema import buckets, builds, channels, version_edges, versions
 
 # Parents sort before children; within a side the newest edge comes first.
 _PARENT_KIND, _CHILD_KIND = 0, 1
@@ -166,4 +183,325 @@ def _relation_from_row(row: Any) -> AncestryRelation:
     )
 
 
-__all__ = ["AncestryRepo"]
+# --- lineage: one version's relations, and every hop around a bucket ---------------
+#
+# Each read below is a fixed number of statements whatever the size or depth of the
+# lineage: relations in two (plus a count when a version has more children than are
+# listed), a bucket's whole lineage in three (one recursive query that finds its
+# versions, one that loads them, one for the edges between them), and one more for the
+# build statuses of incomplete versions, whose status depends on them.
+
+_LV_COLUMNS = (
+    versions.c.id,
+    versions.c.fingerprint,
+    versions.c.number,
+    versions.c.created_at,
+    versions.c.revoke_at,
+    versions.c.revocation_message,
+    versions.c.revocation_author,
+    versions.c.revocation_type,
+    buckets.c.name.label("bucket_name"),
+)
+
+
+def _channel_join(include_restricted: bool) -> Any:
+    """The parent channel of an edge, unless the caller may not see it (then, for them,
+    the edge was recorded through no channel: see :mod:`packyard.domain.visibility`)."""
+    joined = channels.c.id == version_edges.c.parent_channel_id
+    if not include_restricted:
+        joined = and_(joined, channels.c.restricted.is_(False))
+    return joined
+
+
+def _relations(side: str, *, include_restricted: bool) -> Select[Any]:
+    """Parents of the versions ``ids``, or the newest children of ``version_id``."""
+    e = version_edges.c
+    other = e.parent_version_id if side == "parents" else e.child_version_id
+    query = (
+        select(
+            *_LV_COLUMNS,
+            e.child_version_id.label("of_child"),
+            e.parent_version_id,
+            e.parent_channel_id,
+            channels.c.id.label("ch_id"),
+            channels.c.name.label("ch_name"),
+            channels.c.version_id.label("ch_version_id"),
+        )
+        .select_from(version_edges)
+        .join(versions, versions.c.id == other)
+        .join(buckets, buckets.c.id == versions.c.bucket_id)
+        .outerjoin(channels, _channel_join(include_restricted))
+    )
+    if side == "parents":
+        return query.where(e.child_version_id.in_(bindparam("ids", expanding=True))).order_by(
+            buckets.c.name, versions.c.number, versions.c.id
+        )
+    return (
+        query.where(e.parent_version_id == bindparam("version_id"))
+        .order_by(e.created_at.desc(), versions.c.id)
+        .limit(MAX_CHILDREN + 1)
+    )
+
+
+_RELATIONS = {
+    (side, seen): _relations(side, include_restricted=seen)
+    for side in ("parents", "children")
+    for seen in (True, False)
+}
+_CHILDREN_COUNT = select(func.count()).where(
+    version_edges.c.parent_version_id == bindparam("version_id")
+)
+_BUILD_STATUSES = (
+    select(builds.c.version_id, builds.c.status)
+    .where(builds.c.version_id.in_(bindparam("ids", expanding=True)))
+    .distinct()
+)
+
+
+def _step(walk: Any, near: Any, far: Any, lateral: bool) -> Select[Any]:
+    """One hop of a recursive walk: from each version of ``walk`` (matched on the edge
+    column ``near``) to the version at the edge's ``far`` end.
+
+    PostgreSQL plans a recursive join with a guessed work-table size, large enough that it
+    hashes all of ``version_edges`` at every hop (a second per page at 100,000 edges); a
+    ``LATERAL`` subquery makes each hop an index lookup per version instead. SQLite has no
+    ``LATERAL`` and looks each one up anyway.
+    """
+    one = literal_column("1", Integer)
+    if not lateral:
+        return select(far, one).where(near == walk.c.vid)
+    # OFFSET 0 keeps PostgreSQL from flattening the subquery back into a join.
+    hop = select(far.label("vid")).where(near == walk.c.vid).offset(0).lateral("hop")
+    return select(hop.c.vid, one).select_from(walk).join(hop, true())
+
+
+@cache
+def _lineage_walk(max_nodes: int, lateral: bool) -> CompoundSelect[Any]:
+    """Candidates for a bucket's lineage, nearest first: ``(vid, hop, side)`` rows.
+
+    ``own``: the bucket's versions that have a parent or a child, newest first (ids are
+    ULIDs, so their order is creation order), at most ``max_nodes + 1``. From them, two
+    recursive walks over ``version_edges``: up through parents and down through children,
+    across buckets. ``UNION`` keeps each (version, hop) once, so diamonds and versions met
+    twice do not multiply rows; each walk is read with a ``LIMIT``, and both SQLite and
+    PostgreSQL stop a recursive query once its reader has what it asked for, so a lineage
+    of a hundred thousand versions costs about as much as one of a few hundred. Rows come
+    out breadth first (seeds with ``hop`` 0, then one hop further at a time).
+    """
+    e = version_edges
+    zero = literal_column("0", Integer)
+    bucket_id: Any = bindparam("bucket_id")
+    # Each side keeps its newest first (a bounded top-N sort), then the union of both.
+    newest_children = (
+        select(e.c.child_version_id.label("vid"))
+        .where(e.c.child_bucket_id == bucket_id)
+        .order_by(e.c.child_version_id.desc())
+        .limit(max_nodes + 1)
+        .subquery("newest_children")
+    )
+    newest_parents = (
+        select(e.c.parent_version_id.label("vid"))
+        .where(e.c.parent_bucket_id == bucket_id)
+        .order_by(e.c.parent_version_id.desc())
+        .limit(max_nodes + 1)
+        .subquery("newest_parents")
+    )
+    related = union(select(newest_children.c.vid), select(newest_parents.c.vid)).subquery("related")
+    own = select(related.c.vid).order_by(related.c.vid.desc()).limit(max_nodes + 1).cte("own")
+    up = select(own.c.vid, zero.label("hop")).cte("lineage_up", recursive=True)
+    up = up.union(
+        _step(up, version_edges.c.child_version_id, version_edges.c.parent_version_id, lateral)
+    )
+    down = select(own.c.vid, zero.label("hop")).cte("lineage_down", recursive=True)
+    down = down.union(
+        _step(down, version_edges.c.parent_version_id, version_edges.c.child_version_id, lateral)
+    )
+    reach = 2 * max_nodes + 2  # the seeds, then as many again beyond them
+    ups = select(up.c.vid, up.c.hop).limit(reach).subquery("ups")
+    downs = select(down.c.vid, down.c.hop).limit(reach).subquery("downs")
+    return union_all(
+        select(ups.c.vid, ups.c.hop, literal_column("'u'", String).label("side")),
+        select(downs.c.vid, downs.c.hop, literal_column("'d'", String).label("side")),
+    )
+
+
+_LINEAGE_VERSIONS = (
+    select(*_LV_COLUMNS)
+    .select_from(versions)
+    .join(buckets, buckets.c.id == versions.c.bucket_id)
+    .where(versions.c.id.in_(bindparam("ids", expanding=True)))
+)
+
+
+def nearest(rows: Iterable[Any], max_nodes: int) -> tuple[list[str], bool]:
+    """The versions to show, from :func:`_lineage_walk`'s rows, and whether any was left out.
+
+    The bucket's own versions first, newest first; then ancestors and descendants in
+    turns, nearest first. When they are too many, the bucket's own take at most half of
+    the places (the newest), so the rest of the graph still shows where they came from
+    and what was built from them.
+    """
+    own: list[str] = []
+    walked: dict[str, list[str]] = {"u": [], "d": []}
+    fetched = {"u": 0, "d": 0}
+    for r in rows:
+        fetched[r.side] += 1
+        (own if r.hop == 0 else walked[r.side]).append(r.vid)
+    own = list(dict.fromkeys(own))
+    seen = set(own)
+    others: list[str] = []
+    ups, downs = walked["u"], walked["d"]
+    for i in range(max(len(ups), len(downs))):
+        for side in (ups, downs):
+            if i < len(side) and side[i] not in seen:
+                seen.add(side[i])
+                others.append(side[i])
+    keep_own = min(len(own), max(max_nodes - len(others), max_nodes // 2))
+    chosen = own[:keep_own] + others[: max_nodes - keep_own]
+    reach = 2 * max_nodes + 2
+    cut = len(own) + len(others) > max_nodes or reach in fetched.values()
+    return chosen, cut
+
+
+def _lineage_edges(*, include_restricted: bool) -> Select[Any]:
+    e = version_edges.c
+    return (
+        select(
+            e.child_version_id,
+            e.parent_version_id,
+            e.parent_channel_id,
+            channels.c.id.label("ch_id"),
+            channels.c.name.label("ch_name"),
+            channels.c.version_id.label("ch_version_id"),
+        )
+        .select_from(version_edges)
+        .outerjoin(channels, _channel_join(include_restricted))
+        .where(
+            e.child_version_id.in_(bindparam("ids", expanding=True)),
+            e.parent_version_id.in_(bindparam("ids", expanding=True)),
+        )
+        .order_by(e.created_at, e.child_version_id, e.parent_version_id)
+    )
+
+
+_LINEAGE_EDGES = {seen: _lineage_edges(include_restricted=seen) for seen in (True, False)}
+
+
+class LineageRepo:
+    """Relations of one version and the lineage of a bucket (see the section above)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def relations(self, version_id: str, *, include_restricted: bool) -> Relations:
+        """The version's parents, and its newest children (any bucket) with their total."""
+        params = {"version_id": version_id}
+        parents = list(
+            self.conn.execute(_RELATIONS["parents", include_restricted], {"ids": [version_id]})
+        )
+        children = list(self.conn.execute(_RELATIONS["children", include_restricted], params))
+        total = len(children)
+        if total > MAX_CHILDREN:
+            children = children[:MAX_CHILDREN]
+            total = int(self.conn.execute(_CHILDREN_COUNT, params).scalar_one())
+        statuses = self.build_statuses(_lineage_version(r) for r in (*parents, *children))
+        return Relations(
+            parents=[_relation(r, statuses) for r in parents],
+            children=[_relation(r, statuses) for r in children],
+            children_total=total,
+        )
+
+    def parents(
+        self, version_ids: Iterable[str], *, include_restricted: bool
+    ) -> dict[str, list[Relation]]:
+        """The parents of each of several versions (two queries at most)."""
+        ids = sorted(set(version_ids))
+        if not ids:
+            return {}
+        rows = list(self.conn.execute(_RELATIONS["parents", include_restricted], {"ids": ids}))
+        statuses = self.build_statuses(_lineage_version(r) for r in rows)
+        out: dict[str, list[Relation]] = {i: [] for i in ids}
+        for r in rows:
+            out[r.of_child].append(_relation(r, statuses))
+        return out
+
+    def lineage(
+        self,
+        bucket_id: str,
+        bucket_name: str,
+        *,
+        include_restricted: bool,
+        max_nodes: int = MAX_LINEAGE_NODES,
+    ) -> Lineage:
+        postgres = self.conn.dialect.name == "postgresql"
+        walked = self.conn.execute(_lineage_walk(max_nodes, postgres), {"bucket_id": bucket_id})
+        ids, cut = nearest(walked, max_nodes)
+        result = Lineage(bucket_id=bucket_id, bucket_name=bucket_name, truncated=cut)
+        if not ids:
+            return result
+        rows = {r.id: r for r in self.conn.execute(_LINEAGE_VERSIONS, {"ids": ids})}
+        found = [_lineage_version(rows[i]) for i in ids if i in rows]
+        statuses = self.build_statuses(found)
+        result.nodes = {v.id: _with_statuses(v, statuses) for v in found}
+        for r in self.conn.execute(_LINEAGE_EDGES[include_restricted], {"ids": list(result.nodes)}):
+            result.edges.append(
+                LineageEdge(
+                    parent_id=r.parent_version_id,
+                    child_id=r.child_version_id,
+                    channel_name=r.ch_name or "",
+                    status=_edge_status(r),
+                )
+            )
+        return result
+
+    def build_statuses(self, found: Iterable[LineageVersion]) -> dict[str, tuple[BuildStatus, ...]]:
+        """The distinct build statuses of the incomplete, unrevoked versions among
+        ``found`` (nothing else needs them to tell its status); no query if none."""
+        wanted = {v.id for v in found if v.number is None and v.revoke_at is None}
+        if not wanted:
+            return {}
+        out: dict[str, list[BuildStatus]] = defaultdict(list)
+        for r in self.conn.execute(_BUILD_STATUSES, {"ids": sorted(wanted)}):
+            out[r.version_id].append(BuildStatus(r.status))
+        return {k: tuple(v) for k, v in out.items()}
+
+
+def _lineage_version(row: Any) -> LineageVersion:
+    return LineageVersion(
+        id=row.id,
+        bucket_name=row.bucket_name,
+        fingerprint=row.fingerprint,
+        number=row.number,
+        created_at=row.created_at,
+        revoke_at=row.revoke_at,
+        revocation_message=row.revocation_message,
+        revocation_author=row.revocation_author,
+        revocation_type=RevocationType(row.revocation_type) if row.revocation_type else None,
+    )
+
+
+def _with_statuses(
+    version: LineageVersion, statuses: dict[str, tuple[BuildStatus, ...]]
+) -> LineageVersion:
+    found = statuses.get(version.id)
+    return replace(version, build_statuses=found) if found else version
+
+
+def _edge_status(row: Any) -> AncestryStatus:
+    return edge_status(
+        row.parent_channel_id,
+        row.ch_version_id,
+        row.parent_version_id,
+        channel_exists=row.ch_id is not None,
+    )
+
+
+def _relation(row: Any, statuses: dict[str, tuple[BuildStatus, ...]]) -> Relation:
+    return Relation(
+        version=_with_statuses(_lineage_version(row), statuses),
+        channel_name=row.ch_name or "",
+        status=_edge_status(row),
+    )
+
+
+__all__ = ["AncestryRepo", "LineageRepo"]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
 
 from packyard.domain.models import Bucket, Channel, ChannelAssignment, Version
 from packyard.domain.paging import Page, PageRequest, SortKey
@@ -235,6 +236,99 @@ class ChannelRepo:
             previous_token=result.previous_token,
             total=int(total),
         )
+
+    # --- console read models ------------------------------------------------
+    def last_assignments(self, channel_ids: Iterable[str]) -> dict[str, ChannelAssignment]:
+        """Each channel's newest history entry (one query)."""
+        ids = list(channel_ids)
+        if not ids:
+            return {}
+        rows = self.conn.execute(_LAST_ASSIGNMENTS, {"ids": ids})
+        return {r.channel_id: assignment_from_row(r) for r in rows}
+
+    def timeline(self, channel_id: str, page: PageRequest) -> Page[TimelineEntry]:
+        """The history newest first, each entry with the version the one before it
+        assigned (what the channel moved from), and the number of entries."""
+        result: Page[TimelineEntry] = paginate(
+            self.conn,
+            _TIMELINE.where(channel_assignments.c.channel_id == channel_id),
+            page,
+            sort_columns=HISTORY_SORT,
+            default_order=(SortKey("assigned_at", descending=True),),
+            id_column=channel_assignments.c.id,
+            convert=_timeline_entry,
+            scope=f"timeline:{channel_id}",
+        )
+        total = self.conn.execute(_HISTORY_COUNT, {"cid": channel_id}).scalar_one()
+        return Page(
+            items=result.items,
+            next_token=result.next_token,
+            previous_token=result.previous_token,
+            total=int(total),
+        )
+
+    def assignable(
+        self,
+        bucket_id: str,
+        bucket_name: str,
+        *,
+        now: datetime,
+        limit: int,
+        include: str | None = None,
+    ) -> list[Version]:
+        """The newest ``limit`` versions of the bucket a channel may serve at ``now``
+        (complete, not revoked), newest first, plus the one ``include`` names if it may.
+
+        The version rows alone (no builds): enough to name them and tell their status.
+        """
+        params = {"bid": bucket_id, "now": now}
+        rows = list(self.conn.execute(_ASSIGNABLE.limit(limit), params))
+        if include and all(r.fingerprint != include for r in rows):
+            rows += self.conn.execute(_ASSIGNABLE_ONE, {**params, "fp": include}).all()
+        return [version_row(r, bucket_name) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    assignment: ChannelAssignment
+    seq: int
+    previous_version_id: str | None  # None: unassigned before, or the first entry (seq 1)
+
+
+_previous = channel_assignments.alias("previous")
+_TIMELINE = select(
+    channel_assignments,
+    select(_previous.c.version_id)
+    .where(
+        _previous.c.channel_id == channel_assignments.c.channel_id,
+        _previous.c.seq == channel_assignments.c.seq - 1,
+    )
+    .scalar_subquery()
+    .label("previous_version_id"),
+)
+_HISTORY_COUNT = (
+    select(func.count())
+    .select_from(channel_assignments)
+    .where(channel_assignments.c.channel_id == bindparam("cid"))
+)
+_LAST_ASSIGNMENTS = select(channel_assignments).where(
+    channel_assignments.c.channel_id.in_(bindparam("ids", expanding=True)),
+    channel_assignments.c.seq
+    == select(func.max(_previous.c.seq))
+    .where(_previous.c.channel_id == channel_assignments.c.channel_id)
+    .scalar_subquery(),
+)
+_VALID_NOW = (
+    versions.c.bucket_id == bindparam("bid"),
+    versions.c.number.is_not(None),
+    or_(versions.c.revoke_at.is_(None), versions.c.revoke_at > bindparam("now")),
+)
+_ASSIGNABLE = select(versions).where(*_VALID_NOW).order_by(versions.c.number.desc())
+_ASSIGNABLE_ONE = select(versions).where(*_VALID_NOW, versions.c.fingerprint == bindparam("fp"))
+
+
+def _timeline_entry(row: Any) -> TimelineEntry:
+    return TimelineEntry(assignment_from_row(row), int(row.seq), row.previous_version_id)
 
 
 def channel_from_row(row: Any, *, prefix: str = "", bucket_name: str | None = None) -> Channel:

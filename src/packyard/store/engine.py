@@ -96,9 +96,15 @@ class Store:
             # No pre-ping round trip per checkout; a dropped connection invalidates the
             # pool on its first error, and old connections are recycled.
             kwargs["pool_recycle"] = 1800
+            # Packyard's statements are short index reads and writes. The planner's guess at
+            # a recursive query's size (ancestry, lineage) is far above what its LIMITs let
+            # it read, which made PostgreSQL JIT-compile such queries: 20-50 ms for a read of
+            # a few milliseconds. JIT never pays here.
+            connect_args: dict[str, Any] = {"options": "-c jit=off"}
             if "connect_timeout" not in parsed.query:
                 # An unreachable host fails a connection attempt rather than hanging it.
-                kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+                connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+            kwargs["connect_args"] = connect_args
         # Never echo bound parameters (the token signing key, secret hashes) into error
         # messages and therefore into logs.
         kwargs["hide_parameters"] = True

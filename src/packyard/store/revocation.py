@@ -21,9 +21,11 @@ from typing import Any
 
 from sqlalchemy import (
     CTE,
+    ColumnElement,
     Connection,
     Select,
     bindparam,
+    case,
     func,
     literal,
     or_,
@@ -78,6 +80,28 @@ def one_id(version_id: str) -> Select[Any]:
     return select(literal(version_id).label("id"))
 
 
+def in_tree(origin_id: str) -> list[ColumnElement[bool]]:
+    """Conditions on ``versions``: a transitive descendant of ``origin_id``, not itself."""
+    tree = descendants_cte(one_id(origin_id))
+    return [versions.c.id.in_(select(tree.c.vid)), versions.c.id != origin_id]
+
+
+def takes_copy(origin_id: str, revoke_at: datetime) -> ColumnElement[bool]:
+    """Whether a descendant takes a copy of ``origin_id``'s revocation at ``revoke_at``.
+
+    It does unless it keeps a revocation of its own (MANUAL) or an inherited one that
+    takes effect no later (the earliest wins). A copy of the origin's own earlier
+    revocation is replaced (:meth:`RevocationRepo.clear_copies` has cleared it by the
+    time a revocation cascades; a preview, which writes nothing, meets it here).
+    """
+    inherited = versions.c.revocation_type == _INHERITED
+    return or_(
+        versions.c.revocation_type.is_(None),
+        inherited & (versions.c.revoke_at > revoke_at),
+        inherited & (versions.c.revocation_inherited_from == origin_id),
+    )
+
+
 class RevocationRepo:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -121,17 +145,9 @@ class RevocationRepo:
         A descendant keeps its own (MANUAL) revocation, and an inherited one
         that takes effect no later than this one (the earliest wins).
         """
-        tree = descendants_cte(one_id(origin_id))
         result = self.conn.execute(
             update(versions)
-            .where(
-                versions.c.id.in_(select(tree.c.vid)),
-                versions.c.id != origin_id,
-                or_(
-                    versions.c.revocation_type.is_(None),
-                    (versions.c.revocation_type == _INHERITED) & (versions.c.revoke_at > revoke_at),
-                ),
-            )
+            .where(*in_tree(origin_id), takes_copy(origin_id, revoke_at))
             .values(
                 revoke_at=revoke_at,
                 revocation_message=message,
@@ -202,6 +218,34 @@ class RevocationRepo:
             )
         )
 
+    def descendants_preview(
+        self, origin_id: str, revoke_at: datetime, *, limit: int
+    ) -> DescendantsPreview:
+        """What :meth:`cascade` would do, written nowhere: one query for any forest.
+
+        Up to ``limit`` descendants, those taking a copy first (then by bucket name and
+        number), each with whether it takes one, and the totals of both kinds.
+        """
+        takes = case((takes_copy(origin_id, revoke_at), 1), else_=0)
+        rows = self.conn.execute(
+            select(
+                versions,
+                buckets.c.name.label("bucket_name"),
+                takes.label("takes"),
+                func.sum(takes).over().label("taking"),
+                func.count().over().label("total"),
+            )
+            .join(buckets, buckets.c.id == versions.c.bucket_id)
+            .where(*in_tree(origin_id))
+            .order_by(takes.desc(), buckets.c.name, versions.c.number, versions.c.id)
+            .limit(limit)
+        ).all()
+        taking = int(rows[0].taking) if rows else 0
+        total = int(rows[0].total) if rows else 0
+        return DescendantsPreview(
+            rows=[(r, bool(r.takes)) for r in rows], taking=taking, keeping=total - taking
+        )
+
     def has_due(self, now: datetime) -> bool:
         row = self.conn.execute(
             select(versions.c.id)
@@ -233,6 +277,13 @@ class RevocationRepo:
 
 
 @dataclass(frozen=True, slots=True)
+class DescendantsPreview:
+    rows: list[tuple[Any, bool]]  # (versions row + bucket_name, takes a copy)
+    taking: int
+    keeping: int
+
+
+@dataclass(frozen=True, slots=True)
 class ServingChannel:
     id: str
     bucket_id: str
@@ -247,6 +298,7 @@ class ChannelMove:
     managed: bool
     version_id: str | None
     author: str
+    previous_version_id: str | None = None
 
 
 class RollbackRepo:
@@ -255,14 +307,15 @@ class RollbackRepo:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def serving(self, version_ids: Select[Any]) -> list[ServingChannel]:
-        """Channels pointing at any of ``version_ids``, locked in id order (no deadlocks)."""
-        rows = self.conn.execute(
+    def serving(self, version_ids: Select[Any], *, lock: bool = True) -> list[ServingChannel]:
+        """Channels pointing at any of ``version_ids``, locked in id order (no deadlocks);
+        ``lock=False`` reads them only (a preview)."""
+        query = (
             select(channels.c.id, channels.c.bucket_id, channels.c.managed, channels.c.version_id)
             .where(channels.c.version_id.in_(version_ids))
             .order_by(channels.c.id)
-            .with_for_update()
         )
+        rows = self.conn.execute(query.with_for_update() if lock else query)
         return [ServingChannel(r.id, r.bucket_id, bool(r.managed), r.version_id) for r in rows]
 
     @staticmethod
@@ -303,24 +356,26 @@ class RollbackRepo:
     def newest_valid(
         self, bucket_ids: Sequence[str], *, now: datetime, excluded: Select[Any]
     ) -> dict[str, str]:
-        """Per bucket, the newest complete version valid at ``now`` (what `latest` serves)."""
+        """Per bucket, the newest complete version valid at ``now`` (what `latest` serves).
+
+        One correlated ``ORDER BY number DESC LIMIT 1`` per bucket: it walks the
+        bucket's (bucket_id, number) index from the newest version down to the first
+        valid one, instead of ranking every version of the bucket (a window over a
+        bucket of 25,000 versions took about 100 ms on SQLite).
+        """
         out: dict[str, str] = {}
         for part in chunks(bucket_ids):
-            ranked = (
-                select(
-                    versions.c.bucket_id,
-                    versions.c.id,
-                    func.row_number()
-                    .over(partition_by=versions.c.bucket_id, order_by=versions.c.number.desc())
-                    .label("rn"),
-                )
-                .where(versions.c.bucket_id.in_(part), *self._valid(now, excluded))
-                .subquery()
+            newest = (
+                select(versions.c.id)
+                .where(versions.c.bucket_id == buckets.c.id, *self._valid(now, excluded))
+                .order_by(versions.c.number.desc())
+                .limit(1)
+                .scalar_subquery()
             )
             rows = self.conn.execute(
-                select(ranked.c.bucket_id, ranked.c.id).where(ranked.c.rn == 1)
+                select(buckets.c.id, newest.label("vid")).where(buckets.c.id.in_(part))
             )
-            out.update({r.bucket_id: r.id for r in rows})
+            out.update({r.id: r.vid for r in rows if r.vid is not None})
         return out
 
     def move(self, moves: Sequence[ChannelMove], now: datetime) -> None:
@@ -364,6 +419,18 @@ class RollbackRepo:
                 [{"b_bucket": m.bucket_id, "b_version": m.version_id} for m in latest],
             )
 
+    def describe(self, channel_ids: Sequence[str]) -> dict[str, tuple[str, str, bool]]:
+        """``channel id -> (bucket name, channel name, restricted)``."""
+        out: dict[str, tuple[str, str, bool]] = {}
+        for part in chunks(channel_ids):
+            rows = self.conn.execute(
+                select(channels.c.id, channels.c.name, channels.c.restricted, buckets.c.name)
+                .join(buckets, buckets.c.id == channels.c.bucket_id)
+                .where(channels.c.id.in_(part))
+            )
+            out.update({r[0]: (r[3], r[1], bool(r[2])) for r in rows})
+        return out
+
     def _max_seqs(self, channel_ids: Iterable[str]) -> dict[str, int]:
         out: dict[str, int] = {}
         for part in chunks(list(channel_ids)):
@@ -378,9 +445,12 @@ class RollbackRepo:
 
 __all__ = [
     "ChannelMove",
+    "DescendantsPreview",
     "RevocationRepo",
     "RollbackRepo",
     "ServingChannel",
     "descendants_cte",
+    "in_tree",
     "one_id",
+    "takes_copy",
 ]

@@ -23,6 +23,12 @@ _PROJECT_BYTES = (
     )
     .where(buckets.c.project_id == bindparam("project_id"))
 )
+_FOR_VERSION = (
+    select(sboms.c.id, sboms.c.build_id, sboms.c.name, sboms.c.format, sboms.c.created_at)
+    .join(builds, builds.c.id == sboms.c.build_id)
+    .where(builds.c.version_id == bindparam("version_id"))
+    .order_by(sboms.c.build_id, sboms.c.created_at, sboms.c.id)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +51,16 @@ class SbomRepo:
             .order_by(sboms.c.created_at, sboms.c.id)
         )
         return [Sbom(r.id, r.build_id, r.name, SbomFormat(r.format), r.created_at) for r in rows]
+
+    def for_version(self, version_id: str) -> dict[str, list[Sbom]]:
+        """The SBOMs (without their content) of every build of a version, by build id:
+        one query."""
+        out: dict[str, list[Sbom]] = {}
+        for r in self.conn.execute(_FOR_VERSION, {"version_id": version_id}):
+            out.setdefault(r.build_id, []).append(
+                Sbom(r.id, r.build_id, r.name, SbomFormat(r.format), r.created_at)
+            )
+        return out
 
     def exists(self, build_id: str, name: str) -> bool:
         found = self.conn.execute(

@@ -5,21 +5,26 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Select,
     and_,
     bindparam,
     delete,
     exists,
+    false,
     func,
+    not_,
+    or_,
     select,
     update,
 )
 
-from packyard.domain.enums import BuildStatus, RevocationType, TemplateType
+from packyard.domain.enums import BuildStatus, RevocationType, TemplateType, VersionStatus
 from packyard.domain.models import Artifact, Bucket, Build, RevokedAncestor, Version
 from packyard.domain.paging import Page, PageRequest, SortKey
 from packyard.domain.rules import aggregate_status, edge_status
@@ -59,6 +64,26 @@ def _version_select() -> Select[Any]:
     return (
         select(*_VERSION_COLUMNS)
         .join(buckets, buckets.c.id == versions.c.bucket_id)
+        .outerjoin(_anc, _anc.c.id == versions.c.revocation_inherited_from)
+        .outerjoin(_anc_bucket, _anc_bucket.c.id == _anc.c.bucket_id)
+    )
+
+
+def _listing_select() -> Select[Any]:
+    """:func:`_version_select` for a bucket's listing: the same columns, the bucket's name
+    read by a subquery rather than a join, so that ``versions`` leads the query plan and a
+    page is read in the order of ``ix_versions_bucket_created`` (SQLite otherwise starts
+    from the small ``buckets`` table and sorts every version of the bucket)."""
+    name = (
+        select(buckets.c.name)
+        .where(buckets.c.id == versions.c.bucket_id)
+        .correlate(versions)
+        .scalar_subquery()
+        .label("bucket_name")
+    )
+    return (
+        select(versions, name, *_VERSION_COLUMNS[2:])
+        .select_from(versions)
         .outerjoin(_anc, _anc.c.id == versions.c.revocation_inherited_from)
         .outerjoin(_anc_bucket, _anc_bucket.c.id == _anc.c.bucket_id)
     )
@@ -122,6 +147,72 @@ def _parent_edges(*, include_restricted: bool) -> Select[Any]:
 
 
 _PARENT_EDGES = {seen: _parent_edges(include_restricted=seen) for seen in (True, False)}
+
+_BY_FINGERPRINTS = _version_select().where(
+    versions.c.bucket_id == bindparam("bucket_id"),
+    versions.c.fingerprint.in_(bindparam("fps", expanding=True)),
+)
+
+
+def _newest_complete(*, below: bool) -> Select[Any]:
+    """The newest complete versions of a bucket (numbered below ``below``), newest first.
+
+    The ids come from a query of ``versions`` alone, which walks the (bucket, number)
+    unique index backwards and stops at the limit; joined to the read model's other
+    tables in the same query, SQLite may sort every version of the bucket first.
+    """
+    newest = (
+        select(versions.c.id)
+        .where(versions.c.bucket_id == bindparam("bucket_id"), versions.c.number.is_not(None))
+        .order_by(versions.c.number.desc())
+        .limit(bindparam("limit"))
+    )
+    if below:
+        newest = newest.where(versions.c.number < bindparam("below"))
+    return (
+        _version_select()
+        .where(versions.c.id.in_(newest.scalar_subquery()))
+        .order_by(versions.c.number.desc())
+    )
+
+
+_NEWEST_COMPLETE = _newest_complete(below=False)
+_NEWEST_COMPLETE_BELOW = _newest_complete(below=True)
+
+
+def status_condition(status: VersionStatus, now: datetime) -> ColumnElement[bool]:
+    """SQL for "the version's status at ``now`` is ``status``".
+
+    The same decision as :func:`packyard.domain.rules.derive_version_status`, which
+    derives it from the version's builds and ``revoke_at`` at read time.
+    """
+    v = versions.c
+
+    def has(build_status: BuildStatus) -> ColumnElement[bool]:
+        return exists().where(builds.c.version_id == v.id, builds.c.status == build_status.value)
+
+    incomplete = and_(v.revoke_at.is_(None), v.number.is_(None))
+    running, failed = has(BuildStatus.RUNNING), has(BuildStatus.FAILED)
+    cancelled = has(BuildStatus.CANCELLED)
+    any_build = exists().where(builds.c.version_id == v.id)
+    match status:
+        case VersionStatus.REVOKED:
+            return v.revoke_at <= now
+        case VersionStatus.REVOCATION_SCHEDULED:
+            return v.revoke_at > now
+        case VersionStatus.ACTIVE:
+            return and_(v.revoke_at.is_(None), v.number.is_not(None))
+        case VersionStatus.RUNNING:
+            return and_(incomplete, or_(not_(any_build), running))
+        case VersionStatus.FAILED:
+            return and_(incomplete, not_(running), failed)
+        case VersionStatus.CANCELLED:
+            return and_(incomplete, not_(running), not_(failed), cancelled)
+        case VersionStatus.INCOMPLETE:
+            return and_(incomplete, any_build, not_(running), not_(failed), not_(cancelled))
+        case _:
+            return false()
+
 
 _NEXT_NUMBER = select(func.coalesce(func.max(versions.c.number), 0) + 1).where(
     versions.c.bucket_id == bindparam("bucket_id")
@@ -289,17 +380,48 @@ class VersionRepo:
         """The number completing a version of the bucket gives it (under the bucket lock)."""
         return int(self.conn.execute(_NEXT_NUMBER, {"bucket_id": bucket_id}).scalar_one())
 
-    def list_page(self, bucket_id: str, page: PageRequest) -> Page[Version]:
+    def list_page(
+        self,
+        bucket_id: str,
+        page: PageRequest,
+        *,
+        status: VersionStatus | None = None,
+        now: datetime | None = None,
+    ) -> Page[Version]:
+        """A page of the bucket's versions; with ``status``, only those whose status
+        (derived at ``now``, as every reader derives it) is that one."""
+        query = _listing_select().where(versions.c.bucket_id == bucket_id)
+        scope = f"versions:{bucket_id}"
+        if status is not None:
+            assert now is not None
+            query = query.where(status_condition(status, now))
+            scope += f":{status.value}"
         return paginate(
             self.conn,
-            _version_select().where(versions.c.bucket_id == bucket_id),
+            query,
             page,
             sort_columns=VERSION_SORT,
             default_order=(SortKey("created_at", descending=True),),
             id_column=versions.c.id,
             convert=version_from_row,
-            scope=f"versions:{bucket_id}",
+            scope=scope,
         )
+
+    def by_fingerprints(self, bucket_id: str, fingerprints: Iterable[str]) -> dict[str, Version]:
+        """The bucket's versions among ``fingerprints`` (absent ones are left out)."""
+        wanted = sorted(set(fingerprints))
+        if not wanted:
+            return {}
+        rows = self.conn.execute(_BY_FINGERPRINTS, {"bucket_id": bucket_id, "fps": wanted})
+        return {r.fingerprint: version_from_row(r) for r in rows}
+
+    def newest_complete(
+        self, bucket_id: str, *, limit: int, below: int | None = None
+    ) -> list[Version]:
+        """The bucket's complete versions by number, newest first (numbered below ``below``)."""
+        query = _NEWEST_COMPLETE if below is None else _NEWEST_COMPLETE_BELOW
+        rows = self.conn.execute(query, {"bucket_id": bucket_id, "below": below, "limit": limit})
+        return [version_from_row(r) for r in rows]
 
     def hydrate(self, items: Sequence[Version], *, include_restricted: bool) -> None:
         """Attach builds (with artifacts) and ancestry status, in two queries for any count.

@@ -24,7 +24,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from packyard.api.calls import run
 from packyard.domain.enums import Role
 from packyard.domain.models import Caller, Project, WebSession
-from packyard.errors import ApiError, Code
+from packyard.errors import ApiError, Code, not_found, permission_denied
 from packyard.services.container import Services
 from packyard.services.users import csrf_matches
 from packyard.web import filters
@@ -118,7 +118,12 @@ class Context:
     def url(self, *parts: str) -> str:
         """A path inside the current project: ``ctx.url("buckets", name)``."""
         assert self.caller is not None
-        return "/p/" + "/".join(quote(p, safe="") for p in (self.caller.project_id, *parts))
+        return project_url(self.caller, *parts)
+
+
+def project_url(caller: Caller, *parts: str) -> str:
+    """A path inside the caller's project, for code that has only the caller (a loader)."""
+    return "/p/" + "/".join(quote(p, safe="") for p in (caller.project_id, *parts))
 
 
 def render(
@@ -145,6 +150,9 @@ def render(
 
 
 def error_page(ctx: Context | None, request: Request, error: ApiError) -> HTMLResponse:
+    if error.code is Code.ABORTED:
+        # A missing version: code 10 on the API, which Packer needs; to a person, not found.
+        error = not_found(error.message)
     status = {Code.NOT_FOUND: 404, Code.PERMISSION_DENIED: 403}.get(error.code, error.http_status)
     return render(
         ctx, "error.html", {"error": error, "status": status}, status=status, request=request
@@ -181,13 +189,64 @@ async def page(
     ctx = await context(request, project_id)
     if not isinstance(ctx, Context):
         return ctx
-    assert ctx.caller is not None
-    svc = services(request)
+    return await show(ctx, template, load)
+
+
+async def show(
+    ctx: Context,
+    template: str,
+    load: Callable[[Services, Caller], Mapping[str, Any]],
+    *,
+    status: int = 200,
+    **values: Any,
+) -> Response:
+    """``template`` with what ``load`` returns (one service call) and ``values``; input the
+    page could not use (non-empty ``errors``, shown next to its field) answers 400."""
+    svc, caller = acting(ctx)
     try:
-        values = await run(svc, load, svc, ctx.caller)
+        loaded = await run(svc, load, svc, caller)
     except ApiError as exc:
-        return error_page(ctx, request, exc)
-    return render(ctx, template, values)
+        return error_page(ctx, ctx.request, exc)
+    shown = {**loaded, **values}
+    if status == 200 and shown.get("errors"):
+        status = 400
+    return render(ctx, template, shown, status=status)
+
+
+def acting(ctx: Context) -> tuple[Services, Caller]:
+    """The services and the caller a handler calls them with."""
+    assert ctx.caller is not None
+    return services(ctx.request), ctx.caller
+
+
+async def writer(request: Request, project_id: str) -> Context | Response:
+    """The signed-in writer on the project, or the answer instead (sign-in, 404, or the
+    403 page for a viewer: such a page or change is not theirs to ask for)."""
+    ctx = await context(request, project_id)
+    if isinstance(ctx, Context) and not ctx.can_write:
+        assert ctx.caller is not None
+        return error_page(
+            ctx,
+            request,
+            permission_denied(
+                f"{ctx.caller.name} has the viewer role on this project and cannot make changes."
+            ),
+        )
+    return ctx
+
+
+async def submitted(
+    request: Request, project_id: str, *, writers_only: bool = True
+) -> tuple[Context, FormData] | Response:
+    """A signed-in person's form on the project with a valid CSRF token (a writer's unless
+    ``writers_only`` is off: the services then decide), or the answer instead."""
+    ctx = await (writer(request, project_id) if writers_only else context(request, project_id))
+    if not isinstance(ctx, Context):
+        return ctx
+    data = await form(request, ctx)
+    if isinstance(data, Response):
+        return data
+    return ctx, data
 
 
 async def form(request: Request, ctx: Context) -> FormData | Response:
@@ -213,15 +272,23 @@ def field(data: FormData, name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def field_errors(error: ApiError) -> dict[str, str]:
-    """``{field: message}`` from an error's ``google.rpc.BadRequest`` detail (else under
-    ``"form"``), to show each message next to its field."""
+def checked(data: FormData, name: str) -> bool:
+    """Whether a checkbox was ticked."""
+    return field(data, name) in ("yes", "on", "true")
+
+
+def field_errors(error: ApiError, *, at: str = "form") -> dict[str, str]:
+    """``{field: message}`` from an error's ``google.rpc.BadRequest`` detail, to show each
+    message next to its field; a message about no field goes next to ``at`` (a refusal of
+    the whole request stays at the top of the form)."""
     found: dict[str, str] = {}
     for detail in error.details:
         for violation in detail.get("field_violations", []) or []:
             name = str(violation.get("field", "")) or "form"
             found.setdefault(name.removeprefix("body."), str(violation.get("description", "")))
-    return found or {"form": error.message}
+    if found:
+        return found
+    return {"form" if error.code is Code.PERMISSION_DENIED else at: error.message}
 
 
 def new_csrf() -> str:
@@ -231,12 +298,18 @@ def new_csrf() -> str:
 __all__ = [
     "CSP",
     "Context",
+    "acting",
+    "checked",
     "context",
     "error_page",
     "field",
     "field_errors",
     "form",
     "page",
+    "project_url",
     "redirect",
     "render",
+    "show",
+    "submitted",
+    "writer",
 ]

@@ -7,6 +7,10 @@ from typing import Any
 
 import jinja2
 
+from packyard.domain.enums import VersionStatus
+from packyard.domain.models import Version
+from packyard.domain.rules import status_of
+
 STATUS_LABEL = {
     "VERSION_ACTIVE": ("Active", "ok"),
     "VERSION_REVOKED": ("Revoked", "danger"),
@@ -64,7 +68,20 @@ def status_tone(value: Any) -> str:
     return STATUS_LABEL.get(key, ("", "muted"))[1]
 
 
+def version_status(version: Version | None) -> str:
+    """A version's status as every reader derives it now (``VERSION_ACTIVE``...)."""
+    if version is None:
+        return VersionStatus.UNSET.value
+    return status_of(version, datetime.now(UTC)).value
+
+
 def install(env: jinja2.Environment) -> None:
+    env.globals["status_of"] = version_status
     env.filters.update(
-        when=when, iso=iso, ago=ago, status_label=status_label, status_tone=status_tone
+        when=when,
+        iso=iso,
+        ago=ago,
+        status_label=status_label,
+        status_tone=status_tone,
+        version_status=version_status,
     )

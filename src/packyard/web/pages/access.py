@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from packyard.api.calls import run
@@ -27,15 +26,14 @@ from packyard.errors import ApiError, Code, invalid
 from packyard.services.container import Services
 from packyard.web.console import (
     Context,
-    context,
     error_page,
     field,
     field_errors,
-    form,
     page,
     redirect,
     render,
     services,
+    submitted,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -118,18 +116,6 @@ def _role(value: str, field_name: str) -> Role:
         raise invalid("Choose viewer, contributor or admin.", field=field_name) from None
 
 
-async def _submitted(request: Request, project_id: str) -> tuple[Context, FormData] | Response:
-    """The signed-in person on the project and their form (CSRF checked), or the answer to
-    send instead."""
-    ctx = await context(request, project_id)
-    if not isinstance(ctx, Context):
-        return ctx
-    data = await form(request, ctx)
-    if isinstance(data, Response):
-        return data
-    return ctx, data
-
-
 async def _call(ctx: Context, change: Callable[[Services, Caller, str, str], T]) -> T:
     """One change through the services, as the signed-in person on this project."""
     caller = ctx.caller
@@ -180,7 +166,7 @@ def _secret(ctx: Context, values: Mapping[str, Any]) -> Response:
 
 @router.post("/p/{project_id}/access/users")
 async def create_user(request: Request, project_id: str) -> Response:
-    got = await _submitted(request, project_id)
+    got = await submitted(request, project_id, writers_only=False)
     if isinstance(got, Response):
         return got
     ctx, data = got
@@ -205,7 +191,7 @@ async def create_user(request: Request, project_id: str) -> Response:
 
 @router.post("/p/{project_id}/access/users/{user_id}/role")
 async def set_user_role(request: Request, project_id: str, user_id: str) -> Response:
-    got = await _submitted(request, project_id)
+    got = await submitted(request, project_id, writers_only=False)
     if isinstance(got, Response):
         return got
     ctx, data = got
@@ -223,7 +209,7 @@ async def set_user_role(request: Request, project_id: str, user_id: str) -> Resp
 
 
 async def _user_disabled(request: Request, project_id: str, user_id: str, off: bool) -> Response:
-    got = await _submitted(request, project_id)
+    got = await submitted(request, project_id, writers_only=False)
     if isinstance(got, Response):
         return got
     ctx, _ = got
@@ -251,7 +237,7 @@ async def enable_user(request: Request, project_id: str, user_id: str) -> Respon
 
 @router.post("/p/{project_id}/access/users/{user_id}/reset-password")
 async def reset_password(request: Request, project_id: str, user_id: str) -> Response:
-    got = await _submitted(request, project_id)
+    got = await submitted(request, project_id, writers_only=False)
     if isinstance(got, Response):
         return got
     ctx, _ = got
@@ -272,7 +258,7 @@ async def reset_password(request: Request, project_id: str, user_id: str) -> Res
 
 @router.post("/p/{project_id}/access/principals")
 async def create_principal(request: Request, project_id: str) -> Response:
-    got = await _submitted(request, project_id)
+    got = await submitted(request, project_id, writers_only=False)
     if isinstance(got, Response):
         return got
     ctx, data = got
@@ -294,13 +280,17 @@ async def create_principal(request: Request, project_id: str) -> Response:
         )
     return _secret(
         ctx,
-        {"kind": "principal-created", "principal": issued.principal, "secret": issued.client_secret},
+        {
+            "kind": "principal-created",
+            "principal": issued.principal,
+            "secret": issued.client_secret,
+        },
     )
 
 
 @router.post("/p/{project_id}/access/principals/{principal_id}/role")
 async def set_principal_role(request: Request, project_id: str, principal_id: str) -> Response:
-    got = await _submitted(request, project_id)
+    got = await submitted(request, project_id, writers_only=False)
     if isinstance(got, Response):
         return got
     ctx, data = got
@@ -319,7 +309,7 @@ async def set_principal_role(request: Request, project_id: str, principal_id: st
 async def _principal_disabled(
     request: Request, project_id: str, principal_id: str, off: bool
 ) -> Response:
-    got = await _submitted(request, project_id)
+    got = await submitted(request, project_id, writers_only=False)
     if isinstance(got, Response):
         return got
     ctx, _ = got
@@ -348,7 +338,7 @@ async def enable_principal(request: Request, project_id: str, principal_id: str)
 
 @router.post("/p/{project_id}/access/principals/{principal_id}/rotate-secret")
 async def rotate_secret(request: Request, project_id: str, principal_id: str) -> Response:
-    got = await _submitted(request, project_id)
+    got = await submitted(request, project_id, writers_only=False)
     if isinstance(got, Response):
         return got
     ctx, data = got
@@ -386,7 +376,7 @@ def _delete_principal(
 
 @router.post("/p/{project_id}/access/principals/{principal_id}/delete")
 async def delete_principal(request: Request, project_id: str, principal_id: str) -> Response:
-    got = await _submitted(request, project_id)
+    got = await submitted(request, project_id, writers_only=False)
     if isinstance(got, Response):
         return got
     ctx, data = got
@@ -401,4 +391,3 @@ async def delete_principal(request: Request, project_id: str, principal_id: str)
     except ApiError as exc:
         return await _refused(ctx, exc, where=f"delete-{principal_id}")
     return _back(ctx, "principal-deleted", principal_id)
-

@@ -1,0 +1,244 @@
+"""The console's registry reads: buckets filtered in SQL, the channels of a page of buckets,
+a bucket's child buckets and its recent versions. Each is one statement whatever the data
+size."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    bindparam,
+    exists,
+    func,
+    literal,
+    literal_column,
+    select,
+)
+from sqlalchemy.types import Integer
+
+from packyard.domain.ancestry import AncestryRelation
+from packyard.domain.models import Version
+from packyard.domain.overview import BucketQuery, ChannelChip, VersionChoice
+from packyard.domain.paging import Page, PageRequest, SortKey
+from packyard.domain.rules import aggregate_status, edge_status
+from packyard.store.ancestry import _relation_from_row
+from packyard.store.buckets import BUCKET_SORT, bucket_from_row
+from packyard.store.pagination import paginate
+from packyard.store.schema import buckets, channels, version_edges, versions
+from packyard.store.versions import _PARENT_EDGES
+
+
+def _has_label(conn: Connection, key: str, value: str | None) -> ColumnElement[bool]:
+    """Buckets whose labels hold ``key`` (with ``value`` unless it is ``None``).
+
+    Any key works, quotes and dots included: SQLite walks the labels with ``json_each``
+    (a JSON path could not name every key), PostgreSQL takes the key as an argument.
+    """
+    if conn.dialect.name == "sqlite":
+        each = func.json_each(buckets.c.labels).table_valued("key", "value")
+        match = each.c.key == key
+        if value is not None:
+            match = and_(match, each.c.value == value)
+        return exists(select(literal(1)).select_from(each).where(match))
+    found = func.json_extract_path_text(buckets.c.labels, literal(key))
+    return found.is_not(None) if value is None else found == value
+
+
+def search_buckets(
+    conn: Connection, project_id: str, query: BucketQuery, page: PageRequest
+) -> Page[Any]:
+    """A page of the project's buckets matching ``query``, in its order."""
+    statement = select(buckets).where(buckets.c.project_id == project_id)
+    if query.text:
+        statement = statement.where(
+            func.lower(buckets.c.name).contains(query.text.lower(), autoescape=True)
+        )
+    if query.label_key:
+        statement = statement.where(_has_label(conn, query.label_key, query.label_value))
+    # A page token belongs to the listing it came from: its filters are part of its scope.
+    filters = "\x00".join(
+        (query.text, query.label_key, "\x01" if query.label_value is None else query.label_value)
+    )
+    digest = hashlib.sha256(filters.encode()).hexdigest()[:32]
+    return paginate(
+        conn,
+        statement,
+        PageRequest(
+            size=page.size,
+            next_token=page.next_token,
+            previous_token=page.previous_token,
+            order_by=page.order_by or query.order_by,
+        ),
+        sort_columns=BUCKET_SORT,
+        default_order=(SortKey("name"),),
+        id_column=buckets.c.id,
+        convert=bucket_from_row,
+        scope=f"console-buckets:{project_id}:{digest}",
+    )
+
+
+_CHIPS = (
+    select(channels.c.bucket_id, channels.c.name, channels.c.restricted, channels.c.version_id)
+    .where(
+        channels.c.bucket_id.in_(bindparam("ids", expanding=True)),
+        channels.c.managed.is_(False),
+    )
+    .order_by(channels.c.bucket_id, channels.c.name)
+)
+_CHIPS_UNRESTRICTED = _CHIPS.where(channels.c.restricted.is_(False))
+
+
+def channel_chips(
+    conn: Connection, bucket_ids: list[str], *, include_restricted: bool
+) -> dict[str, list[ChannelChip]]:
+    """The user channels of each bucket (not `latest`) by name, with the id of the version
+    each serves."""
+    found: dict[str, list[ChannelChip]] = defaultdict(list)
+    if not bucket_ids:
+        return found
+    query = _CHIPS if include_restricted else _CHIPS_UNRESTRICTED
+    for r in conn.execute(query, {"ids": bucket_ids}):
+        found[r.bucket_id].append(ChannelChip(r.name, r.restricted, r.version_id))
+    return found
+
+
+def attach_parents_status(
+    conn: Connection, items: list[Version], *, include_restricted: bool
+) -> None:
+    """Set each version's ``parents_status`` from its parent edges (one statement): what
+    :meth:`VersionRepo.hydrate` computes, without loading builds and artifacts, for lists
+    that show a version's name and status only."""
+    if not items:
+        return
+    by_id = {v.id: v for v in items}
+    statuses: dict[str, list[Any]] = defaultdict(list)
+    for e in conn.execute(_PARENT_EDGES[include_restricted], {"ids": list(by_id)}):
+        statuses[e.child_version_id].append(
+            edge_status(
+                e.parent_channel_id,
+                e.channel_version_id,
+                e.parent_version_id,
+                channel_exists=e.channel_id is not None,
+            )
+        )
+    for vid, found in statuses.items():
+        by_id[vid].parents_status = aggregate_status(found)
+
+
+_KIND_CHILD = 1
+
+
+def child_relations(
+    conn: Connection, bucket_id: str, *, include_restricted: bool, limit: int
+) -> tuple[list[AncestryRelation], bool]:
+    """Per child bucket (by name, at most ``limit``), the edges from this bucket into the
+    newest version of that bucket built from it (the one recorded last), with their status;
+    and whether more child buckets exist.
+
+    Without ``include_restricted`` an edge recorded through a restricted channel shows no
+    channel, as every ancestry read does (:mod:`packyard.domain.visibility`).
+    """
+    e = version_edges
+    # Only this bucket's edges are read (its index): the newest child version of each
+    # child bucket is the one whose edge from this bucket was recorded last. Joining the
+    # child versions to rank them would read every version of the project.
+    per_version = (
+        select(
+            e.c.child_bucket_id,
+            e.c.child_version_id,
+            func.max(e.c.created_at).label("recorded"),
+        )
+        .where(e.c.parent_bucket_id == bucket_id)
+        .group_by(e.c.child_bucket_id, e.c.child_version_id)
+        .subquery("per_version")
+    )
+    newest = select(
+        per_version.c.child_version_id,
+        func.row_number()
+        .over(
+            partition_by=per_version.c.child_bucket_id,
+            order_by=(per_version.c.recorded.desc(), per_version.c.child_version_id.desc()),
+        )
+        .label("rank"),
+    ).subquery("newest")
+    ranked = (
+        select(
+            e.c.parent_version_id,
+            e.c.child_version_id,
+            e.c.parent_channel_id,
+            newest.c.rank,
+        )
+        .join(newest, newest.c.child_version_id == e.c.child_version_id)
+        .where(e.c.parent_bucket_id == bucket_id)
+        .subquery("ranked")
+    )
+    pv, pb = versions.alias("pv"), buckets.alias("pb")
+    cv, cb = versions.alias("cv"), buckets.alias("cb")
+    ch, chv = channels.alias("ch"), versions.alias("chv")
+    joined = ch.c.id == ranked.c.parent_channel_id
+    if not include_restricted:
+        joined = and_(joined, ch.c.restricted.is_(False))
+    rows = conn.execute(
+        select(
+            literal_column(str(_KIND_CHILD), Integer).label("kind"),
+            ranked.c.parent_version_id,
+            ranked.c.child_version_id,
+            ranked.c.parent_channel_id,
+            pv.c.fingerprint.label("p_fingerprint"),
+            pv.c.number.label("p_number"),
+            pb.c.name.label("p_bucket"),
+            cv.c.fingerprint.label("c_fingerprint"),
+            cv.c.number.label("c_number"),
+            cb.c.name.label("c_bucket"),
+            ch.c.id.label("ch_id"),
+            ch.c.name.label("ch_name"),
+            ch.c.version_id.label("ch_version_id"),
+            chv.c.fingerprint.label("chv_fingerprint"),
+            chv.c.number.label("chv_number"),
+        )
+        .select_from(ranked)
+        .join(pv, pv.c.id == ranked.c.parent_version_id)
+        .join(pb, pb.c.id == pv.c.bucket_id)
+        .join(cv, cv.c.id == ranked.c.child_version_id)
+        .join(cb, cb.c.id == cv.c.bucket_id)
+        .outerjoin(ch, joined)
+        .outerjoin(chv, chv.c.id == ch.c.version_id)
+        .where(ranked.c.rank == 1)
+        .order_by(cb.c.name, pv.c.number.desc(), ranked.c.parent_version_id)
+        # A version rarely has more than a couple of parents in one bucket.
+        .limit(limit * 4 + 1)
+    ).all()
+    relations: list[AncestryRelation] = []
+    seen: list[str] = []
+    for row in rows:
+        if row.c_bucket not in seen:
+            if len(seen) == limit:
+                return relations, True
+            seen.append(row.c_bucket)
+        relations.append(_relation_from_row(row))
+    return relations, len(rows) > limit * 4
+
+
+def recent_versions(conn: Connection, bucket_id: str, limit: int) -> list[VersionChoice]:
+    """The bucket's newest complete versions, newest first."""
+    rows = conn.execute(
+        select(versions.c.fingerprint, versions.c.number, versions.c.revoke_at)
+        .where(versions.c.bucket_id == bucket_id, versions.c.number.is_not(None))
+        .order_by(versions.c.number.desc())
+        .limit(limit)
+    )
+    return [VersionChoice(f"v{r.number}", r.fingerprint, r.revoke_at) for r in rows]
+
+
+__all__ = [
+    "attach_parents_status",
+    "channel_chips",
+    "child_relations",
+    "recent_versions",
+    "search_buckets",
+]
