@@ -18,8 +18,11 @@ Each service call is one database transaction. Where it runs depends on the data
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache, partial
 from typing import ParamSpec, TypeVar
 
+import anyio
+import anyio.to_thread
 from starlette.concurrency import run_in_threadpool
 
 from packyard.services.container import Services
@@ -27,9 +30,26 @@ from packyard.services.container import Services
 P = ParamSpec("P")
 T = TypeVar("T")
 
+# Threads for calls dominated by a deliberately slow hash; see run_hashing.
+HASHING_THREADS = 4
+
 
 async def run(svc: Services, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     """``fn(*args, **kwargs)``, inline on SQLite, on a worker thread on PostgreSQL."""
     if svc.store.is_sqlite:
         return fn(*args, **kwargs)
     return await run_in_threadpool(fn, *args, **kwargs)
+
+
+@cache
+def _hashing_threads() -> anyio.CapacityLimiter:
+    return anyio.CapacityLimiter(HASHING_THREADS)
+
+
+async def run_hashing(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """``fn(*args, **kwargs)`` for a call dominated by a deliberately slow hash (argon2id of a
+    person's password, scrypt of an old client secret): on threads of its own whatever the
+    database (the hashes release the interpreter lock), never on the event loop, and at most
+    ``HASHING_THREADS`` at a time, so a burst of sign-ins neither stalls other requests nor
+    takes every core and much memory."""
+    return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=_hashing_threads())

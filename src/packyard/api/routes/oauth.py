@@ -10,27 +10,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-from functools import cache, partial
 from urllib.parse import unquote_plus
 
-import anyio
-import anyio.to_thread
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from packyard.api.calls import run
+from packyard.api.calls import run, run_hashing
 from packyard.api.deps import ServicesDep
 from packyard.api.responses import JSONBody
 from packyard.errors import ApiError, Code
 from packyard.services.throttle import retry_after
-
-_HASHING_THREADS = 4
-
-
-@cache
-def _hashing_threads() -> anyio.CapacityLimiter:
-    return anyio.CapacityLimiter(_HASHING_THREADS)
-
 
 router = APIRouter(tags=["auth"])
 API_AUDIENCE = "https://api.hashicorp.cloud"
@@ -85,11 +74,9 @@ async def token(request: Request, svc: ServicesDep) -> Response:
     address = request.client.host if request.client else None
     try:
         # Secrets of databases made before 0.2 are still checked with scrypt until their
-        # first successful use: on threads of their own (scrypt releases the interpreter
-        # lock), so it neither blocks the event loop nor the request workers.
-        principal = await anyio.to_thread.run_sync(
-            partial(svc.auth.authenticate_client, creds[0], creds[1], address=address),
-            limiter=_hashing_threads(),
+        # first successful use.
+        principal = await run_hashing(
+            svc.auth.authenticate_client, creds[0], creds[1], address=address
         )
     except ApiError as exc:
         if exc.code is not Code.RESOURCE_EXHAUSTED:

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from packyard.api.calls import run
+from packyard.api.calls import run, run_hashing
 from packyard.domain.enums import Role
 from packyard.domain.models import Caller, PrincipalRecord, UserRecord
 from packyard.errors import ApiError, Code, invalid
@@ -116,12 +116,18 @@ def _role(value: str, field_name: str) -> Role:
         raise invalid("Choose viewer, contributor or admin.", field=field_name) from None
 
 
-async def _call(ctx: Context, change: Callable[[Services, Caller, str, str], T]) -> T:
-    """One change through the services, as the signed-in person on this project."""
+async def _call(
+    ctx: Context, change: Callable[[Services, Caller, str, str], T], *, hashing: bool = False
+) -> T:
+    """One change through the services, as the signed-in person on this project (``hashing``:
+    a change that hashes a password, run off the event loop)."""
     caller = ctx.caller
     assert caller is not None
     svc = services(ctx.request)
-    return await run(svc, change, svc, caller, caller.organization_id, caller.project_id)
+    args = (svc, caller, caller.organization_id, caller.project_id)
+    if hashing:
+        return await run_hashing(change, *args)
+    return await run(svc, change, *args)
 
 
 async def _refused(
@@ -177,6 +183,7 @@ async def create_user(request: Request, project_id: str) -> Response:
             lambda svc, caller, org, project: svc.users.create(
                 caller, org, project, email=email, role=_role(role, "role")
             ),
+            hashing=True,
         )
     except ApiError as exc:
         return await _refused(
@@ -247,6 +254,7 @@ async def reset_password(request: Request, project_id: str, user_id: str) -> Res
             lambda svc, caller, org, project: svc.users.reset_password(
                 caller, org, project, user_id
             ),
+            hashing=True,
         )
     except ApiError as exc:
         return await _refused(ctx, exc, where=f"reset-{user_id}")

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from packyard.api.calls import run
+from packyard.api.calls import run, run_hashing
 from packyard.errors import ApiError, Code
 from packyard.services.throttle import retry_after
 from packyard.web.console import (
@@ -78,8 +78,8 @@ async def sign_in(request: Request) -> Response:
     svc = services(request)
     address = request.client.host if request.client else None
     try:
-        token, _ = await run(
-            svc, svc.users.sign_in, email, field(data, "password"), address=address
+        token, _ = await run_hashing(
+            svc.users.sign_in, email, field(data, "password"), address=address
         )
     except ApiError as exc:
         if exc.code is Code.RESOURCE_EXHAUSTED:
@@ -156,8 +156,7 @@ async def change_password(request: Request) -> Response:
     svc = services(request)
     token = session_token(request) or ""
     try:
-        await run(
-            svc,
+        await run_hashing(
             svc.users.change_password,
             token,
             field(data, "current_password"),
