@@ -121,7 +121,7 @@ class AncestryRepo:
             },
             default_order=(SortKey("kind"), SortKey("created_at", descending=True)),
             id_column=rel.c.rid,
-            convert=_relation_from_row,
+            convert=relation_from_row,
             scope=f"ancestry:{bucket_id}:{parents_of or '-'}:{int(include_children)}:"
             f"{children_channel_id or '-'}",
         )
@@ -149,7 +149,7 @@ def _side(kind: int) -> Select[Any]:
     )
 
 
-def _relation_from_row(row: Any) -> AncestryRelation:
+def relation_from_row(row: Any) -> AncestryRelation:
     channel_version = None
     if row.ch_version_id is not None and row.chv_fingerprint is not None:
         channel_version = VersionRef(

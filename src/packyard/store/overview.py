@@ -26,11 +26,11 @@ from packyard.domain.models import Version
 from packyard.domain.overview import BucketQuery, ChannelChip, VersionChoice
 from packyard.domain.paging import Page, PageRequest, SortKey
 from packyard.domain.rules import aggregate_status, edge_status
-from packyard.store.ancestry import _relation_from_row
+from packyard.store.ancestry import relation_from_row
 from packyard.store.buckets import BUCKET_SORT, bucket_from_row
 from packyard.store.pagination import paginate
 from packyard.store.schema import buckets, channels, version_edges, versions
-from packyard.store.versions import _PARENT_EDGES
+from packyard.store.versions import PARENT_EDGES
 
 
 def _has_label(conn: Connection, key: str, value: str | None) -> ColumnElement[bool]:
@@ -117,7 +117,7 @@ def attach_parents_status(
         return
     by_id = {v.id: v for v in items}
     statuses: dict[str, list[Any]] = defaultdict(list)
-    for e in conn.execute(_PARENT_EDGES[include_restricted], {"ids": list(by_id)}):
+    for e in conn.execute(PARENT_EDGES[include_restricted], {"ids": list(by_id)}):
         statuses[e.child_version_id].append(
             edge_status(
                 e.parent_channel_id,
@@ -220,7 +220,7 @@ def child_relations(
             if len(seen) == limit:
                 return relations, True
             seen.append(row.c_bucket)
-        relations.append(_relation_from_row(row))
+        relations.append(relation_from_row(row))
     return relations, len(rows) > limit * 4
 
 

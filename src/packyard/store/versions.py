@@ -146,7 +146,7 @@ def _parent_edges(*, include_restricted: bool) -> Select[Any]:
     )
 
 
-_PARENT_EDGES = {seen: _parent_edges(include_restricted=seen) for seen in (True, False)}
+PARENT_EDGES = {seen: _parent_edges(include_restricted=seen) for seen in (True, False)}
 
 _BY_FINGERPRINTS = _version_select().where(
     versions.c.bucket_id == bindparam("bucket_id"),
@@ -435,7 +435,7 @@ class VersionRepo:
         grouped = BuildRepo(self.conn).for_versions(by_id.keys())
         for vid, blds in grouped.items():
             by_id[vid].builds = blds
-        edges = self.conn.execute(_PARENT_EDGES[include_restricted], {"ids": list(by_id)})
+        edges = self.conn.execute(PARENT_EDGES[include_restricted], {"ids": list(by_id)})
         statuses: dict[str, list[Any]] = defaultdict(list)
         for e in edges:
             statuses[e.child_version_id].append(

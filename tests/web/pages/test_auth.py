@@ -135,3 +135,23 @@ def test_changing_ones_password(browser: Browser, console: Seeded) -> None:
     assert page.get_by_role("status").is_visible()
     console.users["viewer"] = (email, "a brand new passphrase")
     context.close()
+
+
+def test_signing_in_with_the_keyboard_alone(browser: Browser, console: Seeded) -> None:
+    context = new_context(browser)
+    page = context.new_page()
+    page.goto(console.base_url + "/sign-in")
+    assert page.evaluate("document.activeElement.id") == "email"  # autofocus
+    email, password = console.users["admin"]
+    page.keyboard.type(email)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "password"
+    page.keyboard.type(password)
+    page.keyboard.press("Enter")
+    page.wait_for_url(console.url())
+    # the first Tab on a page reaches the skip link, whose target is the main content
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    context.close()
