@@ -200,8 +200,14 @@ def test_ancestry_tree(cli: Cli, hcp: PackerClient) -> None:
     tree = cli.ok("ancestry", "parent").stdout
     assert "child v1 (fp-c1)" in tree and "OUT_OF_DATE" in tree
     data = cli.json("ancestry", "child")
-    assert data["parents"][0]["parent"]["bucket_name"] == "parent"
+    assert [r["parent"]["bucket_name"] for r in data["parents"]] == ["parent"]
     assert data["parents"][0]["status"] == "OUT_OF_DATE"
+    assert data["children"] == []  # each relation on one side only
+    upward = cli.json("ancestry", "parent")
+    assert upward["parents"] == []
+    assert [
+        (r["child"]["bucket_name"], r["child"]["version_name"]) for r in upward["children"]
+    ] == [("child", "v1")]
     assert cli.json("ancestry", "parent", "--fingerprint", "fp-p1")["version"]["name"] == "v1"
 
 

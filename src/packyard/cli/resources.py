@@ -614,8 +614,7 @@ def ancestry(
             hcp.list_ancestry(bucket, channel_name=channel, version_fingerprint=fingerprint)
         )
         version = hcp.get_version(bucket, fingerprint) if fingerprint else b.latest_version
-    parents = [r for r in relations if r.parent is not None]
-    children = [r for r in relations if r.child is not None]
+    parents, children = split_relations(bucket, relations)
     if format is Format.json:
         emit_json(
             {
@@ -635,6 +634,24 @@ def ancestry(
         for line in lines or ["[dim]none[/dim]"]:
             branch.add(line)
     stdout().print(root)
+
+
+def split_relations(
+    bucket: str, relations: list[AncestryRelation]
+) -> tuple[list[AncestryRelation], list[AncestryRelation]]:
+    """(parent relations, child relations) of ``bucket``. The server fills both ends of every
+    relation: a parent relation is one whose child end is in this bucket (a version built from
+    another of the same bucket is one too), a child relation one whose parent end is here and
+    whose child is elsewhere."""
+    parents = [r for r in relations if r.child is not None and r.child.bucket_name == bucket]
+    children = [
+        r
+        for r in relations
+        if r.parent is not None
+        and r.parent.bucket_name == bucket
+        and (r.child is None or r.child.bucket_name != bucket)
+    ]
+    return parents, children
 
 
 def _ref_text(ref: VersionRef) -> str:
