@@ -258,7 +258,7 @@ def test_token_endpoint_latency_does_not_block_other_requests(tmp_path: Path) ->
 def test_plain_http_with_no_tls(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     with ServeProcess(data_dir, "--no-tls") as server:
-        assert "https" not in server.stderr.split("Packyard serving on", 1)[1].split()[0]
+        assert "https" not in server.stderr.split(" serving on ", 1)[1].split()[0]
         env = _env_json(data_dir)
         assert env["HCP_API_TLS"] == "disabled"
         assert not (data_dir / "tls").exists()

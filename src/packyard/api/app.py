@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from packyard import __version__
-from packyard.api import errors
+from packyard.api import errors, health
 from packyard.api.cache import CachedReadMiddleware, ReadCache
 from packyard.api.direct import DirectRoutes
 from packyard.api.links import SlashRedirect
@@ -161,6 +161,7 @@ def create_app(
         # prefix and tags, which their routes already carry.
         app.router.routes.extend(module.router.routes)
     web.install(app)  # the console: its pages and static files
+    health.install(app)  # /healthz, /readyz, /version: last, off the API's hot path
     # Starlette would redirect to the Host header's site; this redirect names our own.
     app.router.redirect_slashes = False
     app.router.default = SlashRedirect(app.router.routes, app.state.public_url, app.router.default)

@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
+from packyard.cli import backup as backup_commands
 from packyard.cli.common import (
     EXIT_USAGE,
     Format,
@@ -578,3 +579,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(org_app, name="org")
     app.add_typer(project_app, name="project")
     app.add_typer(user_app, name="user")
+    backup_commands.register(app)  # backup, restore

@@ -10,6 +10,7 @@ from typing import Annotated
 import orjson
 import typer
 
+from packyard import __version__
 from packyard.cli.admin import register as register_admin_commands
 from packyard.cli.commands import register as register_client_commands
 from packyard.cli.common import fail, stderr
@@ -43,6 +44,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err = stderr()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"packyard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Packyard: a self-hosted registry for Packer image metadata (HCP Packer compatible)."""
 
 
 class Format(StrEnum):
@@ -136,7 +155,10 @@ def serve(
     creds = load_credentials(directory)
     address = advertised_address(host, port, public_address)
     scheme = "http" if no_tls else "https"
-    err.print(f"Packyard serving on {scheme}://{address} (data: {directory})", highlight=False)
+    err.print(
+        f"Packyard {__version__} serving on {scheme}://{address} (data: {directory})",
+        highlight=False,
+    )
     if creds is not None and first:
         # The admin secret is shown once, at creation; `packyard env` prints it again.
         advertised = Advertised(
