@@ -174,9 +174,9 @@ def packyard_server(
         "127.0.0.1",
         "--port",
         str(port),
+        # plain HTTP straight to the server: no --public-address, which would say a TLS
+        # proxy stands in front (and make the console's cookies Secure)
         "--no-tls",
-        "--public-address",
-        f"127.0.0.1:{port}",
         "--log-level",
         "warning",
         "--workers",

@@ -291,11 +291,18 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+def clients_use_tls(no_tls: bool, public_address: str | None) -> bool:
+    """Whether clients reach the server over TLS: it serves TLS itself, or a TLS-terminating
+    proxy at ``--public-address`` does in front of ``--no-tls`` (the documented proxy set-up,
+    and the only one stock clients can use: the HCP SDK refuses an http auth URL)."""
+    return not no_tls or public_address is not None
+
+
 def public_url(options: ServeOptions) -> str:
     """The base of the absolute links the API hands out (SBOM downloads, redirects): the
     address ``packyard env`` gives clients (``--public-address``, else the address the
     server listens on), never the request's ``Host`` header."""
-    scheme = "http" if options.no_tls else "https"
+    scheme = "https" if clients_use_tls(options.no_tls, options.public_address) else "http"
     return f"{scheme}://{advertised_address(options.host, options.port, options.public_address)}"
 
 
@@ -325,7 +332,7 @@ def run(options: ServeOptions, services: Services) -> None:
             options.data_dir,
             Advertised(
                 address=advertised_address(options.host, options.port, options.public_address),
-                tls=not options.no_tls,
+                tls=clients_use_tls(options.no_tls, options.public_address),
                 self_signed=self_signed,
                 database_url=options.database_url,
                 database_url_file=(
@@ -349,7 +356,7 @@ def run(options: ServeOptions, services: Services) -> None:
             "public_url": public_url(options),
             "advertised": {
                 "address": advertised_address(options.host, options.port, options.public_address),
-                "tls": not options.no_tls,
+                "tls": clients_use_tls(options.no_tls, options.public_address),
                 "self_signed": self_signed,
             },
             "log_level": options.log_level,

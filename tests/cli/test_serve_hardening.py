@@ -200,6 +200,9 @@ def test_links_and_redirects_use_the_public_address(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     with ServeProcess(data_dir, "--no-tls", "--public-address", PUBLIC) as server:
         env = json.loads(run_cli("env", "--data-dir", str(data_dir), "--format", "json").stdout)
+        # clients reach the proxy over verified TLS: the SDK needs an https auth URL
+        assert env["HCP_AUTH_URL"] == f"https://{PUBLIC}"
+        assert env["HCP_API_TLS"] is None and env["HCP_AUTH_TLS"] is None
         prefix = PACKER.format(org=env["HCP_ORGANIZATION_ID"], project=env["HCP_PROJECT_ID"])
         evil = {"Host": "evil.example"}
         with httpx.Client(base_url=server.base_url, timeout=30) as http:
@@ -207,7 +210,7 @@ def test_links_and_redirects_use_the_public_address(tmp_path: Path) -> None:
             assert slash.status_code == 307
             location = httpx.URL(slash.headers["location"])
             assert (location.scheme, location.host, location.port, location.path) == (
-                "http",
+                "https",  # the TLS-terminating proxy at the public address
                 "registry.example.test",
                 9443,
                 prefix + "/buckets",
@@ -226,9 +229,9 @@ def test_links_and_redirects_use_the_public_address(tmp_path: Path) -> None:
             link = http.get(f"{sboms}/doc", headers=evil)
             assert link.status_code == 200, link.text
             url = httpx.URL(link.json()["download_url"])
-            assert (url.scheme, url.host, url.port) == ("http", "registry.example.test", 9443)
-            # the same link on the address the server really listens on
-            local = url.copy_with(host="127.0.0.1", port=server.port)
+            assert (url.scheme, url.host, url.port) == ("https", "registry.example.test", 9443)
+            # the same link as the proxy forwards it to the address the server listens on
+            local = url.copy_with(scheme="http", host="127.0.0.1", port=server.port)
             assert httpx.get(local).content == document
 
 

@@ -29,6 +29,7 @@ from packyard.server import (
     ServeOptions,
     advertised_address,
     check_public_address,
+    clients_use_tls,
     ensure_port_free,
     prepare,
     run,
@@ -154,7 +155,8 @@ def serve(
     )
     creds = load_credentials(directory)
     address = advertised_address(host, port, public_address)
-    scheme = "http" if no_tls else "https"
+    tls = clients_use_tls(no_tls, public_address)
+    scheme = "https" if tls else "http"
     err.print(
         f"Packyard {__version__} serving on {scheme}://{address} (data: {directory})",
         highlight=False,
@@ -162,7 +164,7 @@ def serve(
     if creds is not None and first:
         # The admin secret is shown once, at creation; `packyard env` prints it again.
         advertised = Advertised(
-            address=address, tls=not no_tls, self_signed=not no_tls and tls_cert is None
+            address=address, tls=tls, self_signed=not no_tls and tls_cert is None
         )
         err.print("First start: created the default organization and project. For stock clients:")
         print(as_shell(env_block(advertised, creds)), flush=True)
