@@ -9,11 +9,13 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     CompoundSelect,
     Connection,
     Integer,
     Select,
     String,
+    Subquery,
     and_,
     bindparam,
     func,
@@ -23,6 +25,7 @@ from sqlalchemy import (
     union,
     union_all,
 )
+from sqlalchemy.sql.selectable import NamedFromClause
 
 from packyard.domain.ancestry import AncestryRelation, VersionRef
 from packyard.domain.enums import AncestryStatus, AncestryType, BuildStatus, RevocationType
@@ -77,40 +80,7 @@ class AncestryRepo:
             return Page(items=[], total=0)
         rel = union_all(*parts).subquery("rel") if len(parts) > 1 else parts[0].subquery("rel")
 
-        pv, pb = versions.alias("pv"), buckets.alias("pb")
-        cv, cb = versions.alias("cv"), buckets.alias("cb")
-        ch, chv = channels.alias("ch"), versions.alias("chv")
-        query = (
-            select(
-                rel.c.kind,
-                rel.c.parent_version_id,
-                rel.c.child_version_id,
-                rel.c.parent_channel_id,
-                pv.c.fingerprint.label("p_fingerprint"),
-                pv.c.number.label("p_number"),
-                pb.c.name.label("p_bucket"),
-                cv.c.fingerprint.label("c_fingerprint"),
-                cv.c.number.label("c_number"),
-                cb.c.name.label("c_bucket"),
-                ch.c.id.label("ch_id"),
-                ch.c.name.label("ch_name"),
-                ch.c.version_id.label("ch_version_id"),
-                chv.c.fingerprint.label("chv_fingerprint"),
-                chv.c.number.label("chv_number"),
-            )
-            .select_from(rel)
-            .join(pv, pv.c.id == rel.c.parent_version_id)
-            .join(pb, pb.c.id == pv.c.bucket_id)
-            .join(cv, cv.c.id == rel.c.child_version_id)
-            .join(cb, cb.c.id == cv.c.bucket_id)
-            .outerjoin(
-                ch,
-                ch.c.id == rel.c.parent_channel_id
-                if include_restricted
-                else and_(ch.c.id == rel.c.parent_channel_id, ch.c.restricted.is_(False)),
-            )
-            .outerjoin(chv, chv.c.id == ch.c.version_id)
-        )
+        query, _, _ = relation_select(rel, rel.c.kind, include_restricted=include_restricted)
         result: Page[AncestryRelation] = paginate(
             self.conn,
             query,
@@ -147,6 +117,48 @@ def _side(kind: int) -> Select[Any]:
         e.created_at,
         rid.label("rid"),
     )
+
+
+def relation_select(
+    source: Subquery, kind: ColumnElement[Any], *, include_restricted: bool
+) -> tuple[Select[Any], NamedFromClause, NamedFromClause]:
+    """The columns :func:`relation_from_row` reads, for the edges in ``source`` (columns
+    ``parent_version_id``, ``child_version_id``, ``parent_channel_id``), with the parent
+    version and the child's bucket aliases for ordering. Without ``include_restricted`` an
+    edge recorded through a restricted channel shows no channel."""
+    pv, pb = versions.alias("pv"), buckets.alias("pb")
+    cv, cb = versions.alias("cv"), buckets.alias("cb")
+    ch, chv = channels.alias("ch"), versions.alias("chv")
+    through = ch.c.id == source.c.parent_channel_id
+    if not include_restricted:
+        through = and_(through, ch.c.restricted.is_(False))
+    query = (
+        select(
+            kind.label("kind"),
+            source.c.parent_version_id,
+            source.c.child_version_id,
+            source.c.parent_channel_id,
+            pv.c.fingerprint.label("p_fingerprint"),
+            pv.c.number.label("p_number"),
+            pb.c.name.label("p_bucket"),
+            cv.c.fingerprint.label("c_fingerprint"),
+            cv.c.number.label("c_number"),
+            cb.c.name.label("c_bucket"),
+            ch.c.id.label("ch_id"),
+            ch.c.name.label("ch_name"),
+            ch.c.version_id.label("ch_version_id"),
+            chv.c.fingerprint.label("chv_fingerprint"),
+            chv.c.number.label("chv_number"),
+        )
+        .select_from(source)
+        .join(pv, pv.c.id == source.c.parent_version_id)
+        .join(pb, pb.c.id == pv.c.bucket_id)
+        .join(cv, cv.c.id == source.c.child_version_id)
+        .join(cb, cb.c.id == cv.c.bucket_id)
+        .outerjoin(ch, through)
+        .outerjoin(chv, chv.c.id == ch.c.version_id)
+    )
+    return query, pv, cb
 
 
 def relation_from_row(row: Any) -> AncestryRelation:

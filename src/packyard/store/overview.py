@@ -26,7 +26,7 @@ from packyard.domain.models import Version
 from packyard.domain.overview import BucketQuery, ChannelChip, VersionChoice
 from packyard.domain.paging import Page, PageRequest, SortKey
 from packyard.domain.rules import aggregate_status, edge_status
-from packyard.store.ancestry import relation_from_row
+from packyard.store.ancestry import relation_from_row, relation_select
 from packyard.store.buckets import BUCKET_SORT, bucket_from_row
 from packyard.store.pagination import paginate
 from packyard.store.schema import buckets, channels, version_edges, versions
@@ -177,38 +177,11 @@ def child_relations(
         .where(e.c.parent_bucket_id == bucket_id)
         .subquery("ranked")
     )
-    pv, pb = versions.alias("pv"), buckets.alias("pb")
-    cv, cb = versions.alias("cv"), buckets.alias("cb")
-    ch, chv = channels.alias("ch"), versions.alias("chv")
-    joined = ch.c.id == ranked.c.parent_channel_id
-    if not include_restricted:
-        joined = and_(joined, ch.c.restricted.is_(False))
+    query, pv, cb = relation_select(
+        ranked, literal_column(str(_KIND_CHILD), Integer), include_restricted=include_restricted
+    )
     rows = conn.execute(
-        select(
-            literal_column(str(_KIND_CHILD), Integer).label("kind"),
-            ranked.c.parent_version_id,
-            ranked.c.child_version_id,
-            ranked.c.parent_channel_id,
-            pv.c.fingerprint.label("p_fingerprint"),
-            pv.c.number.label("p_number"),
-            pb.c.name.label("p_bucket"),
-            cv.c.fingerprint.label("c_fingerprint"),
-            cv.c.number.label("c_number"),
-            cb.c.name.label("c_bucket"),
-            ch.c.id.label("ch_id"),
-            ch.c.name.label("ch_name"),
-            ch.c.version_id.label("ch_version_id"),
-            chv.c.fingerprint.label("chv_fingerprint"),
-            chv.c.number.label("chv_number"),
-        )
-        .select_from(ranked)
-        .join(pv, pv.c.id == ranked.c.parent_version_id)
-        .join(pb, pb.c.id == pv.c.bucket_id)
-        .join(cv, cv.c.id == ranked.c.child_version_id)
-        .join(cb, cb.c.id == cv.c.bucket_id)
-        .outerjoin(ch, joined)
-        .outerjoin(chv, chv.c.id == ch.c.version_id)
-        .where(ranked.c.rank == 1)
+        query.where(ranked.c.rank == 1)
         .order_by(cb.c.name, pv.c.number.desc(), ranked.c.parent_version_id)
         # A version rarely has more than a couple of parents in one bucket.
         .limit(limit * 4 + 1)

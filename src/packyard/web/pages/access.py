@@ -167,6 +167,44 @@ def _secret(ctx: Context, values: Mapping[str, Any]) -> Response:
     return render(ctx, "access_secret.html", {"user": None, "principal": None, **values})
 
 
+_UPDATE: dict[str, Callable[[Services], Callable[..., Any]]] = {
+    "user": lambda svc: svc.users.update,
+    "principal": lambda svc: svc.principals.update,
+}
+
+
+async def _update(
+    request: Request,
+    project_id: str,
+    kind: str,
+    ref: str,
+    *,
+    role_from_form: bool = False,
+    disabled: bool | None = None,
+) -> Response:
+    """A user's or a principal's new role (from the form) or status, then back to its row."""
+    got = await submitted(request, project_id, writers_only=False)
+    if isinstance(got, Response):
+        return got
+    ctx, data = got
+    try:
+        await _call(
+            ctx,
+            lambda svc, caller, org, project: _UPDATE[kind](svc)(
+                caller,
+                org,
+                project,
+                ref,
+                role=_role(field(data, "role"), "role") if role_from_form else None,
+                disabled=disabled,
+            ),
+        )
+    except ApiError as exc:
+        return await _refused(ctx, exc, where=f"{'role' if role_from_form else 'status'}-{ref}")
+    done = "role" if role_from_form else ("disabled" if disabled else "enabled")
+    return _back(ctx, f"{kind}-{done}", ref, f"{kind}-{ref}")
+
+
 # users
 
 
@@ -198,48 +236,17 @@ async def create_user(request: Request, project_id: str) -> Response:
 
 @router.post("/p/{project_id}/access/users/{user_id}/role")
 async def set_user_role(request: Request, project_id: str, user_id: str) -> Response:
-    got = await submitted(request, project_id, writers_only=False)
-    if isinstance(got, Response):
-        return got
-    ctx, data = got
-    where = f"role-{user_id}"
-    try:
-        await _call(
-            ctx,
-            lambda svc, caller, org, project: svc.users.update(
-                caller, org, project, user_id, role=_role(field(data, "role"), "role")
-            ),
-        )
-    except ApiError as exc:
-        return await _refused(ctx, exc, where=where)
-    return _back(ctx, "user-role", user_id, f"user-{user_id}")
-
-
-async def _user_disabled(request: Request, project_id: str, user_id: str, off: bool) -> Response:
-    got = await submitted(request, project_id, writers_only=False)
-    if isinstance(got, Response):
-        return got
-    ctx, _ = got
-    try:
-        await _call(
-            ctx,
-            lambda svc, caller, org, project: svc.users.update(
-                caller, org, project, user_id, disabled=off
-            ),
-        )
-    except ApiError as exc:
-        return await _refused(ctx, exc, where=f"status-{user_id}")
-    return _back(ctx, "user-disabled" if off else "user-enabled", user_id, f"user-{user_id}")
+    return await _update(request, project_id, "user", user_id, role_from_form=True)
 
 
 @router.post("/p/{project_id}/access/users/{user_id}/disable")
 async def disable_user(request: Request, project_id: str, user_id: str) -> Response:
-    return await _user_disabled(request, project_id, user_id, True)
+    return await _update(request, project_id, "user", user_id, disabled=True)
 
 
 @router.post("/p/{project_id}/access/users/{user_id}/enable")
 async def enable_user(request: Request, project_id: str, user_id: str) -> Response:
-    return await _user_disabled(request, project_id, user_id, False)
+    return await _update(request, project_id, "user", user_id, disabled=False)
 
 
 @router.post("/p/{project_id}/access/users/{user_id}/reset-password")
@@ -298,50 +305,17 @@ async def create_principal(request: Request, project_id: str) -> Response:
 
 @router.post("/p/{project_id}/access/principals/{principal_id}/role")
 async def set_principal_role(request: Request, project_id: str, principal_id: str) -> Response:
-    got = await submitted(request, project_id, writers_only=False)
-    if isinstance(got, Response):
-        return got
-    ctx, data = got
-    try:
-        await _call(
-            ctx,
-            lambda svc, caller, org, project: svc.principals.update(
-                caller, org, project, principal_id, role=_role(field(data, "role"), "role")
-            ),
-        )
-    except ApiError as exc:
-        return await _refused(ctx, exc, where=f"role-{principal_id}")
-    return _back(ctx, "principal-role", principal_id, f"principal-{principal_id}")
-
-
-async def _principal_disabled(
-    request: Request, project_id: str, principal_id: str, off: bool
-) -> Response:
-    got = await submitted(request, project_id, writers_only=False)
-    if isinstance(got, Response):
-        return got
-    ctx, _ = got
-    try:
-        await _call(
-            ctx,
-            lambda svc, caller, org, project: svc.principals.update(
-                caller, org, project, principal_id, disabled=off
-            ),
-        )
-    except ApiError as exc:
-        return await _refused(ctx, exc, where=f"status-{principal_id}")
-    done = "principal-disabled" if off else "principal-enabled"
-    return _back(ctx, done, principal_id, f"principal-{principal_id}")
+    return await _update(request, project_id, "principal", principal_id, role_from_form=True)
 
 
 @router.post("/p/{project_id}/access/principals/{principal_id}/disable")
 async def disable_principal(request: Request, project_id: str, principal_id: str) -> Response:
-    return await _principal_disabled(request, project_id, principal_id, True)
+    return await _update(request, project_id, "principal", principal_id, disabled=True)
 
 
 @router.post("/p/{project_id}/access/principals/{principal_id}/enable")
 async def enable_principal(request: Request, project_id: str, principal_id: str) -> Response:
-    return await _principal_disabled(request, project_id, principal_id, False)
+    return await _update(request, project_id, "principal", principal_id, disabled=False)
 
 
 @router.post("/p/{project_id}/access/principals/{principal_id}/rotate-secret")
