@@ -10,14 +10,18 @@ import re
 import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import platformdirs
-from sqlalchemy.engine import URL, make_url
 
 from packyard.files import write_private
 from packyard.startup import StartupError, notice
-from packyard.store.engine import sqlite_url
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+# sqlalchemy is imported where it is used: the CLI reads this module at start-up.
 
 DB_FILE = "packyard.db"
 CREDENTIALS_FILE = "credentials.json"
@@ -33,6 +37,8 @@ def default_data_dir() -> Path:
 
 
 def database_url(data_dir: Path, override: str | None) -> str:
+    from packyard.store.engine import sqlite_url
+
     return override or sqlite_url(str(data_dir / DB_FILE))
 
 
@@ -50,6 +56,9 @@ class Advertised:
     self_signed: bool
     database_url: str | None = None
     database_url_file: str | None = None
+    # The start that wrote this record (``packyard env`` says whether it still runs).
+    started_at: str | None = None  # ISO 8601 UTC
+    pid: int | None = None
 
 
 def write_private_json(path: Path, payload: object) -> None:
@@ -84,6 +93,8 @@ def load_advertised(data_dir: Path) -> Advertised | None:
         self_signed=bool(raw.get("self_signed", False)),
         database_url=url,
         database_url_file=url_file,
+        started_at=raw.get("started_at"),
+        pid=raw.get("pid") if isinstance(raw.get("pid"), int) else None,
     )
 
 
@@ -91,6 +102,8 @@ def load_advertised(data_dir: Path) -> Advertised | None:
 
 
 def _parsed(url: str) -> URL | None:
+    from sqlalchemy.engine import make_url
+
     try:
         return make_url(url)
     except Exception:  # any parse failure: treat the text as opaque

@@ -10,12 +10,13 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
@@ -24,9 +25,11 @@ from granian.http import HTTP1Settings
 from granian.log import LogLevels
 from granian.server import Server
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, ProgrammingError, SQLAlchemyError
 
+from packyard import logs
 from packyard.api.app import create_app
+from packyard.api.metrics import ACCESS_LOGGER
 from packyard.config import (
     CREDENTIALS_FILE,
     SERVER_FILE,
@@ -46,32 +49,13 @@ from packyard.files import (
     restrict_umask,
     tighten_with_notice,
 )
+from packyard.metrics import multiprocess_dir
 from packyard.services.bootstrap import ensure_bootstrapped, startup_lock
 from packyard.services.container import Services
 from packyard.startup import StartupError, notice
 from packyard.store.engine import Store
 from packyard.store.migrate import upgrade
 from packyard.tls import ensure_certificate
-
-LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
-# granian's own messages (start, workers, shutdown) go to standard error like ours:
-# standard output carries the HCP_* block of the first start only.
-GRANIAN_LOGGING: dict[str, Any] = {
-    "formatters": {
-        "packyard": {"()": "logging.Formatter", "fmt": "%(levelname)s granian: %(message)s"}
-    },
-    "handlers": {
-        "stderr": {
-            "formatter": "packyard",
-            "class": "logging.StreamHandler",
-            "stream": "ext://sys.stderr",
-        }
-    },
-    "loggers": {
-        "_granian": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
-        "granian.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
-    },
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +72,10 @@ class ServeOptions:
     workers: int = 1
     # Where ``database_url`` was read from (--database-url-file): workers read it there.
     database_url_file: Path | None = None
+    log_format: str = "text"
+    access_log: bool = False
+    # Bearer token /metrics asks for; without one it answers loopback clients only.
+    metrics_token: str | None = None
 
 
 # Seconds a client has to send a request's headers (also how long an idle keep-alive
@@ -105,6 +93,7 @@ def prepare(data_dir: Path, db_url: str | None) -> tuple[Services, bool]:
     one line for the operator, without the database password.
     """
     url = database_url(data_dir, db_url)
+    check_database_scheme(url)
     try:
         ensure_private_dir(data_dir)
         create_private_file(data_dir / _STARTUP_LOCK)
@@ -132,6 +121,47 @@ def prepare(data_dir: Path, db_url: str | None) -> tuple[Services, bool]:
     return services, created
 
 
+SUPPORTED_SCHEMES = ("postgresql", "postgres", "sqlite")
+
+
+def check_database_scheme(url: str) -> None:
+    """Refuse a database URL of a kind Packyard cannot use, before anything is opened."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme.split("+", 1)[0].lower() not in SUPPORTED_SCHEMES:
+        shown = scheme or redact_url(url)
+        raise StartupError(
+            f"unsupported database URL scheme {shown!r}: use postgresql://user@host/db, "
+            "or no --database-url for SQLite in the data directory"
+        )
+
+
+def check_certificate(cert: Path, key: Path) -> None:
+    """Refuse a TLS certificate or key that cannot be read or does not fit together, with
+    the reason, before anything is started (granian would fail in its workers)."""
+    import ssl
+
+    for what, path in (("certificate", cert), ("key", key)):
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            raise StartupError(
+                f"cannot read the TLS {what} {path}: {exc.strerror or exc}; pass a PEM file "
+                "this user can read"
+            ) from None
+    try:
+        # A password callback: an encrypted key fails here instead of prompting on a terminal.
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            cert, key, password=lambda: b""
+        )
+    except (ssl.SSLError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or str(exc)
+        raise StartupError(
+            f"cannot use the TLS certificate {cert} with the key {key} ({reason}): pass a "
+            "PEM certificate and its unencrypted PEM private key"
+        ) from None
+
+
 def _private_files(data_dir: Path, url: str) -> list[Path]:
     """Files of the data directory that older versions created accessible to others."""
     files = [data_dir / CREDENTIALS_FILE, data_dir / SERVER_FILE, data_dir / _STARTUP_LOCK]
@@ -151,8 +181,13 @@ def data_dir_error(data_dir: Path, exc: OSError) -> StartupError:
     if exc.filename and Path(exc.filename) != data_dir:
         reason = f"{reason}: {exc.filename}"
     refused = exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC)
+    todo = (
+        "make it writable by this user or pass another --data-dir"
+        if refused
+        else "pass --data-dir with a directory (it is created if missing)"
+    )
     return StartupError(
-        f"cannot {'write to' if refused else 'use'} data directory {data_dir}: {reason}"
+        f"cannot {'write to' if refused else 'use'} data directory {data_dir}: {reason}; {todo}"
     )
 
 
@@ -163,13 +198,25 @@ def database_error(store: Store, url: str, exc: SQLAlchemyError) -> StartupError
     reason = scrub(lines[0] if lines else type(orig).__name__, url)[:300]
     if store.is_sqlite:
         where = make_url(url).database or url
-        return StartupError(f"cannot open the database {where}: {reason}")
+        todo = (
+            "it is not a Packyard database: move it away, or restore a backup with "
+            "`packyard restore`"
+            if "not a database" in reason or "malformed" in reason
+            else "check the file and its directory"
+        )
+        return StartupError(f"cannot open the database {where}: {reason}; {todo}")
     hint = ""
     if not url_passwords(url) and "password" in reason.lower():
         hint = (
             " (database passwords are not stored in the data directory: set "
             "PACKYARD_DATABASE_URL or pass --database-url-file)"
         )
+    if hint:
+        pass
+    elif "password" in reason.lower() or "authentication" in reason.lower():
+        hint = "; check the user and password of the database URL"
+    elif not isinstance(exc, ProgrammingError):
+        hint = "; check the host and port of the database URL and that PostgreSQL is running"
     return StartupError(f"cannot connect to the database at {redact_url(url)}: {reason}{hint}")
 
 
@@ -188,7 +235,7 @@ def worker_app() -> FastAPI:
     """
     spec = json.loads(os.environ[WORKER_SPEC_ENV])
     _exit_with(spec["supervisor_pid"])
-    logging.basicConfig(level=spec["log_level"].upper(), format=LOG_FORMAT)
+    _configure_logging(spec["log_level"], spec.get("log_format", "text"), spec.get("access_log"))
     url = spec["database_url"]
     if spec.get("database_url_file"):
         url = read_database_url_file(Path(spec["database_url_file"]))
@@ -200,7 +247,15 @@ def worker_app() -> FastAPI:
         services,
         public_url=spec.get("public_url"),
         advertised=Advertised(**advertised) if advertised else None,
+        metrics_token=spec.get("metrics_token"),
+        access_log=bool(spec.get("access_log")),
     )
+
+
+def _configure_logging(level: str, fmt: str, access_log: bool | None) -> None:
+    logs.configure(level, fmt)
+    if access_log:  # one line per request whatever --log-level says
+        logging.getLogger(ACCESS_LOGGER).setLevel(logging.INFO)
 
 
 def _exit_with(supervisor_pid: int) -> None:
@@ -338,11 +393,13 @@ def run(options: ServeOptions, services: Services) -> None:
                 database_url_file=(
                     str(options.database_url_file.resolve()) if options.database_url_file else None
                 ),
+                started_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+                pid=os.getpid(),
             ),
         )
     except OSError as exc:
         raise data_dir_error(options.data_dir, exc) from None
-    logging.basicConfig(level=options.log_level.upper(), format=LOG_FORMAT)
+    _configure_logging(options.log_level, options.log_format, options.access_log)
     services.store.dispose()  # each worker opens its own connections after the fork
     # The workers' instructions go through the environment (readable by this user only),
     # never through a command line; with --database-url-file they read the URL there.
@@ -360,9 +417,14 @@ def run(options: ServeOptions, services: Services) -> None:
                 "self_signed": self_signed,
             },
             "log_level": options.log_level,
+            "log_format": options.log_format,
+            "access_log": options.access_log,
+            "metrics_token": options.metrics_token,
             "supervisor_pid": os.getpid(),
         }
     )
+    # Every worker writes its metrics there; a scrape of any worker reads them all.
+    metrics_dir = multiprocess_dir()
     server = Server(
         "packyard.server:worker_app",
         factory=True,
@@ -383,8 +445,8 @@ def run(options: ServeOptions, services: Services) -> None:
         ssl_key=ssl_key,
         ssl_protocol_min=SSLProtocols.tls12,
         log_level=LogLevels(options.log_level),
-        log_dictconfig=GRANIAN_LOGGING,
-        log_access=False,  # access logs would carry client addresses and paths; see SECURITY.md
+        log_dictconfig=logs.granian_config(options.log_format),
+        log_access=False,  # Packyard's own access log (--access-log) has routes and sizes
         respawn_failed_workers=True,
         workers_kill_timeout=SHUTDOWN_GRACE_S,
     )
@@ -392,4 +454,7 @@ def run(options: ServeOptions, services: Services) -> None:
     # collected, so the memory pages holding them stay shared with every worker.
     gc.collect()
     gc.freeze()
-    server.serve()
+    try:
+        server.serve()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -136,7 +136,7 @@ def test_serve_answers_healthz_on_its_tls_port(tmp_path: Path) -> None:
 
 def test_the_routes_come_last_and_are_called_directly(services: Services) -> None:
     app = create_app(services, background_jobs=False, response_cache_mb=0)
-    last = [getattr(route, "path", None) for route in app.router.routes[-3:]]
-    assert last == ["/healthz", "/readyz", "/version"]  # behind every API route
+    last = [getattr(route, "path", None) for route in app.router.routes[-4:]]
+    assert last == ["/healthz", "/readyz", "/version", "/metrics"]  # behind every API route
     direct = {handler.route.name for handler in app.state.direct_routes.handlers}
     assert {"healthz", "readyz", "version"} <= direct

@@ -176,6 +176,7 @@ def test_search_is_keyed_on_its_body(capi: Api) -> None:
             assert [a["version"]["fingerprint"] for a in found] == [fp]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rollback", [True, False], ids=["rollback", "no-rollback"])
 def test_a_scheduled_revocation_takes_effect_on_time_without_any_write(
     capi: Api, rollback: bool

@@ -477,6 +477,7 @@ def test_packer_and_terraform_data_sources(api: Api) -> None:
 # --- the scheduler in a running server -------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_short_schedule_rolls_back_in_a_running_server(api: Api) -> None:
     b = new_bucket(api)
     v1, v2 = push(api, b), push(api, b)

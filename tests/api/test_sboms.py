@@ -153,6 +153,7 @@ def test_decompression_bomb_is_refused_and_nothing_stored(api: Api) -> None:
     api.ok(api.put(path, {"compressed_sbom": bomb(MAX_SBOM_BYTES), "format": "CYCLONEDX"}))
 
 
+@pytest.mark.slow
 def test_decompression_stops_at_the_limit(api: Api, services: Services) -> None:
     """The decompressed output is never held beyond the limit (plus one chunk)."""
     services.sboms.limits = SbomLimits(document_bytes=2**20)

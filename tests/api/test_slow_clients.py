@@ -35,6 +35,7 @@ def _send_partial(
         return answer, time.monotonic() - started
 
 
+@pytest.mark.slow
 def test_slow_bodies_are_answered_408_and_closed(
     services: Services, tenant: TenantFixture, caplog: pytest.LogCaptureFixture
 ) -> None:

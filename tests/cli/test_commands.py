@@ -40,12 +40,12 @@ def test_buckets(cli: Cli) -> None:
     cli.fails(2, "buckets", "update", "web")  # nothing to update
     cli.fails(2, "buckets", "update", "web", "--label", "novalue")
     dup = cli.fails(1, "buckets", "create", "web")
-    assert "code 6" in dup.stderr and "HTTP 409" in dup.stderr
+    assert dup.stderr == "error: bucket web already exists\n"
     cli.fails(1, "buckets", "delete", "web")  # no confirmation on a closed stdin
     assert cli.run("buckets", "delete", "web", input="y\n").exit_code == 0
     missing = cli.fails(1, "buckets", "get", "web")
     assert missing.stderr.startswith("error:") and len(missing.stderr.strip().splitlines()) == 1
-    assert "code 5 NOT_FOUND" in missing.stderr
+    assert missing.stderr == "error: bucket web not found\n"
 
 
 def test_versions_builds_channels(cli: Cli, hcp: PackerClient) -> None:
@@ -78,7 +78,7 @@ def test_versions_builds_channels(cli: Cli, hcp: PackerClient) -> None:
     assert "latest" in channels and "managed" in channels and "production" in channels
     assert cli.json("channels", "unassign", "golden", "production")["version"] is None
     refused = cli.fails(1, "channels", "assign", "golden", "latest", "fp-1")
-    assert "code 9" in refused.stderr
+    assert refused.stderr.startswith("error: ") and len(refused.stderr.splitlines()) == 1
     cli.ok("channels", "delete", "golden", "production", "--yes")
     assert {c["name"] for c in cli.json("channels", "list", "golden")} == {"latest", "staging"}
 
@@ -135,7 +135,7 @@ def test_artifact_get_and_find(cli: Cli, hcp: PackerClient) -> None:
     try:
         hits = cli.json("artifact", "find", "ami-bbb")
     except AssertionError:
-        if "code 12" in cli.run("artifact", "find", "ami-bbb").stderr:
+        if "does not support" in cli.run("artifact", "find", "ami-bbb").stderr:
             pytest.skip("SearchExternalArtifact is not implemented by the server yet")
         raise
     assert hits[0]["bucket"]["name"] == "base" and hits[0]["version"]["fingerprint"] == "fp-1"
@@ -170,7 +170,7 @@ def test_revoke_options(cli: Cli, hcp: PackerClient) -> None:
     revocation_or_skip(hcp, "sched", "fp-1")
     later = cli.json("versions", "revoke", "sched", "fp-1", "--in", "30d")
     assert later["status"] == "VERSION_REVOCATION_SCHEDULED"
-    assert "will be revoked" in cli.ok("versions", "revoke", "sched", "fp-2", "--in", "2h").stdout
+    assert "will be revoked" in cli.ok("versions", "revoke", "sched", "fp-2", "--in", "2h").stderr
     cli.ok("versions", "restore", "sched", "fp-2")
     at = cli.json("versions", "revoke", "sched", "fp-2", "--at", "2031-01-01T00:00:00Z")
     assert at["revoke_at"].startswith("2031-01-01T00:00:00")
@@ -189,15 +189,15 @@ def test_ancestry_tree(cli: Cli, hcp: PackerClient) -> None:
     channel = hcp.create_channel("parent", "prod", fingerprint="fp-p1")
     hcp.create_bucket("child")
     push_built_from(hcp, channel, "child", "fp-c1", {"us-east-1": "ami-c1"})
-    result = cli.run("ancestry", "child")
-    if result.exit_code == 1 and "code 12" in result.stderr:
+    result = cli.run("ancestry", "child", "--format", "table")
+    if result.exit_code == 1 and "does not support" in result.stderr:
         pytest.skip("ListBucketAncestry is not implemented by the server yet")
     assert result.exit_code == 0, result.stderr
     assert "parents" in result.stdout and "parent v1 (fp-p1) via channel prod" in result.stdout
     assert "UP_TO_DATE" in result.stdout
     push(hcp, "parent", "fp-p2", {"us-east-1": "ami-p2"})
     hcp.assign_channel("parent", "prod", "fp-p2")
-    tree = cli.ok("ancestry", "parent").stdout
+    tree = cli.ok("ancestry", "parent", "-o", "table").stdout
     assert "child v1 (fp-c1)" in tree and "OUT_OF_DATE" in tree
     data = cli.json("ancestry", "child")
     assert [r["parent"]["bucket_name"] for r in data["parents"]] == ["parent"]
@@ -214,7 +214,7 @@ def test_ancestry_tree(cli: Cli, hcp: PackerClient) -> None:
 def test_errors_are_one_line(cli: Cli, base_url: str, tenant: TenantFixture) -> None:
     viewer = Cli(base_url, tenant, Role.VIEWER)
     denied = viewer.fails(1, "buckets", "create", "nope")
-    assert "PERMISSION_DENIED" in denied.stderr and len(denied.stderr.strip().splitlines()) == 1
+    assert "HCP_CLIENT_ID" in denied.stderr and len(denied.stderr.strip().splitlines()) == 1
     bad = cli.fails(1, "buckets", "list", HCP_CLIENT_SECRET="wrong")
     assert "invalid_client" in bad.stderr
     nocreds = cli.fails(
@@ -227,7 +227,7 @@ def test_errors_are_one_line(cli: Cli, base_url: str, tenant: TenantFixture) -> 
     )
     assert "credential file" in nocreds.stderr
     usage = cli.fails(2, "versions", "get")
-    assert "Missing argument" in usage.stderr
+    assert usage.stderr.startswith("error: missing argument")
     assert cli.fails(2, "buckets", "list", "--format", "yaml").exit_code == 2
 
 

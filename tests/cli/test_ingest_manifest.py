@@ -152,7 +152,16 @@ def test_ingest_hand_written_manifest_onto_a_channel(
 
     # An explicit fingerprint and platform make a second version; the table output.
     table = cli.ok(
-        "ingest-manifest", str(path), "-b", "golden", "-f", "rebuilt-1", "-c", "production"
+        "ingest-manifest",
+        str(path),
+        "-b",
+        "golden",
+        "-f",
+        "rebuilt-1",
+        "-c",
+        "production",
+        "-o",
+        "table",
     ).stdout
     assert "v2" in table and "production" in table and "ami-0e1111111111111aa" in table
     channel = hcp.get_channel("golden", "production")
@@ -233,7 +242,7 @@ def test_real_packer_manifest_onto_a_channel(cli: Cli, hcp: PackerClient, tmp_pa
         "--channel",
         "release",
     )
-    assert "release" in result.stdout
+    assert "release" in result.stderr  # plain output: the summary on stderr, rows on stdout
     version = hcp.get_version("packer-166", run)
     assert version.name == "v1" and version.status == "VERSION_ACTIVE"
     builds = {b.component_type: b for b in version.builds}

@@ -145,8 +145,8 @@ def registry(hcp: PackerClient) -> PackerClient:
 
 
 def test_create_plan_passes_on_active_images(cli: Cli, registry: PackerClient) -> None:
-    result = cli.ok("plan", "check", str(CREATE))
-    assert "passed" in result.stdout and "aws_instance.api" in result.stdout
+    result = cli.ok("plan", "check", str(CREATE))  # plain: the verdict on stderr
+    assert "passed" in result.stderr and "aws_instance.api" in result.stdout
     report = json.loads(cli.ok("plan", "check", str(CREATE), "--format", "json").stdout)
     assert report["passed"] and report["terraform_version"] == "1.11.4"
     rows = by_address(report)
@@ -166,13 +166,32 @@ def test_create_onto_revoked_image_fails(cli: Cli, registry: PackerClient) -> No
         registry, "api", "api-1", message="CVE-2025-0001", disable_rollback_channels=True
     )
     result = cli.fails(1, "plan", "check", str(CREATE))
-    assert "FAILED" in result.stdout and "CVE-2025-0001" in result.stdout
+    assert "FAILED" in result.stderr and "CVE-2025-0001" in result.stdout
+    assert "FAILED" in cli.run("plan", "check", str(CREATE), "-o", "table").stdout
     report = json.loads(cli.run("plan", "check", str(CREATE), "--format", "json").stdout)
     assert not report["passed"] and report["summary"]["fail"] == 1
     rows = by_address(report)
     assert rows["aws_instance.api"]["result"] == "fail"
     assert rows["aws_instance.api"]["version"]["status"] == "VERSION_REVOKED"
     assert rows["aws_launch_template.queue"]["result"] == "ok"
+
+
+def test_plain_rows_keep_addresses_and_image_ids_whole(cli: Cli, registry: PackerClient) -> None:
+    revoke_or_skip(registry, "api", "api-1", message="CVE-2025-0001 in openssl")
+    result = cli.fails(1, "plan", "check", str(CREATE), COLUMNS="40")
+    header, *lines = result.stdout.splitlines()
+    names = header.split()
+    assert names[-1] == "NOTES"
+    rows = {}
+    for line in lines:
+        cells = line.split(None, len(names) - 1)
+        assert len(cells) == len(names), line
+        rows[cells[0]] = dict(zip(names, cells, strict=True))
+    api = rows["aws_instance.api"]
+    assert (api["IMAGE"], api["RESULT"], api["STATUS"]) == (API_AMI, "FAIL", "REVOKED")
+    assert api["ATTRIBUTE"] == "ami" and "CVE-2025-0001 in openssl" in api["NOTES"]
+    assert rows["aws_launch_template.queue"]["RESULT"] == "OK"
+    assert len(result.stderr.splitlines()) == 1  # the verdict
 
 
 def test_change_plan_replace_fails_update_warns(cli: Cli, registry: PackerClient) -> None:
@@ -199,7 +218,7 @@ def test_untracked_images_warn_or_fail(cli: Cli, registry: PackerClient) -> None
     assert "not tracked" in rows["aws_instance.api"]["notes"][0]
     assert report["passed"] and report["summary"]["warn"] == 2
     failed = cli.fails(1, "plan", "check", str(CHANGE), "--untracked", "fail")
-    assert "untracked" in failed.stdout
+    assert "not tracked" in failed.stdout
 
 
 def test_scheduled_revocation_and_newer_version_on_channel(

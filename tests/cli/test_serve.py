@@ -361,7 +361,7 @@ def test_a_second_server_on_a_busy_port_refuses_to_start(tmp_path: Path) -> None
         result = run_cli(
             "serve", "--data-dir", str(tmp_path / "second"), "--port", str(first.port), "--no-tls"
         )
-        assert result.returncode == 1
+        assert result.returncode == 2
         assert "already in use" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert not (tmp_path / "second").exists()

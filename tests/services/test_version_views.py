@@ -151,6 +151,7 @@ def test_a_large_lineage_is_cut_nearest_first(
     assert missing.value.code is Code.NOT_FOUND
 
 
+@pytest.mark.slow
 def test_a_huge_lineage_is_cut_at_the_cap_in_the_same_statements(
     api: Api, services: Services, tenant: TenantFixture
 ) -> None:

@@ -131,7 +131,9 @@ class PostgresCluster:
 def start_cluster() -> PostgresCluster:
     bindir = _bindir()
     run_as = "postgres" if os.geteuid() == 0 else None
-    root = Path(tempfile.mkdtemp(prefix="packyard-pg-"))
+    # one cluster per pytest-xdist worker (gw0, gw1, …): its own directory, socket and port
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    root = Path(tempfile.mkdtemp(prefix=f"packyard-pg-{worker}-"))
     if run_as:
         os.chmod(root.parent, os.stat(root.parent).st_mode)  # /tmp is world-writable already
     cluster = PostgresCluster(bindir=bindir, root=root, port=free_port(), run_as=run_as)

@@ -1,9 +1,10 @@
 """The console in a real browser: Debian's Chromium driven by Playwright, against a real
 ``packyard serve`` (SQLite, TLS) seeded the way Packer and Terraform would seed it.
 
-One server and one browser serve the whole package. Every page a test opens can be checked
-with axe-core (``accessible``), at 375 px (``fits_narrow``), and photographed into
-``$PACKYARD_SCREENSHOTS`` (default ``/tmp/packyard-screenshots``) for review.
+One server and one browser serve the whole package in each test process (each pytest-xdist
+worker seeds its own; tests create uniquely named buckets, so none depends on another). Every
+page a test opens can be checked with axe-core (``accessible``), at 375 px (``fits_narrow``),
+and photographed into ``$PACKYARD_SCREENSHOTS`` (default ``/tmp/packyard-screenshots``).
 """
 
 from __future__ import annotations

@@ -12,10 +12,12 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from packyard import __version__
-from packyard.api import errors, health
+from packyard.api import docs, errors, health
 from packyard.api.cache import CachedReadMiddleware, ReadCache
 from packyard.api.direct import DirectRoutes
 from packyard.api.links import SlashRedirect
+from packyard.api.metrics import RequestObserver, flushing
+from packyard.api.metrics import install as install_metrics
 from packyard.api.middleware import (
     BodyDeadlineMiddleware,
     BodyLimitMiddleware,
@@ -32,12 +34,14 @@ from packyard.api.routes import (
     principals,
     registry,
     resource_manager,
+    revocation,
     sboms,
     search,
     versions,
 )
 from packyard.api.schemas import install_openapi
 from packyard.config import Advertised, env_number
+from packyard.metrics import metrics
 from packyard.services.container import Services
 from packyard.services.scheduler import scheduler_running
 from packyard.web import routes as web
@@ -104,12 +108,16 @@ def create_app(
     public_url: str | None = None,
     body_timeout_s: float = BODY_TIMEOUT_S,
     advertised: Advertised | None = None,
+    metrics_token: str | None = None,
+    access_log: bool = False,
 ) -> FastAPI:
     """The application. ``direct_routes=False`` leaves every request to FastAPI (tests
     compare the two). ``public_url`` (``scheme://host:port``) is the base of the absolute
     links it hands out (see :mod:`packyard.api.links`); ``advertised`` is how clients reach
-    the server, as ``packyard env`` tells them (the console shows it)."""
+    the server, as ``packyard env`` tells them (the console shows it). ``metrics_token``
+    guards ``/metrics`` (see :mod:`packyard.api.metrics`); ``access_log`` logs every request."""
     read_cache = ReadCache(services, int(response_cache_mb * 2**20)) if response_cache_mb else None
+    recorder = metrics()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -120,6 +128,10 @@ def create_app(
                 stack.push_async_callback(read_cache.close)
             if background_jobs:  # scheduled revocations' channel rollbacks
                 stack.enter_context(scheduler_running(services.scheduler))
+            watched = [recorder.watch_store(services.store)]
+            if read_cache is not None:
+                watched.append(recorder.watch_cache(read_cache.responses))
+            await stack.enter_async_context(flushing(recorder, *watched))
             yield
 
     app = PackyardApp(
@@ -130,7 +142,7 @@ def create_app(
         title="Packyard",
         version=__version__,
         description="Self-hosted image-metadata registry speaking the HCP Packer 2023-01-01 API.",
-        docs_url="/docs",
+        docs_url=None,  # packyard.api.docs serves /docs without a CDN
         openapi_url="/openapi.json",
         redoc_url=None,
     )
@@ -153,6 +165,7 @@ def create_app(
         registry,
         resource_manager,
         principals,
+        revocation,
         oauth,
     ):
         # The routes go straight into the app's route table. FastAPI matches an
@@ -161,7 +174,9 @@ def create_app(
         # prefix and tags, which their routes already carry.
         app.router.routes.extend(module.router.routes)
     web.install(app)  # the console: its pages and static files
+    docs.install(app)  # the API reference page and its assets
     health.install(app)  # /healthz, /readyz, /version: last, off the API's hot path
+    install_metrics(app, metrics_token)  # /metrics
     # Starlette would redirect to the Host header's site; this redirect names our own.
     app.router.redirect_slashes = False
     app.router.default = SlashRedirect(app.router.routes, app.state.public_url, app.router.default)
@@ -175,6 +190,9 @@ def create_app(
     if read_cache is not None:
         app.state.read_cache = read_cache
         front = CachedReadMiddleware(front, read_cache)
-    app.front = front
-    app.with_body = BodyDeadlineMiddleware(front, body_timeout_s)
+    # Outermost: the time and status of every request, whoever answers it.
+    app.front = RequestObserver(front, recorder, access_log=access_log)
+    app.with_body = RequestObserver(
+        BodyDeadlineMiddleware(front, body_timeout_s), recorder, access_log=access_log
+    )
     return app

@@ -64,6 +64,7 @@ class CachedResponse:
     start: Message
     body: bytes
     size: int
+    route: object = None  # the route that answered (labels the request's metrics)
 
 
 class ResponseCache:
@@ -168,6 +169,7 @@ class CachedReadMiddleware:
         responses = self.cache.responses
         hit = responses.get(key, generation, time.time())
         if hit is not None:
+            scope["route"] = hit.route
             await send(hit.start)
             await send({"type": "http.response.body", "body": hit.body})
             return
@@ -215,7 +217,7 @@ class CachedReadMiddleware:
         size = len(body) + sum(len(k) + len(v) for k, v in headers)
         size += len(key[0]) + len(key[1]) + len(key[2]) + _ENTRY_OVERHEAD
         stored = {"type": "http.response.start", "status": 200, "headers": [*headers, _HIT]}
-        entry = CachedResponse(validity.generation, expires, stored, body, size)
+        entry = CachedResponse(validity.generation, expires, stored, body, size, scope.get("route"))
         self.cache.responses.put(key, entry)
 
 

@@ -277,6 +277,43 @@ class EnforcedBlocks(_Doc):
     pass
 
 
+class VersionRefDoc(_Doc):
+    bucket_name: str
+    version_id: str
+    version_name: str
+    version_fingerprint: str
+
+
+class DescendantDoc(VersionRefDoc):
+    revoked: bool
+
+
+class ChannelRollbackDoc(_Doc):
+    bucket_name: str
+    channel_name: str
+    managed: bool
+    restricted: bool
+    from_version: VersionRefDoc | None
+    to_version: VersionRefDoc | None
+
+
+class RevocationPreviewDoc(_Doc):
+    version: VersionRefDoc
+    revoke_at: str
+    immediate: bool
+    replaces_scheduled: bool
+    descendants: list[DescendantDoc]
+    descendants_revoked: int
+    descendants_untouched: int
+    channels: list[ChannelRollbackDoc]
+
+
+class RestorePreviewDoc(_Doc):
+    version: VersionRefDoc
+    descendants: list[VersionRefDoc]
+    descendants_restored: int
+
+
 #: The 200 body of each operation, by operation id. Operations missing here keep FastAPI's
 #: inferred (empty) schema.
 RESPONSES: dict[str, type[BaseModel]] = {
@@ -316,6 +353,8 @@ RESPONSES: dict[str, type[BaseModel]] = {
     "PackerService_ListSboms": SbomList,
     "PackerService_UploadSbom": SbomBody,
     "PackerService_GetSbom": SbomDownload,
+    "Packyard_PreviewRevocation": RevocationPreviewDoc,
+    "Packyard_PreviewRestore": RestorePreviewDoc,
 }
 
 _REF = "#/components/schemas/{model}"

@@ -12,36 +12,45 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.table import Table
 
 from packyard.cli import backup as backup_commands
 from packyard.cli.common import (
     EXIT_USAGE,
+    ID,
+    TEXT,
+    TIME,
+    Cell,
+    Column,
     Format,
     FormatOption,
+    Kind,
     YesOption,
-    add_columns,
+    describe,
     emit_json,
     fail,
+    render_record,
+    render_rows,
 )
 from packyard.cli.common import stderr as stderr_console
-from packyard.cli.common import stdout as stdout_console
 from packyard.cli.database import DatabaseUrl, DataDir, server_database
 from packyard.config import default_data_dir
 from packyard.domain.enums import Role
-from packyard.domain.models import Operator, PrincipalRecord, UserRecord
-from packyard.domain.rules import parse_duration
+from packyard.domain.models import Operator
 from packyard.errors import ApiError
-from packyard.server import prepare
-from packyard.services.auth import NewCredentials
-from packyard.services.bootstrap import AdminCredentials, load_credentials, save_credentials
-from packyard.services.container import Services
-from packyard.services.principals import IssuedSecret
-from packyard.services.tenancy import Tenant
-from packyard.services.users import NewPassword
+
+if TYPE_CHECKING:
+    from packyard.domain.models import PrincipalRecord, UserRecord
+    from packyard.services.auth import NewCredentials
+    from packyard.services.container import Services
+    from packyard.services.principals import IssuedSecret
+    from packyard.services.tenancy import Tenant
+    from packyard.services.users import NewPassword
+
+# The server stack (packyard.server, the services, sqlalchemy) is imported when an operator
+# command runs, not when `packyard` starts.
 
 T = TypeVar("T")
 OPERATOR = Operator()
@@ -55,17 +64,21 @@ ProjectId = Annotated[
     str | None,
     typer.Option("--project-id", help="Project (default: the first one, made by `serve`)."),
 ]
-PrincipalRef = Annotated[str, typer.Argument(help="Client id or principal id.")]
+PrincipalRef = Annotated[
+    str, typer.Argument(metavar="PRINCIPAL", help="Client id or principal id.")
+]
 
 
 @contextmanager
 def operator_services(data_dir: Path | None, database_url: str | None) -> Iterator[Services]:
     """The services on the server's database; an ``ApiError`` ends the command on one line."""
+    from packyard.server import prepare
+
     services, _ = prepare(*server_database(data_dir, database_url))
     try:
         yield services
     except ApiError as exc:
-        fail(exc.message)
+        fail(describe(exc, hint=False))
     finally:
         services.store.dispose()
 
@@ -83,29 +96,47 @@ def _scope(services: Services, project_id: str | None) -> tuple[str, str]:
     fail(f"project {project_id} does not exist.")
 
 
-def _show(rows: list[dict[str, Any]], format: Format, columns: tuple[str, ...]) -> None:
+def _show(rows: list[dict[str, Any]], format: Format | None, columns: tuple[str, ...]) -> None:
     if format is Format.json:
         emit_json(rows)
         return
-    table = Table()
-    add_columns(table, columns)
-    for row in rows:
-        table.add_row(*(_cell(row[c.lower().replace(" ", "_")]) for c in columns))
-    stdout_console().print(table)
+    keys = [c.lower().replace(" ", "_") for c in columns]
+    render_rows(
+        [Column(c, _kind(k)) for c, k in zip(columns, keys, strict=True)],
+        [[_cell(row[k]) for k in keys] for row in rows],
+        format,
+    )
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
-    return "" if value is None else str(value)
+def _kind(key: str) -> Kind:
+    """Free-form text (names, which may hold spaces) is the last column of a list."""
+    if key.endswith("_at"):
+        return TIME
+    return TEXT if key in ("name", "state") else ID
 
 
-def _show_one(payload: dict[str, Any], format: Format) -> None:
+def _cell(value: Any) -> Cell:
+    if value is None or isinstance(value, str | int | datetime):
+        return value
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return str(value)
+
+
+def _label(key: str) -> str:
+    """``client_id`` → ``Client ID``."""
+    words = [w.upper() if w == "id" else w for w in key.split("_")]
+    return " ".join(words)[:1].upper() + " ".join(words)[1:]
+
+
+def _show_one(payload: dict[str, Any], format: Format | None) -> None:
     if format is Format.json:
         emit_json(payload)
     else:
-        for key, value in payload.items():
-            print(f"{key}: {_cell(value)}")
+        render_record(
+            [(Column(_label(k), _kind(k)), _cell(v)) for k, v in payload.items()],
+            format,
+        )
 
 
 def _record(p: PrincipalRecord) -> dict[str, Any]:
@@ -137,8 +168,8 @@ def _new_tenant(tenant: Tenant, admin: NewCredentials) -> dict[str, Any]:
     }
 
 
-def _secret_shown_once(format: Format) -> None:
-    if format is Format.table:
+def _secret_shown_once(format: Format | None) -> None:
+    if format is not Format.json:
         stderr_console().print("Store the secret now: Packyard keeps only a hash of it.")
 
 
@@ -152,7 +183,7 @@ def principal_create(
     project_id: ProjectId = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    format: FormatOption = Format.table,
+    format: FormatOption = None,
 ) -> None:
     """Create a service principal and print its client id and secret (shown once)."""
     with operator_services(data_dir, database_url) as services:
@@ -167,7 +198,7 @@ def principal_list(
     project_id: ProjectId = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    format: FormatOption = Format.table,
+    format: FormatOption = None,
 ) -> None:
     """List the service principals with a role on the project."""
     with operator_services(data_dir, database_url) as services:
@@ -176,7 +207,7 @@ def principal_list(
     _show(
         [_record(p) for p in records],
         format,
-        ("Client ID", "Name", "Role", "Status", "Created At"),
+        ("Client ID", "Role", "Status", "Created At", "Name"),
     )
 
 
@@ -195,7 +226,7 @@ AccountRef = Annotated[
     str,
     typer.Argument(metavar="ACCOUNT", help="Client id (principals) or email (users), or the id."),
 ]
-RoleArgument = Annotated[Role, typer.Argument(help="viewer, contributor or admin.")]
+RoleArgument = Annotated[Role, typer.Argument(metavar="ROLE", help="viewer, contributor or admin.")]
 
 
 def _add_access_commands(
@@ -212,7 +243,7 @@ def _add_access_commands(
         project_id: str | None,
         data_dir: Path | None,
         database_url: str | None,
-        format: Format,
+        format: Format | None,
         **changes: Any,
     ) -> None:
         record = _change(
@@ -230,7 +261,7 @@ def _add_access_commands(
         project_id: ProjectId = None,
         data_dir: DataDir = None,
         database_url: DatabaseUrl = None,
-        format: FormatOption = Format.table,
+        format: FormatOption = None,
     ) -> None:
         apply(ref, project_id, data_dir, database_url, format, role=role)
 
@@ -240,7 +271,7 @@ def _add_access_commands(
         project_id: ProjectId = None,
         data_dir: DataDir = None,
         database_url: DatabaseUrl = None,
-        format: FormatOption = Format.table,
+        format: FormatOption = None,
     ) -> None:
         apply(ref, project_id, data_dir, database_url, format, disabled=True)
 
@@ -250,7 +281,7 @@ def _add_access_commands(
         project_id: ProjectId = None,
         data_dir: DataDir = None,
         database_url: DatabaseUrl = None,
-        format: FormatOption = Format.table,
+        format: FormatOption = None,
     ) -> None:
         apply(ref, project_id, data_dir, database_url, format, disabled=False)
 
@@ -281,9 +312,11 @@ def principal_rotate_secret(
     project_id: ProjectId = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    format: FormatOption = Format.table,
+    format: FormatOption = None,
 ) -> None:
     """Give a principal a new secret (shown once); the old secret stops working at once."""
+    from packyard.services.bootstrap import AdminCredentials, load_credentials, save_credentials
+
     directory = data_dir or default_data_dir()
     rekeyed = _change(
         directory,
@@ -344,10 +377,12 @@ def key_rotate(
     ] = "1h",
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    format: FormatOption = Format.table,
+    format: FormatOption = None,
 ) -> None:
     """Sign new tokens with a new key; tokens signed with the old keys stop working after the
     grace period."""
+    from packyard.domain.rules import parse_duration
+
     try:
         period = parse_duration(grace)
     except ApiError as exc:
@@ -363,7 +398,7 @@ def key_rotate(
         },
         format,
     )
-    if format is Format.table:
+    if format is not Format.json:
         stderr_console().print(
             "Every server stops accepting tokens of the old keys within 5 seconds of that time; "
             "clients request new tokens with their unchanged credentials."
@@ -374,7 +409,7 @@ def key_rotate(
 def key_list(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    format: FormatOption = Format.table,
+    format: FormatOption = None,
 ) -> None:
     """List the signing keys (never their secrets)."""
     with operator_services(data_dir, database_url) as services:
@@ -390,7 +425,7 @@ def key_list(
         }
         for k in keys
     ]
-    _show(rows, format, ("Key ID", "State", "Created At", "Retire At"))
+    _show(rows, format, ("Key ID", "Created At", "Retire At", "State"))
 
 
 # --- organizations and projects ------------------------------------------------------------
@@ -409,7 +444,7 @@ def org_create(
     admin_name: AdminName = "admin",
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    format: FormatOption = Format.table,
+    format: FormatOption = None,
 ) -> None:
     """Create an organization with a first project and an admin principal (secret shown once)."""
     with operator_services(data_dir, database_url) as services:
@@ -424,13 +459,13 @@ def org_create(
 def org_list(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    format: FormatOption = Format.table,
+    format: FormatOption = None,
 ) -> None:
     """List every organization."""
     with operator_services(data_dir, database_url) as services:
         orgs = services.tenancy.all_organizations()
     rows = [{"id": o.id, "name": o.name, "created_at": o.created_at} for o in orgs]
-    _show(rows, format, ("ID", "Name", "Created At"))
+    _show(rows, format, ("ID", "Created At", "Name"))
 
 
 @project_app.command("create")
@@ -441,7 +476,7 @@ def project_create(
     admin_name: AdminName = "admin",
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    format: FormatOption = Format.table,
+    format: FormatOption = None,
 ) -> None:
     """Create a project with its registry and an admin principal (secret shown once)."""
     with operator_services(data_dir, database_url) as services:
@@ -459,7 +494,7 @@ def project_list(
     ] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    format: FormatOption = Format.table,
+    format: FormatOption = None,
 ) -> None:
     """List projects."""
     with operator_services(data_dir, database_url) as services:
@@ -473,7 +508,7 @@ def project_list(
         }
         for p in projects
     ]
-    _show(rows, format, ("ID", "Organization ID", "Name", "Created At"))
+    _show(rows, format, ("ID", "Organization ID", "Created At", "Name"))
 
 
 # --- console users -------------------------------------------------------------------------
@@ -481,7 +516,7 @@ def project_list(
 user_app = typer.Typer(
     help="Manage the people who sign in to the console (operator).", no_args_is_help=True
 )
-UserRef = Annotated[str, typer.Argument(help="Email or user id.")]
+UserRef = Annotated[str, typer.Argument(metavar="USER", help="Email or user id.")]
 
 
 def _user(record: UserRecord) -> dict[str, Any]:
@@ -521,7 +556,7 @@ def user_create(
     project_id: ProjectId = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    format: FormatOption = Format.table,
+    format: FormatOption = None,
 ) -> None:
     """Create a user with a role on the project and print a generated password (shown once)."""
     made = _change(
@@ -531,7 +566,7 @@ def user_create(
         lambda s, org, proj: s.users.create(OPERATOR, org, proj, email=email, role=role),
     )
     _show_one(_with_password(made), format)
-    if format is Format.table and made.password:
+    if format is not Format.json and made.password:
         stderr_console().print(
             "Give the password to the person; Packyard keeps only a hash of it. They can "
             "change it under Account."
@@ -543,7 +578,7 @@ def user_list(
     project_id: ProjectId = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    format: FormatOption = Format.table,
+    format: FormatOption = None,
 ) -> None:
     """List the users with a role on the project."""
     records = _change(
@@ -561,7 +596,7 @@ def user_reset_password(
     project_id: ProjectId = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    format: FormatOption = Format.table,
+    format: FormatOption = None,
 ) -> None:
     """Give a user a new generated password (shown once); their sessions end."""
     made = _change(

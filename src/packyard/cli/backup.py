@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from packyard.cli.common import EXIT_USAGE, Format, FormatOption, emit_json, fail
 from packyard.cli.database import DatabaseUrl, DataDir, server_database
 from packyard.config import DB_FILE
-from packyard.store import backup as sqlite_backup
+
+# sqlalchemy and packyard.store are imported when a command runs, not when `packyard` starts.
 
 _PG_BACKUP = (
     "the database is PostgreSQL: back it up with pg_dump -Fc (see README, Backup and restore)."
@@ -28,6 +27,9 @@ Force = Annotated[bool, typer.Option("--force", help="Replace an existing file /
 
 def _sqlite_path(directory: Path, database_url: str | None, postgres_message: str) -> Path:
     """The SQLite database file of the data directory or of ``--database-url``."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     if database_url is None:
         return directory / DB_FILE
     try:
@@ -46,9 +48,11 @@ def backup(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     force: Force = False,
-    format: FormatOption = Format.table,
+    format: FormatOption = None,
 ) -> None:
     """Copy the SQLite database to FILE (0600) while the server keeps running."""
+    from packyard.store import backup as sqlite_backup
+
     database = _sqlite_path(*server_database(data_dir, database_url), _PG_BACKUP)
     try:
         result = sqlite_backup.backup(database, file, force=force)
@@ -66,10 +70,12 @@ def restore(
         Path, typer.Option("--data-dir", help="The data directory to restore into.")
     ],
     force: Force = False,
-    format: FormatOption = Format.table,
+    format: FormatOption = None,
 ) -> None:
     """Put a backup made by `packyard backup` in place (the server must be stopped), then
     bring its schema up to date."""
+    from packyard.store import backup as sqlite_backup
+
     database = _sqlite_path(*server_database(data_dir, None), _PG_RESTORE)
     try:
         result = sqlite_backup.restore(file, data_dir, database, force=force)

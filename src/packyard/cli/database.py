@@ -38,7 +38,9 @@ DataDir = Annotated[
     Path | None,
     typer.Option(
         "--data-dir",
-        help="Data directory (default: $PACKYARD_DATA_DIR, else a per-user data directory).",
+        help="Data directory (default: a per-user data directory).",
+        envvar="PACKYARD_DATA_DIR",
+        show_envvar=True,
         show_default=False,
     ),
 ]

@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from packyard.clientenv import ENV_KEYS, as_shell, client_env
-from packyard.config import Advertised
-from packyard.services.bootstrap import AdminCredentials
+
+if TYPE_CHECKING:
+    from packyard.config import Advertised
+    from packyard.services.bootstrap import AdminCredentials
 
 
 def env_block(advertised: Advertised, creds: AdminCredentials) -> dict[str, str | None]:

@@ -14,30 +14,37 @@ import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn
-from rich.table import Table
 
+from packyard.cli import completion
 from packyard.cli.common import (
     EXIT_USAGE,
+    LIST,
+    STATUS,
+    Cell,
+    Column,
     Format,
     FormatOption,
-    add_columns,
     client,
     emit_json,
     fail,
     handle_errors,
     progress_bar,
+    render_rows,
     status,
     stderr,
-    stdout,
+    summary,
     warn,
 )
-from packyard.client import ApiError, Code, PackerClient
-from packyard.client.models import Build, Channel, Version
+from packyard.errors import ApiError, Code
+
+if TYPE_CHECKING:  # the SDK is imported when a command runs (see common.client)
+    from packyard.client import PackerClient
+    from packyard.client.models import Build, Channel, Version
 
 Split = Literal["regions", "files", "id"]
 
@@ -318,13 +325,27 @@ def ingest_manifest(
             metavar="MANIFEST", help="JSON written by Packer's manifest post-processor."
         ),
     ],
-    bucket: Annotated[str, typer.Option("--bucket", "-b", help="Bucket (created if missing).")],
+    bucket: Annotated[
+        str,
+        typer.Option(
+            "--bucket",
+            "-b",
+            help="Bucket (created if missing).",
+            autocompletion=completion.buckets,
+        ),
+    ],
     fingerprint: Annotated[
         str | None,
         typer.Option("--fingerprint", "-f", help="Version fingerprint (default: the run uuid)."),
     ] = None,
     channel: Annotated[
-        str | None, typer.Option("--channel", "-c", help="Point this channel at the version.")
+        str | None,
+        typer.Option(
+            "--channel",
+            "-c",
+            help="Point this channel at the version.",
+            autocompletion=completion.channels,
+        ),
     ] = None,
     platform: Annotated[
         str | None,
@@ -340,7 +361,7 @@ def ingest_manifest(
     template_type: Annotated[
         str, typer.Option("--template-type", help="HCL2 or JSON, recorded on the version.")
     ] = "HCL2",
-    format: FormatOption = Format.table,
+    format: FormatOption = None,
 ) -> None:
     """Register a complete version from a Packer manifest (any Packer version)."""
     if template_type not in ("HCL2", "JSON"):
@@ -368,7 +389,7 @@ def _run(
     region: str | None,
     run_uuid: str | None,
     template_type: str,
-    format: Format,
+    format: Format | None,
 ) -> None:
     with client() as hcp:
         try:
@@ -400,16 +421,23 @@ def _run(
         return
     if result.already_complete:
         warn(f"version {result.fingerprint} was already registered as {v.name}; nothing to add.")
-    out = stdout()
-    table = Table(title=f"{escape(bucket)} {escape(v.name)} ({escape(v.fingerprint)})")
-    add_columns(table, ("Build", "Platform", "Status", "Artifacts"))
-    for b in v.builds:
-        arts = "\n".join(
-            f"{escape(a.region)}: {escape(a.external_identifier)}" for a in b.artifacts
-        )
-        table.add_row(escape(b.component_type), escape(b.platform), status(b.status), arts)
-    out.print(table)
-    line = f"Version {escape(v.name)} is {status(v.status)}"
+    rows: list[list[Cell]] = [
+        [
+            b.component_type,
+            b.platform,
+            b.status,
+            [f"{a.region}:{a.external_identifier}" for a in b.artifacts],
+        ]
+        for b in v.builds
+    ]
+    render_rows(
+        (Column("Build"), Column("Platform"), Column("Status", STATUS), Column("Artifacts", LIST)),
+        rows,
+        format,
+        title=f"{bucket} {v.name} ({v.fingerprint})",
+    )
+    line = f"Version {escape(v.name)} ({escape(v.fingerprint)}) of {escape(bucket)} is "
+    line += status(v.status)
     if result.channel is not None:
         line += f"; channel {escape(result.channel.name)} points at it"
-    out.print(line + ".")
+    summary(format, line + ".")

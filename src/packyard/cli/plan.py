@@ -26,31 +26,34 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, TextColumn
-from rich.table import Table
 
 from packyard.cli.common import (
     EXIT_FAILED,
     EXIT_USAGE,
+    STATUS,
+    TEXT,
+    Cell,
+    Column,
     Format,
     FormatOption,
-    add_columns,
     client,
     emit_json,
     fail,
     handle_errors,
     progress_bar,
-    status,
+    render_rows,
     stderr,
-    stdout,
+    summary,
     when,
 )
-from packyard.client import PackerClient
-from packyard.client.models import Channel, ExternalArtifact
+
+if TYPE_CHECKING:  # the SDK is imported when a command runs (see common.client)
+    from packyard.client import PackerClient
+    from packyard.client.models import Channel, ExternalArtifact
 
 plan_app = typer.Typer(
     help="Check Terraform/OpenTofu plans against the registry.", no_args_is_help=True
@@ -394,29 +397,37 @@ def check_plan(
     return findings
 
 
-LEVEL_STYLE = {Level.ok: "green", Level.info: "cyan", Level.warn: "yellow", Level.fail: "red"}
+FINDING_COLUMNS = (
+    Column("Resource"),
+    Column("Attribute"),
+    Column("Action"),
+    Column("Image"),
+    Column("Bucket"),
+    Column("Version"),
+    Column("Status", STATUS),
+    Column("Result", STATUS),
+    Column("Notes", TEXT),
+)
 
 
-def _table(findings: list[Finding]) -> Table:
-    table = Table()
-    add_columns(
-        table, ("Resource", "Action", "Image", "Bucket / version", "Status", "Result", "Notes")
-    )
+def _render(findings: list[Finding], format: Format | None) -> None:
+    rows: list[list[Cell]] = []
     for f in findings:
         hit = f.hit
-        style = LEVEL_STYLE[f.level]
-        table.add_row(
-            escape(f.ref.address) + (f"\n[dim]{escape(f.ref.attribute)}[/dim]"),
-            f.ref.action,
-            escape(f.ref.image_id or "(known after apply)"),
-            f"{escape(hit.bucket.name)} {escape(hit.version.name)}"
-            if hit
-            else "[dim]untracked[/dim]",
-            status(hit.version.status) if hit else "",
-            f"[{style}]{f.level.value.upper()}[/{style}]",
-            escape("; ".join(f.notes)),
+        rows.append(
+            [
+                f.ref.address,
+                f.ref.attribute,
+                f.ref.action,
+                f.ref.image_id,
+                hit.bucket.name if hit else None,
+                hit.version.name if hit else None,
+                hit.version.status if hit else None,
+                f.level.value.upper(),
+                "; ".join(f.notes),
+            ]
         )
-    return table
+    render_rows(FINDING_COLUMNS, rows, format)
 
 
 @plan_app.command("check")
@@ -442,7 +453,7 @@ def plan_check(
             "e.g. my_vm=boot[].image@aws.",
         ),
     ] = None,
-    format: FormatOption = Format.table,
+    format: FormatOption = None,
 ) -> None:
     """Fail (exit 1) when the plan creates or replaces resources onto revoked images."""
     try:
@@ -479,12 +490,10 @@ def plan_check(
             }
         )
     else:
-        out = stdout()
-        if findings:
-            out.print(_table(findings))
-        summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+        _render(findings, format)
+        tally = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
         verdict = "[red]FAILED[/red]" if failed else "[green]passed[/green]"
-        detail = f": {summary}" if summary else ""
-        out.print(f"Plan check {verdict}: {len(findings)} image reference(s){detail}.")
+        detail = f": {tally}" if tally else ""
+        summary(format, f"Plan check {verdict}: {len(findings)} image reference(s){detail}.")
     if failed:
         raise typer.Exit(EXIT_FAILED)

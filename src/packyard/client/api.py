@@ -26,6 +26,7 @@ import httpx
 
 from packyard.client.auth import ClientCredentials, DiskCache
 from packyard.client.config import ClientConfig, config_error
+from packyard.client.connection import unreachable
 from packyard.client.models import (
     AncestryRelation,
     Bucket,
@@ -37,12 +38,15 @@ from packyard.client.models import (
     Organization,
     Project,
     Registry,
+    RestorePreview,
+    RevocationPreview,
     Version,
     WireModel,
 )
 from packyard.errors import ApiError, Code
 
 API_VERSION = "2023-01-01"
+PACKYARD_API_VERSION = "2026-12-01"
 RM_PREFIX = "/resource-manager/2019-12-10"
 USER_AGENT = "packyard-client"
 M = TypeVar("M", bound=WireModel)
@@ -203,11 +207,7 @@ class PackerClient:
                     method, path, json=json, params=params, headers=headers
                 )
             except httpx.HTTPError as exc:
-                raise ApiError(
-                    Code.UNAVAILABLE,
-                    f"cannot reach {self.config.api_url}: {exc or type(exc).__name__}",
-                    http_status=0,
-                ) from None
+                raise unreachable(self.config.api_url, exc, variable="HCP_API_ADDRESS") from None
             if response.status_code == 401 and attempt == 1 and self._credentials is not None:
                 self._credentials.invalidate()  # e.g. the server restarted; fetch a new token
                 continue
@@ -440,6 +440,49 @@ class PackerClient:
         if disable_rollback_channels:
             body["disable_rollback_channels"] = True
         return self.update_version(bucket, fingerprint, **body)
+
+    def preview_revocation(
+        self,
+        bucket: str,
+        fingerprint: str,
+        *,
+        revoke_at: datetime | str | None = None,
+        revoke_in: str | None = None,
+        skip_descendants: bool = False,
+        disable_rollback_channels: bool = False,
+    ) -> RevocationPreview:
+        """What :meth:`revoke_version` with the same arguments would change, changing
+        nothing: the descendants that inherit the revocation and the channels rolled back.
+        Packyard only (HCP answers 404).
+        """
+        if revoke_at is not None and revoke_in is not None:
+            raise config_error("give revoke_at or revoke_in, not both.")
+        params: dict[str, str] = {}
+        if isinstance(revoke_at, datetime):
+            params["revoke_at"] = revoke_at.isoformat().replace("+00:00", "Z")
+        elif revoke_at is not None:
+            params["revoke_at"] = revoke_at
+        else:
+            params["revoke_in"] = revoke_in or "0s"
+        if skip_descendants:
+            params["skip_descendants_revocation"] = "true"
+        if disable_rollback_channels:
+            params["disable_rollback_channels"] = "true"
+        path = self._packyard_version(bucket, fingerprint) + "/revocation-preview"
+        return RevocationPreview.parse(self.request("GET", path, params=params))
+
+    def preview_restore(self, bucket: str, fingerprint: str) -> RestorePreview:
+        """What :meth:`restore_version` would change, changing nothing: the descendants
+        whose inherited revocation it clears. Packyard only (HCP answers 404)."""
+        path = self._packyard_version(bucket, fingerprint) + "/restore-preview"
+        return RestorePreview.parse(self.request("GET", path))
+
+    def _packyard_version(self, bucket: str, fingerprint: str) -> str:
+        org, project = self.tenant()
+        return (
+            f"/packyard/{PACKYARD_API_VERSION}/organizations/{_seg(org)}/projects/"
+            f"{_seg(project)}/buckets/{_seg(bucket)}/versions/{_seg(fingerprint)}"
+        )
 
     def restore_version(self, bucket: str, fingerprint: str) -> Version:
         """Clear a revocation (and the revocations descendants inherited from it)."""

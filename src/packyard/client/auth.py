@@ -30,6 +30,7 @@ from urllib.parse import quote_plus
 
 import httpx
 
+from packyard.client.connection import unreachable
 from packyard.errors import ApiError, Code
 
 API_AUDIENCE = "https://api.hashicorp.cloud"
@@ -138,7 +139,7 @@ def _oauth_failure(url: str, response: httpx.Response) -> ApiError:
     code = Code.UNAUTHENTICATED if response.status_code in (400, 401, 403) else Code.UNAVAILABLE
     return ApiError(
         code,
-        f"cannot obtain an access token from {url} (HTTP {response.status_code}): {detail}",
+        f"cannot obtain an access token from {url}: {detail}",
         http_status=response.status_code,
     )
 
@@ -196,11 +197,7 @@ class ClientCredentials:
         try:
             return self.http.post(self.token_url, data=data, headers=headers)
         except httpx.HTTPError as exc:
-            raise ApiError(
-                Code.UNAVAILABLE,
-                f"cannot reach the token endpoint {self.token_url}: {exc}",
-                http_status=0,
-            ) from None
+            raise unreachable(self.token_url, exc, variable="HCP_AUTH_URL") from None
 
     def _fetch(self, now: datetime) -> Token:
         form = {"grant_type": "client_credentials", "audience": API_AUDIENCE}

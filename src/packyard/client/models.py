@@ -301,3 +301,42 @@ class Project(WireModel):
     parent: ProjectParent | None = None
     state: str = ""
     created_at: datetime | None = None
+
+
+# --- Packyard's own API --------------------------------------------------------
+
+
+class RevocationDescendant(VersionRef):
+    revoked: bool = False  # False: it keeps its own (or an earlier) revocation
+
+
+class ChannelRollback(WireModel):
+    bucket_name: str = ""
+    channel_name: str = ""
+    managed: bool = False
+    restricted: bool = False
+    from_version: VersionRef | None = None
+    to_version: VersionRef | None = None  # None: the channel is left unassigned
+
+
+class RevocationPreview(WireModel):
+    """What revoking a version changes (Packyard only): the descendants that inherit the
+    revocation (up to 200 listed, all counted) and the channels rolled back."""
+
+    version: VersionRef | None = None
+    revoke_at: datetime | None = None
+    immediate: bool = False
+    replaces_scheduled: bool = False
+    descendants: list[RevocationDescendant] = []
+    descendants_revoked: int = 0
+    descendants_untouched: int = 0
+    channels: list[ChannelRollback] = []
+
+
+class RestorePreview(WireModel):
+    """What restoring a version changes (Packyard only): the descendants whose inherited
+    copy of its revocation is cleared too (up to 200 listed, all counted)."""
+
+    version: VersionRef | None = None
+    descendants: list[VersionRef] = []
+    descendants_restored: int = 0

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from packyard import metrics
 from packyard.domain.enums import BuildStatus
 from packyard.domain.models import Artifact, Bucket, Build, Caller, Version
 from packyard.domain.paging import Page, PageRequest
@@ -124,6 +125,9 @@ class BuildService:
                 _write(conn, caller, bucket, version, created, change, now, update=False)
         except IntegrityError:
             raise exists from None
+        metrics.event("builds_created")
+        if created.status is BuildStatus.DONE:
+            metrics.event("builds_completed")
         return created
 
     def update(
@@ -149,6 +153,7 @@ class BuildService:
             others_done = all(
                 b.status is BuildStatus.DONE for b in context.builds if b.id != build_id
             )
+            completes = updated.status is BuildStatus.DONE and others_done
             _write(
                 conn,
                 caller,
@@ -158,9 +163,13 @@ class BuildService:
                 change,
                 now,
                 update=True,
-                completes=updated.status is BuildStatus.DONE and others_done,
+                completes=completes,
                 next_number=context.next_number,
             )
+        if updated.status is BuildStatus.DONE and build.status is not BuildStatus.DONE:
+            metrics.event("builds_completed")
+        if completes:
+            metrics.event("versions_completed")
         return updated
 
     def delete(self, caller: Caller, bucket_name: str, fingerprint: str, build_id: str) -> None:

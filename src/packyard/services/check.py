@@ -416,12 +416,12 @@ class _Index:
     def bucket_label(self, bucket_id: str) -> str:
         bucket = self.buckets.get(bucket_id)
         if bucket is None:
-            return f"bucket {bucket_id}"
-        return f"bucket {bucket.name} (project {bucket.project_id})"
+            return f"bucket/{bucket_id}"
+        return f"project/{bucket.project_id}/bucket/{bucket.name}"
 
     def version_label(self, version: VersionRow) -> str:
         name = f"v{version.number}" if version.number is not None else "v0"
-        return f"{self.bucket_label(version.bucket_id)} version {version.fingerprint} ({name})"
+        return f"{self.bucket_label(version.bucket_id)}/version/{version.fingerprint}@{name}"
 
     def project_of_version(self, version_id: str) -> str | None:
         version = self.versions.get(version_id)
@@ -446,7 +446,7 @@ def find_violations(snap: Snapshot) -> list[Violation]:
 
 def _renderable(snap: Snapshot) -> list[Violation]:
     return [
-        Violation("renderable", f"{row.kind} {row.id}", "; ".join(row.problems))
+        Violation("renderable", f"{row.kind}/{row.id}", "; ".join(row.problems))
         for row in snap.unrenderable
     ]
 
@@ -455,23 +455,19 @@ def _orphans(snap: Snapshot, ix: _Index) -> list[Violation]:
     out: list[Violation] = []
     for v in snap.versions:
         if v.bucket_id not in ix.buckets:
-            out.append(Violation("orphan", f"version {v.id}", f"bucket {v.bucket_id} is missing"))
+            out.append(Violation("orphan", f"version/{v.id}", f"bucket {v.bucket_id} is missing"))
     for b in snap.builds:
         if b.version_id not in ix.versions:
-            out.append(Violation("orphan", f"build {b.id}", f"version {b.version_id} is missing"))
+            out.append(Violation("orphan", f"build/{b.id}", f"version {b.version_id} is missing"))
     for a in snap.artifacts:
         if a.build_id not in ix.builds:
-            out.append(Violation("orphan", f"artifact {a.id}", f"build {a.build_id} is missing"))
+            out.append(Violation("orphan", f"artifact/{a.id}", f"build {a.build_id} is missing"))
     channel_ids = {c.id for c in snap.channels}
     for c in snap.channels:
         if c.bucket_id not in ix.buckets:
-            out.append(Violation("orphan", f"channel {c.id}", f"bucket {c.bucket_id} is missing"))
+            out.append(Violation("orphan", f"channel/{c.id}", f"bucket {c.bucket_id} is missing"))
     for channel_id in sorted({a.channel_id for a in snap.assignments} - channel_ids):
-        out.append(
-            Violation(
-                "orphan", f"assignment history of channel {channel_id}", "the channel is missing"
-            )
-        )
+        out.append(Violation("orphan", f"channel/{channel_id}/history", "the channel is missing"))
     return out
 
 
@@ -578,7 +574,7 @@ def _channels(snap: Snapshot, ix: _Index) -> list[Violation]:
                 )
             )
     for c in snap.channels:
-        subject = f"{ix.bucket_label(c.bucket_id)} channel {c.name}"
+        subject = f"{ix.bucket_label(c.bucket_id)}/channel/{c.name}"
         if c.version_id is not None:
             target = ix.versions.get(c.version_id)
             if target is None:
@@ -620,7 +616,7 @@ def _edges(snap: Snapshot, ix: _Index) -> list[Violation]:
     out: list[Violation] = []
     edges = {(e.child_version_id, e.parent_version_id) for e in snap.edges}
     for e in snap.edges:
-        subject = f"ancestry edge {e.child_version_id} -> {e.parent_version_id}"
+        subject = f"version/{e.child_version_id}/parent/{e.parent_version_id}"
         child = ix.versions.get(e.child_version_id)
         parent = ix.versions.get(e.parent_version_id)
         if child is None or parent is None:
@@ -648,8 +644,9 @@ def _edges(snap: Snapshot, ix: _Index) -> list[Violation]:
             out.append(
                 Violation(
                     "edge-build",
-                    f"build {b.id} ({b.component_type})",
-                    f"names parent version {b.parent_version_id} but no ancestry edge exists",
+                    f"build/{b.id}",
+                    f"names parent version {b.parent_version_id} but no ancestry edge exists "
+                    f"({b.component_type})",
                 )
             )
     return out
@@ -665,7 +662,7 @@ def _artifacts(snap: Snapshot, ix: _Index) -> list[Violation]:
             out.append(
                 Violation(
                     "artifact-status",
-                    f"artifact {a.id}",
+                    f"artifact/{a.id}",
                     f"belongs to build {build.id} ({build.component_type}) in {build.status}",
                 )
             )
@@ -674,7 +671,7 @@ def _artifacts(snap: Snapshot, ix: _Index) -> list[Violation]:
             out.append(
                 Violation(
                     "artifact-project",
-                    f"artifact {a.id}",
+                    f"artifact/{a.id}",
                     f"records project {a.project_id} but its bucket is in project {project}",
                 )
             )

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, false, or_, select
 
+from packyard import metrics
 from packyard.domain.enums import RevocationType
 from packyard.domain.models import Caller, Version
 from packyard.domain.rules import (
@@ -103,6 +104,16 @@ class DescendantChange:
 
 
 @dataclass(frozen=True, slots=True)
+class RestorePreview:
+    """What restoring a version would change: its descendants that hold a copy of its
+    revocation (at most PREVIEW_LIMIT listed) lose it too."""
+
+    version: Version
+    descendants: list[Version]
+    descendants_restored: int
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelChange:
     """A channel a revocation rolls back: from the version it serves to ``to_version``
     (``None``: unassigned)."""
@@ -167,7 +178,9 @@ class RevocationService:
                 cascade=not request.skip_descendants,
                 rollback=not request.disable_rollback,
             )
-            return _reload(conn, version, caller)
+            revoked = _reload(conn, version, caller)
+        metrics.event("revocations")
+        return revoked
 
     def preview(
         self,
@@ -248,17 +261,34 @@ class RevocationService:
             channels=channels,
         )
 
+    def restore_preview(
+        self, caller: Caller, bucket_name: str, fingerprint: str, *, limit: int = PREVIEW_LIMIT
+    ) -> RestorePreview:
+        """What :meth:`restore` would do now, changing nothing: the same checks and errors,
+        and the descendants whose inherited copy of the revocation it clears (channels
+        stay where the revocation moved them)."""
+        require_write(caller)
+        with self.store.read() as conn:
+            _, version = find_version(conn, caller, bucket_name, fingerprint)
+            _check_restorable(version)
+            load_versions(conn, [version], caller)
+            rows, total = RevocationRepo(conn).copies_preview(version.id, limit=limit)
+        return RestorePreview(
+            version=version,
+            descendants=[version_row(row, row.bucket_name) for row in rows],
+            descendants_restored=total,
+        )
+
     def restore(self, caller: Caller, bucket_name: str, fingerprint: str) -> Version:
         require_write(caller)
         with self.store.write(caller.project_id) as conn:
             bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
             version = version_or_10(conn, bucket, fingerprint, lock=True)
-            if version.revoke_at is None:
-                raise precondition(NOT_REVOKED)
-            if version.revocation_type is RevocationType.INHERITED:
-                raise precondition(INHERITED_RESTORE)
+            _check_restorable(version)
             restore_version(conn, version.id, now=utcnow())
-            return _reload(conn, version, caller)
+            restored = _reload(conn, version, caller)
+        metrics.event("restores")
+        return restored
 
 
 def revoke_version(
@@ -309,6 +339,13 @@ def restore_version(conn: Connection, version_id: str, *, now: datetime) -> int:
     copies = repo.clear_copies(version_id, now)
     repo.clear(version_id, now)
     return copies
+
+
+def _check_restorable(version: Version) -> None:
+    if version.revoke_at is None:
+        raise precondition(NOT_REVOKED)
+    if version.revocation_type is RevocationType.INHERITED:
+        raise precondition(INHERITED_RESTORE)
 
 
 def _requested(request: RevocationRequest) -> tuple[timedelta | None, str]:

@@ -17,10 +17,11 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
+from packyard import metrics
 from packyard.domain.models import MANAGED_AUTHOR
 from packyard.domain.rules import utcnow
 from packyard.services.lifecycle import roll_back_channels
@@ -52,12 +53,21 @@ class RevocationScheduler:
         """
         at = now or utcnow()
         total = 0
+        lags: list[float] = []
         while True:
             with self.store.write() as conn:
                 repo = RevocationRepo(conn)
                 due = repo.lock_due(at, self.batch)
                 if not due:
                     break
+                # How late each rollback runs, for packyard_scheduled_revocation_lag_seconds.
+                lags += [
+                    (at - _aware(revoke_at)).total_seconds()
+                    for revoke_at in conn.execute(
+                        select(versions.c.revoke_at).where(versions.c.id.in_(due))
+                    ).scalars()
+                    if revoke_at is not None
+                ]
                 origins = select(versions.c.id).where(versions.c.id.in_(due))
                 roll_back_channels(
                     conn, RevocationRepo.revoked_by(origins), now=at, author=MANAGED_AUTHOR
@@ -66,11 +76,22 @@ class RevocationScheduler:
             total += len(due)
             if len(due) < self.batch:
                 break
+        if total:
+            metrics.event("scheduled_rollbacks_applied", total)
+        metrics.metrics().scheduler_pass(lags)
         return total
 
     def tick(self) -> int:
         now = utcnow()
-        return self.apply_due(now) if self.has_due(now) else 0
+        if self.has_due(now):
+            return self.apply_due(now)
+        metrics.metrics().scheduler_pass(())
+        return 0
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands timestamps back without their zone; they are stored in UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 THREAD_NAME = "packyard-revocation-scheduler"

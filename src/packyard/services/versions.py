@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from packyard import metrics
 from packyard.domain.enums import BuildStatus, TemplateType, VersionStatus
 from packyard.domain.lineage import Relation, Relations
 from packyard.domain.models import Bucket, Caller, Channel, Version
@@ -220,6 +221,7 @@ class VersionService:
                 BucketRepo(conn).add_version_count(bucket.id, 1, updated_at=now)
         except IntegrityError:
             raise exists from None
+        metrics.event("versions_created")
         return version
 
     def force_complete(self, caller: Caller, bucket_name: str, fingerprint: str) -> Version:
@@ -230,6 +232,7 @@ class VersionService:
         """
         require_write(caller)
         now = utcnow()
+        completed = False
         with self.store.write(caller.project_id) as conn:
             bucket, version = lock_version(conn, caller, bucket_name, fingerprint)
             if not version.complete:
@@ -239,8 +242,11 @@ class VersionService:
                         f"Version {fingerprint} cannot be completed: it has no build in BUILD_DONE."
                     )
                 complete(conn, bucket, version, now)
+                completed = True
             version = version_or_10(conn, bucket, fingerprint)
             load_versions(conn, [version], caller)
+        if completed:
+            metrics.event("versions_completed")
         return version
 
     def delete(

@@ -138,6 +138,12 @@ class Store:
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
+    def write_waits(self) -> tuple[float, int] | None:
+        """(seconds waited for a write turn, turns taken) in this process (SQLite only)."""
+        if self._writers is None:
+            return None
+        return self._writers.waited_s, self._writers.turns
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read transaction (one consistent snapshot on both databases)."""

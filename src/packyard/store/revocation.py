@@ -246,6 +246,26 @@ class RevocationRepo:
             rows=[(r, bool(r.takes)) for r in rows], taking=taking, keeping=total - taking
         )
 
+    def copies_preview(self, origin_id: str, *, limit: int) -> tuple[list[Any], int]:
+        """What :meth:`clear_copies` would clear, written nowhere: up to ``limit`` of the
+        versions holding a copy of ``origin_id``'s revocation (by bucket name and number),
+        each with its bucket's name, and how many there are in all."""
+        rows = self.conn.execute(
+            select(
+                versions,
+                buckets.c.name.label("bucket_name"),
+                func.count().over().label("total"),
+            )
+            .join(buckets, buckets.c.id == versions.c.bucket_id)
+            .where(
+                versions.c.revocation_inherited_from == origin_id,
+                versions.c.revocation_type == _INHERITED,
+            )
+            .order_by(buckets.c.name, versions.c.number, versions.c.id)
+            .limit(limit)
+        ).all()
+        return list(rows), int(rows[0].total) if rows else 0
+
     def has_due(self, now: datetime) -> bool:
         row = self.conn.execute(
             select(versions.c.id)

@@ -44,16 +44,22 @@ class WriterQueue:
         self._lock_file = lock_file
         self._fd: int | None = None
         self._timeout_s = timeout_s
+        # Turns taken and seconds spent waiting for them (read by packyard.metrics).
+        self.turns = 0
+        self.waited_s = 0.0
 
     @contextmanager
     def turn(self) -> Iterator[None]:
         """Hold the database's write turn (re-entrant within a thread)."""
-        deadline = time.monotonic() + self._timeout_s
+        asked = time.monotonic()
+        deadline = asked + self._timeout_s
         if not self._thread_lock.acquire(timeout=self._timeout_s):
             raise _busy()
         try:
             if self._depth == 0:
                 self._lock_other_processes(deadline)
+                self.turns += 1
+                self.waited_s += time.monotonic() - asked
             self._depth += 1
             try:
                 yield
