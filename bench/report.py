@@ -382,6 +382,27 @@ def markdown(result: dict[str, Any]) -> str:
         )
     lines += [
         "",
+        "## Metrics",
+        "",
+        "`/metrics` scraped once after the reads and pushes (from loopback): what it counted, "
+        "and what a scrape costs. Recording a request is a few list additions on the hot path "
+        '(see docs/ARCHITECTURE.md, "Metrics").',
+        "",
+        "| backend | requests counted | read-cache hit ratio | registry events | scrape |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for backend, data in result["backends"].items():
+        scrape = data.get("metrics_scrape")
+        if not scrape:
+            lines.append(f"| {backend} | — | — | — | not scraped |")
+            continue
+        events = ", ".join(f"{k} {v:,}" for k, v in sorted(scrape["events"].items())) or "—"
+        lines.append(
+            f"| {backend} | {scrape['requests']:,} | {_fmt(scrape['cache_hit_ratio'], 3)} | "
+            f"{events} | {scrape['scrape_ms']:.1f} ms, {scrape['bytes']:,} bytes |"
+        )
+    lines += [
+        "",
         "## SQL statements per request (in-process counter)",
         "",
         "Uncached: the full work of a request (response cache off). Repeated: the same "

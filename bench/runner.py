@@ -337,6 +337,11 @@ def _measure_server(
                 + (f" first failure: {pushed.first_failure}" if pushed.first_failure else "")
             )
         peak = sampler.peak
+    scrape = _scrape_metrics(base_url)
+    log(
+        f"[{backend}] /metrics: {scrape['requests']} requests counted, cache hit ratio "
+        f"{scrape['cache_hit_ratio']}, scrape {scrape['scrape_ms']:.1f} ms, {scrape['bytes']} bytes"
+    )
     profile: dict[str, Any] | None = None
     if opts.profile and "GetChannel" not in skipped:
         profile = _profile(
@@ -365,6 +370,40 @@ def _measure_server(
             "under_load_peak": peak.to_json() if peak else None,
         },
         "profile": profile,
+        "metrics_scrape": scrape,
+    }
+
+
+def _scrape_metrics(base_url: str) -> dict[str, Any]:
+    """What ``/metrics`` says after the reads and pushes (the harness scrapes from loopback,
+    which needs no token): the requests it counted, the read cache's hit ratio and the
+    registry events, and what one scrape costs."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    started = time.perf_counter()
+    response = httpx.get(f"{base_url}/metrics", timeout=30)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    response.raise_for_status()
+    totals: dict[str, float] = {}
+    by_label: dict[str, dict[str, float]] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+            for key in ("result", "event"):
+                if key in sample.labels:
+                    seen = by_label.setdefault(sample.name, {})
+                    seen[sample.labels[key]] = seen.get(sample.labels[key], 0.0) + sample.value
+    lookups = by_label.get("packyard_response_cache_lookups_total", {})
+    hits, misses = lookups.get("hit", 0.0), lookups.get("miss", 0.0)
+    return {
+        "scrape_ms": round(elapsed_ms, 2),
+        "bytes": len(response.content),
+        "requests": int(totals.get("packyard_http_requests_total", 0)),
+        "cache_hit_ratio": round(hits / (hits + misses), 4) if hits + misses else None,
+        "events": {
+            name: int(count)
+            for name, count in by_label.get("packyard_registry_events_total", {}).items()
+        },
     }
 
 

@@ -211,8 +211,6 @@ def database_error(store: Store, url: str, exc: SQLAlchemyError) -> StartupError
             " (database passwords are not stored in the data directory: set "
             "PACKYARD_DATABASE_URL or pass --database-url-file)"
         )
-    if hint:
-        pass
     elif "password" in reason.lower() or "authentication" in reason.lower():
         hint = "; check the user and password of the database URL"
     elif not isinstance(exc, ProgrammingError):
