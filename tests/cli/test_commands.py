@@ -158,8 +158,9 @@ def test_artifact_get_refuses_revoked_version(cli: Cli, hcp: PackerClient) -> No
     assert refused.stdout == ""
     # --no-rollback left the channel on the revoked version: refused through it too.
     cli.fails(1, "artifact", "get", "-b", "rv", "-c", "prod", "-p", "aws", "-r", "us-east-1")
-    restored = cli.ok("versions", "restore", "rv", "fp-1").stdout
-    assert "Restored" in restored
+    header, *rows = cli.ok("versions", "restore", "rv", "fp-1").stdout.splitlines()
+    assert header.split()[0] == "EFFECT"
+    assert [row.split()[:2] for row in rows] == [["restored", "rv"]]
     assert cli.ok(*args).stdout == "ami-r1\n"
 
 
