@@ -217,9 +217,9 @@ func TestErrorDecodesAsDefault(t *testing.T) {
 
 	// An operation the server does not offer: code 12, which Packer tolerates
 	// only on GetEnforcedBlocksByBucket.
-	rp := packer.NewPackerServiceGetRunTaskConfigParams()
+	rp := packer.NewPackerServiceListEnforcedBlocksParams()
 	rp.LocationOrganizationID, rp.LocationProjectID = s.orgID, s.project
-	if _, err = s.packer.PackerServiceGetRunTaskConfig(rp, nil); err != nil {
-		requireCode(t, err, 12, "GetRunTaskConfig (not offered)")
+	if _, err = s.packer.PackerServiceListEnforcedBlocks(rp, nil); err != nil {
+		requireCode(t, err, 12, "ListEnforcedBlocks (not offered)")
 	}
 }

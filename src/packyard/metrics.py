@@ -198,6 +198,31 @@ class Metrics:
             ("event",),
             registry=r,
         )
+        self.run_task_jobs = Counter(
+            "packyard_run_task_jobs",
+            "HCP Terraform run-task jobs, by event: received, passed, failed (results sent), "
+            "retried (an attempt to reach HCP Terraform failed), given_up.",
+            ("event",),
+            registry=r,
+        )
+        self.run_task_queue = Gauge(
+            "packyard_run_task_queue_jobs",
+            "Run-task jobs not finished yet (the database's queue, as a worker last saw it).",
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.run_task_queue_age = Gauge(
+            "packyard_run_task_queue_oldest_seconds",
+            "Age of the oldest unfinished run-task job (0 when none).",
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.run_task_duration = Histogram(
+            "packyard_run_task_duration_seconds",
+            "Time from a run-task request's arrival to its result reaching HCP Terraform.",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
         self._pending: dict[tuple[str, str, int], _Pending] = {}
         self._operations: dict[int, tuple[object, str]] = {}
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -306,6 +331,16 @@ class Metrics:
         for lag in lags:
             self.scheduler_lag.observe(max(0.0, lag))
         self.scheduler_run.set(time.time())
+
+    def run_task(self, event: str) -> None:
+        self.run_task_jobs.labels(event).inc()
+
+    def run_task_lag(self, seconds: float) -> None:
+        self.run_task_duration.observe(max(0.0, seconds))
+
+    def run_task_backlog(self, jobs: int, oldest_s: float) -> None:
+        self.run_task_queue.set(jobs)
+        self.run_task_queue_age.set(max(0.0, oldest_s))
 
     # --- exposition -------------------------------------------------------------------
 

@@ -52,6 +52,7 @@ from packyard.files import (
 from packyard.metrics import multiprocess_dir
 from packyard.services.bootstrap import ensure_bootstrapped, startup_lock
 from packyard.services.container import Services
+from packyard.services.secrets import KEY_FILE, check_secret_key, load_sealer
 from packyard.startup import StartupError, notice
 from packyard.store.engine import Store
 from packyard.store.migrate import upgrade
@@ -84,13 +85,15 @@ HEADER_TIMEOUT_S = env_number("PACKYARD_HEADER_TIMEOUT_S", 30, minimum=0.1)
 _STARTUP_LOCK = ".startup.lock"
 
 
-def prepare(data_dir: Path, db_url: str | None) -> tuple[Services, bool]:
+def prepare(data_dir: Path, db_url: str | None, *, check_key: bool = True) -> tuple[Services, bool]:
     """Open the database, migrate it and bootstrap it. Returns (services, first_start).
 
     The data directory is made private and every file created in it is created 0600
     (:mod:`packyard.files`), whatever the process's umask. A data directory that
     cannot be used or a database that cannot be reached raises :class:`StartupError`:
-    one line for the operator, without the database password.
+    one line for the operator, without the database password. ``check_key=False`` skips
+    the secret-key check (:func:`check_secret_key`), for the command that resets what it
+    guards.
     """
     url = database_url(data_dir, db_url)
     check_database_scheme(url)
@@ -100,18 +103,24 @@ def prepare(data_dir: Path, db_url: str | None) -> tuple[Services, bool]:
         tighten_with_notice(*_private_files(data_dir, url))
     except OSError as exc:
         raise data_dir_error(data_dir, exc) from None
+    sealer = load_sealer(data_dir)
     try:
         store = Store(url)
     except (ArgumentError, ValueError) as exc:
         raise StartupError(
             f"invalid database URL {redact_url(url)}: {scrub(str(exc), url)}"
         ) from None
-    services = Services.create(store)
+    services = Services.create(store, sealer)
     try:
         with startup_lock(store, data_dir):
             upgrade(store)
             _, created = ensure_bootstrapped(services, data_dir)
+            if check_key:
+                check_secret_key(store, sealer)
         services.auth.signing_key()
+    except StartupError:
+        store.dispose()
+        raise
     except OSError as exc:
         store.dispose()
         raise data_dir_error(data_dir, exc) from None
@@ -164,7 +173,12 @@ def check_certificate(cert: Path, key: Path) -> None:
 
 def _private_files(data_dir: Path, url: str) -> list[Path]:
     """Files of the data directory that older versions created accessible to others."""
-    files = [data_dir / CREDENTIALS_FILE, data_dir / SERVER_FILE, data_dir / _STARTUP_LOCK]
+    files = [
+        data_dir / CREDENTIALS_FILE,
+        data_dir / SERVER_FILE,
+        data_dir / _STARTUP_LOCK,
+        data_dir / KEY_FILE,
+    ]
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -238,7 +252,7 @@ def worker_app() -> FastAPI:
     if spec.get("database_url_file"):
         url = read_database_url_file(Path(spec["database_url_file"]))
     store = Store(database_url(Path(spec["data_dir"]), url))
-    services = Services.create(store)
+    services = Services.create(store, load_sealer(Path(spec["data_dir"])))
     services.auth.signing_key()
     advertised = spec.get("advertised")
     return create_app(

@@ -251,7 +251,7 @@ def test_enforced_blocks_are_unimplemented_code_12(api: Api) -> None:
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", "/runtasks/config"),
+        ("GET", "/runtasks"),
         ("GET", "/enforced_blocks"),
         ("POST", "/buckets"),
         ("GET", "/packer/2021-04-30/organizations/o/projects/p/images/x"),

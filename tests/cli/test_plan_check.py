@@ -260,3 +260,64 @@ def test_bad_input_is_a_usage_error(cli: Cli, tmp_path: Path) -> None:
     assert "terraform show -json" in cli.fails(2, "plan", "check", str(other)).stderr
     cli.fails(2, "plan", "check", str(tmp_path / "absent.json"))
     cli.fails(2, "plan", "check", str(CREATE), "--attribute", "nopath")
+
+
+# --- shared rules (packyard.imagecheck): data sources and HCP's resource types ------
+
+
+def test_images_from_hcp_packer_data_sources(
+    cli: Cli, registry: PackerClient, tmp_path: Path
+) -> None:
+    from tests.imagecheck.plans import data_source_plan
+
+    push(registry, "api", "api-2", {"us-west-2": NEW_AMI})
+    revoke_or_skip(registry, "api", "api-2", message="CVE-2026-1")
+    plan = tmp_path / "ds.json"
+    plan.write_text(json.dumps(data_source_plan()))
+    report = json.loads(cli.run("plan", "check", str(plan), "--format", "json").stdout)
+    rows = by_address(report)
+    web = rows["aws_instance.web"]
+    assert (web["source"], web["data_source"], web["result"]) == (
+        "data_source",
+        "data.hcp_packer_artifact.golden",
+        "fail",
+    )
+    assert rows['module.fleet["a"].aws_launch_template.lt']["result"] == "warn"
+    assert rows["aws_ssm_parameter.golden"]["result"] == "fail"
+    assert rows["aws_instance.later"]["image_id"] is None
+    assert rows["aws_instance.later"]["result"] == "warn"
+    assert rows["aws_instance.pinned"]["source"] == "literal"
+    assert not report["passed"]
+    assert (report["resources_scanned"], report["resources_failed"]) == (6, 2)
+    cli.fails(1, "plan", "check", str(plan))
+
+
+def test_hcp_resource_types(cli: Cli, registry: PackerClient, tmp_path: Path) -> None:
+    revoke_or_skip(registry, "queue", "queue-1", message="bad", disable_rollback_channels=True)
+    changes = [
+        ("aws_emr_cluster.c", "aws_emr_cluster", ["create"], {"custom_ami_id": QUEUE_AMI}),
+        (
+            "aws_batch_compute_environment.b",
+            "aws_batch_compute_environment",
+            ["update"],
+            {"compute_resources": [{"ec2_configuration": [{"image_id_override": QUEUE_AMI}]}]},
+        ),
+        (
+            "aws_ami_launch_permission.p",
+            "aws_ami_launch_permission",
+            ["create"],
+            {"image_id": API_AMI},
+        ),
+    ]
+    plan = tmp_path / "types.json"
+    plan.write_text(
+        json.dumps({"format_version": "1.2", "resource_changes": [_rc(*c) for c in changes]})
+    )
+    report = json.loads(cli.run("plan", "check", str(plan), "--format", "json").stdout)
+    rows = by_address(report)
+    assert rows["aws_emr_cluster.c"]["result"] == "fail"
+    batch = rows["aws_batch_compute_environment.b"]
+    assert batch["attribute"] == "compute_resources[0].ec2_configuration[0].image_id_override"
+    assert batch["result"] == "warn"
+    assert rows["aws_ami_launch_permission.p"]["result"] == "ok"
+    assert (report["resources_failed"], report["resources_warned"]) == (1, 1)

@@ -230,4 +230,4 @@ def test_scheduler_thread_ticks_until_stopped(services: Services, tenant: Tenant
             threading.Event().wait(0.05)
     finally:
         runner.stop()
-    assert not runner._thread.is_alive()
+    assert not runner.is_alive()

@@ -35,6 +35,8 @@ from packyard.api.routes import (
     registry,
     resource_manager,
     revocation,
+    runtask_webhook,
+    runtasks,
     sboms,
     search,
     versions,
@@ -43,6 +45,7 @@ from packyard.api.schemas import install_openapi
 from packyard.config import Advertised, env_number
 from packyard.metrics import metrics
 from packyard.services.container import Services
+from packyard.services.runtask_jobs import worker_running
 from packyard.services.scheduler import scheduler_running
 from packyard.web import routes as web
 
@@ -128,6 +131,8 @@ def create_app(
                 stack.push_async_callback(read_cache.close)
             if background_jobs:  # scheduled revocations' channel rollbacks
                 stack.enter_context(scheduler_running(services.scheduler))
+                # HCP Terraform run-task jobs: plan checks and their callbacks
+                stack.enter_context(worker_running(services.runtask_jobs))
             watched = [recorder.watch_store(services.store)]
             if read_cache is not None:
                 watched.append(recorder.watch_cache(read_cache.responses))
@@ -163,6 +168,8 @@ def create_app(
         ancestry,
         sboms,
         registry,
+        runtasks,
+        runtask_webhook,
         resource_manager,
         principals,
         revocation,

@@ -22,6 +22,7 @@ from packyard.domain.models import (
     PrincipalRecord,
     Project,
     Registry,
+    RunTaskSettings,
     Version,
 )
 from packyard.domain.paging import Page
@@ -66,11 +67,31 @@ def registry(r: Registry) -> JSON:
             "feature_tier": r.feature_tier.value,
             "activated": r.activated,
             "billing_deprovision": None,
-            "tfc_run_task_config": None,
+            "tfc_run_task_config": run_task_config(r.run_task),
         },
         "created_at": ts(r.created_at),
         "updated_at": ts(r.updated_at),
     }
+
+
+def run_task_config(settings: RunTaskSettings | None) -> JSON | None:
+    """RegistryTFCRunTaskConfig. The HMAC key is left empty: GetRegistry is for viewers too,
+    and only GetRegistryTFCRunTaskAPI hands the key out, to writers."""
+    if settings is None:
+        return None
+    return {
+        "api_id": settings.api_id,
+        "hmac_key": "",
+        "on_untracked_image": settings.on_untracked_image.value,
+    }
+
+
+RUN_TASK_ENDPOINT = "/packyard/runtasks/"  # + api_id: where HCP Terraform sends run tasks
+
+
+def run_task_api(base_url: str, api_id: str, hmac_key: str) -> JSON:
+    """GetRegistryTFCRunTaskAPIResponse; ``base_url`` is the server's public base."""
+    return {"api_url": base_url + RUN_TASK_ENDPOINT + quote(api_id, safe=""), "hmac_key": hmac_key}
 
 
 def artifact(a: Artifact) -> JSON:

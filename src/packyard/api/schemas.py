@@ -137,9 +137,18 @@ class Channel(_Doc):
     restricted: bool
 
 
+class RunTaskConfigDoc(_Doc):
+    """RegistryTFCRunTaskConfig; ``hmac_key`` is always empty here."""
+
+    api_id: str
+    hmac_key: str
+    on_untracked_image: str
+
+
 class RegistryConfig(_Doc):
     feature_tier: str
     activated: bool
+    tfc_run_task_config: RunTaskConfigDoc | None = None
 
 
 class Registry(_Doc):
@@ -297,6 +306,19 @@ class ChannelRollbackDoc(_Doc):
     to_version: VersionRefDoc | None
 
 
+class RunTaskApi(_Doc):
+    api_url: str
+    hmac_key: str
+
+
+class RunTaskHmacKey(_Doc):
+    hmac_key: str
+
+
+class RunTaskPolicy(_Doc):
+    on_untracked_image: str
+
+
 class RevocationPreviewDoc(_Doc):
     version: VersionRefDoc
     revoke_at: str
@@ -322,6 +344,10 @@ RESPONSES: dict[str, type[BaseModel]] = {
     "ProjectService_List": Projects,
     "ProjectService_Get": ProjectBody,
     "PackerService_GetRegistry": RegistryBody,
+    "PackerService_GetRegistryTFCRunTaskAPI": RunTaskApi,
+    "PackerService_RegenerateTFCRunTaskHmacKey": RunTaskHmacKey,
+    "PackerService_GetRunTaskConfig": RunTaskPolicy,
+    "PackerService_UpdateRunTaskConfig": RunTaskPolicy,
     "PackerService_CreateRegistry": RegistryChange,
     "PackerService_UpdateRegistry": RegistryChange,
     "PackerService_DeleteRegistry": RegistryChange,

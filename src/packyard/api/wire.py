@@ -16,7 +16,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from packyard.domain.enums import BuildStatus, FeatureTier, SbomFormat, TemplateType
+from packyard.domain.enums import (
+    BuildStatus,
+    FeatureTier,
+    RunTaskBehaviour,
+    SbomFormat,
+    TemplateType,
+)
 from packyard.domain.renderable import text_problem
 from packyard.errors import invalid
 
@@ -140,3 +146,12 @@ class SearchExternalArtifactBody(Body):
     external_identifier: str | None = None
     platform: str | None = None
     region: str | None = None
+
+
+class RegenerateRunTaskHmacBody(Body):
+    # The SDK sends ``{}``; the spec's only field names the location the path already names.
+    location: dict[str, Any] | None = None
+
+
+class UpdateRunTaskConfigBody(Body):
+    on_untracked_image: RunTaskBehaviour | None = None

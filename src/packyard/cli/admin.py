@@ -59,6 +59,9 @@ principal_app = typer.Typer(help="Manage service principals (operator).", no_arg
 key_app = typer.Typer(help="Manage the token signing keys (operator).", no_args_is_help=True)
 org_app = typer.Typer(help="Manage organizations (operator).", no_args_is_help=True)
 project_app = typer.Typer(help="Manage projects (operator).", no_args_is_help=True)
+runtask_app = typer.Typer(
+    help="Manage the image validation run task's keys (operator).", no_args_is_help=True
+)
 
 ProjectId = Annotated[
     str | None,
@@ -70,11 +73,13 @@ PrincipalRef = Annotated[
 
 
 @contextmanager
-def operator_services(data_dir: Path | None, database_url: str | None) -> Iterator[Services]:
+def operator_services(
+    data_dir: Path | None, database_url: str | None, *, check_key: bool = True
+) -> Iterator[Services]:
     """The services on the server's database; an ``ApiError`` ends the command on one line."""
     from packyard.server import prepare
 
-    services, _ = prepare(*server_database(data_dir, database_url))
+    services, _ = prepare(*server_database(data_dir, database_url), check_key=check_key)
     try:
         yield services
     except ApiError as exc:
@@ -362,6 +367,38 @@ def principal_delete(
     stderr_console().print(f"Deleted service principal {principal}.")
 
 
+# --- run tasks -----------------------------------------------------------------------------
+
+
+@runtask_app.command("reset-keys")
+def runtask_reset_keys(
+    yes: YesOption = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    format: FormatOption = None,
+) -> None:
+    """Give every registry's run task a new HMAC key, sealed with this server's secret key.
+
+    The way out when the secret key that sealed the old ones is lost (the server then refuses
+    to start). Endpoint URLs and policies stay; give each run task in HCP Terraform its
+    registry's new key (`hcp_packer_run_task` reads it).
+    """
+    if not yes and not typer.confirm(
+        "Replace every run task's HMAC key? HCP Terraform's requests signed with the old keys "
+        "are refused until each run task is given its new key."
+    ):
+        raise typer.Abort()
+    with operator_services(data_dir, database_url, check_key=False) as services:
+        projects = services.runtasks.reset_keys()
+    _show([{"project_id": p} for p in projects], format, ("Project ID",))
+    if format is not Format.json:
+        stderr_console().print(
+            f"Replaced {len(projects)} run-task HMAC key(s); the secret key of this server is now "
+            "the database's. Read each new key with GET …/runtasks/validation (or "
+            "`hcp_packer_run_task`) and update the run task in HCP Terraform."
+        )
+
+
 # --- signing keys --------------------------------------------------------------------------
 
 
@@ -611,6 +648,7 @@ def user_reset_password(
 def register(app: typer.Typer) -> None:
     app.add_typer(principal_app, name="principal")
     app.add_typer(key_app, name="key")
+    app.add_typer(runtask_app, name="runtask")
     app.add_typer(org_app, name="org")
     app.add_typer(project_app, name="project")
     app.add_typer(user_app, name="user")

@@ -1,35 +1,22 @@
 """``packyard plan check``: vet the images of a Terraform/OpenTofu plan against the registry.
 
 Input is the JSON of ``terraform show -json PLANFILE`` (or ``tofu show -json``).
-Each managed resource whose type is in :data:`IMAGE_RULES` (or given with
-``--attribute``) has its image ids read from ``change.after``; every id is
-looked up with SearchExternalArtifact. The verdict per resource:
-
-========================================  =========================================
-situation                                 result
-========================================  =========================================
-created or replaced onto a revoked image  **fail** (exit 1)
-updated in place onto a revoked image     warn
-unchanged resource on a revoked image     info
-revocation scheduled                      warn (with the time)
-image id not tracked by the registry      warn, or fail with ``--untracked fail``
-image id unknown until apply              warn
-a newer version is on a channel           info (with the channel's image id)
-========================================  =========================================
+The plan walk and the verdicts live in :mod:`packyard.imagecheck` (shared with the
+server's run task); this module looks images up over HTTP and renders the result.
+Each image id is looked up with SearchExternalArtifact (the API has no batch form,
+so each distinct id is asked once) and each bucket's channels once.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, TextColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
 from packyard.cli.common import (
     EXIT_FAILED,
@@ -48,7 +35,21 @@ from packyard.cli.common import (
     render_rows,
     stderr,
     summary,
-    when,
+)
+from packyard.imagecheck import (
+    IMAGE_RULES,
+    ChannelArtifact,
+    ChannelVersion,
+    Finding,
+    ImageRule,
+    KnownImage,
+    Level,
+    PlanError,
+    PlanReport,
+    Untracked,
+    evaluate,
+    image_refs,
+    parse_rule,
 )
 
 if TYPE_CHECKING:  # the SDK is imported when a command runs (see common.client)
@@ -60,290 +61,110 @@ plan_app = typer.Typer(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class ImageRule:
-    """Where a resource type keeps image ids: ``pattern`` (fnmatch on the type) and paths.
+class HttpLookup:
+    """:class:`packyard.imagecheck.Lookup` over the HTTP API, each id and bucket asked once."""
 
-    A path is dotted; ``[]`` after a name walks every element of a list, e.g.
-    ``boot_disk[].initialize_params[].image``.
-    """
+    def __init__(self, hcp: PackerClient, progress: tuple[Progress, TaskID] | None = None) -> None:
+        self.hcp = hcp
+        self.progress = progress
+        self._found: dict[str, list[KnownImage]] = {}
+        self._channels: dict[str, list[ChannelVersion]] = {}
 
-    pattern: str
-    platform: str
-    paths: tuple[str, ...]
+    def find(self, image_ids: Iterable[str]) -> Mapping[str, list[KnownImage]]:
+        ids = list(dict.fromkeys(image_ids))
+        if self.progress is not None:
+            self.progress[0].update(self.progress[1], total=len(ids))
+        for image_id in ids:
+            if image_id not in self._found:
+                hits = self.hcp.search_external_artifact(image_id)
+                self._found[image_id] = [_known(h, image_id) for h in hits]
+            if self.progress is not None:
+                self.progress[0].advance(self.progress[1])
+        return {i: self._found[i] for i in ids}
 
-
-IMAGE_RULES: list[ImageRule] = [
-    ImageRule("aws_instance", "aws", ("ami",)),
-    ImageRule("aws_spot_instance_request", "aws", ("ami",)),
-    ImageRule("aws_launch_template", "aws", ("image_id",)),
-    ImageRule("aws_launch_configuration", "aws", ("image_id",)),
-    ImageRule("aws_spot_fleet_request", "aws", ("launch_specification[].ami",)),
-    ImageRule("aws_ami_copy", "aws", ("source_ami_id",)),
-    ImageRule("aws_ami_launch_permission", "aws", ("image_id",)),
-    ImageRule("azurerm_*_virtual_machine*", "azure", ("source_image_id",)),
-    ImageRule("azurerm_virtual_machine", "azure", ("storage_image_reference[].id",)),
-    ImageRule("google_compute_instance", "gce", ("boot_disk[].initialize_params[].image",)),
-    ImageRule("google_compute_instance_template", "gce", ("disk[].source_image",)),
-    ImageRule("google_compute_region_instance_template", "gce", ("disk[].source_image",)),
-    ImageRule("google_compute_disk", "gce", ("image",)),
-    ImageRule("google_compute_region_disk", "gce", ("image",)),
-    ImageRule("docker_container", "docker", ("image",)),
-]
+    def channels(self, buckets: Iterable[str]) -> Mapping[str, list[ChannelVersion]]:
+        for bucket in buckets:
+            if bucket not in self._channels:
+                listed = self.hcp.list_channels(bucket)
+                self._channels[bucket] = [cv for c in listed if (cv := _served(c)) is not None]
+        return self._channels
 
 
-class Level(StrEnum):
-    ok = "ok"
-    info = "info"
-    warn = "warn"
-    fail = "fail"
-
-
-class Untracked(StrEnum):
-    warn = "warn"
-    fail = "fail"
-
-
-UNKNOWN = object()  # a value Terraform will only know after apply
-
-
-@dataclass(slots=True)
-class ImageRef:
-    address: str
-    type: str
-    action: str  # create, replace, update, no-op
-    attribute: str
-    platform: str
-    image_id: str | None  # None: unknown until apply
-
-
-@dataclass(slots=True)
-class Newer:
-    channel: str
-    version: str
-    fingerprint: str
-    image_id: str | None
-
-
-@dataclass(slots=True)
-class Finding:
-    ref: ImageRef
-    level: Level = Level.ok
-    hit: ExternalArtifact | None = None
-    channels: list[str] = field(default_factory=list)
-    newer: list[Newer] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, Any]:
-        hit = self.hit
-        return {
-            "address": self.ref.address,
-            "type": self.ref.type,
-            "action": self.ref.action,
-            "attribute": self.ref.attribute,
-            "image_id": self.ref.image_id,
-            "tracked": hit is not None,
-            "bucket": hit.bucket.name if hit else None,
-            "version": None
-            if hit is None
-            else {
-                "id": hit.version.id,
-                "name": hit.version.name,
-                "fingerprint": hit.version.fingerprint,
-                "status": hit.version.status,
-                "revoke_at": hit.version.revoke_at.isoformat() if hit.version.revoke_at else None,
-                "revocation_message": hit.version.revocation_message,
-            },
-            "build": None
-            if hit is None
-            else {
-                "id": hit.build.id,
-                "component_type": hit.build.component_type,
-                "platform": hit.build.platform,
-            },
-            "channels": self.channels,
-            "newer": [
-                {
-                    "channel": n.channel,
-                    "version": n.version,
-                    "fingerprint": n.fingerprint,
-                    "image_id": n.image_id,
-                }
-                for n in self.newer
-            ],
-            "result": self.level.value,
-            "notes": self.notes,
-        }
-
-
-class PlanError(ValueError):
-    """The input is not Terraform plan JSON."""
-
-
-def action_of(actions: list[str]) -> str | None:
-    """The kind of change, or None for changes that deploy nothing (delete, read)."""
-    kinds = set(actions)
-    if kinds == {"create"}:
-        return "create"
-    if kinds == {"delete", "create"}:
-        return "replace"
-    if kinds == {"update"}:
-        return "update"
-    if kinds == {"no-op"}:
-        return "no-op"
-    return None
-
-
-def parse_rule(text: str) -> ImageRule:
-    """``TYPE=PATH`` or ``TYPE=PATH@PLATFORM`` from ``--attribute``."""
-    rtype, sep, rest = text.partition("=")
-    path, _, platform = rest.partition("@")
-    if not sep or not rtype or not path:
-        raise PlanError(f"--attribute expects TYPE=PATH[@PLATFORM], got {text!r}")
-    return ImageRule(rtype, platform, (path,))
-
-
-def _walk(value: Any, unknown: Any, parts: list[str], trail: str) -> Iterator[tuple[str, Any]]:
-    if not parts:
-        if unknown is True:
-            yield trail, UNKNOWN
-        elif isinstance(value, str) and value:
-            yield trail, value
-        return
-    head, rest = parts[0], parts[1:]
-    many = head.endswith("[]")
-    name = head.removesuffix("[]")
-    sub = value.get(name) if isinstance(value, dict) else None
-    sub_unknown = unknown.get(name) if isinstance(unknown, dict) else None
-    prefix = f"{trail}.{name}" if trail else name
-    if not many:
-        yield from _walk(sub, sub_unknown, rest, prefix)
-        return
-    if sub_unknown is True:
-        yield f"{prefix}[*]", UNKNOWN
-        return
-    items = sub if isinstance(sub, list) else []
-    unknowns = sub_unknown if isinstance(sub_unknown, list) else []
-    for i, item in enumerate(items):
-        yield from _walk(item, unknowns[i] if i < len(unknowns) else None, rest, f"{prefix}[{i}]")
-
-
-def image_refs(plan: Any, rules: list[ImageRule]) -> list[ImageRef]:
-    """Every image id that the plan deploys, per resource and attribute."""
-    if not isinstance(plan, dict) or (
-        "resource_changes" not in plan and "format_version" not in plan
-    ):
-        raise PlanError("this is not the JSON of `terraform show -json PLANFILE`")
-    refs: list[ImageRef] = []
-    for rc in plan.get("resource_changes") or []:
-        if not isinstance(rc, dict) or rc.get("mode", "managed") != "managed":
-            continue
-        rtype = str(rc.get("type", ""))
-        rule = next((r for r in rules if fnmatch.fnmatchcase(rtype, r.pattern)), None)
-        if rule is None:
-            continue
-        change = rc.get("change") or {}
-        action = action_of(list(change.get("actions") or []))
-        if action is None:
-            continue
-        after, unknown = change.get("after"), change.get("after_unknown")
-        for path in rule.paths:
-            for attribute, value in _walk(after, unknown, path.split("."), ""):
-                refs.append(
-                    ImageRef(
-                        address=str(rc.get("address", rtype)),
-                        type=rtype,
-                        action=action,
-                        attribute=attribute,
-                        platform=rule.platform,
-                        image_id=None if value is UNKNOWN else str(value),
-                    )
-                )
-    return refs
-
-
-def candidates(ref: ImageRef) -> list[str]:
-    """Ids to search for: the value, and for GCE self-links/paths the bare image name."""
-    assert ref.image_id is not None
-    out = [ref.image_id]
-    if ref.platform == "gce" and "/" in ref.image_id:
-        out.append(ref.image_id.rstrip("/").rsplit("/", 1)[-1])
-    return out
-
-
-def pick(hits: list[ExternalArtifact]) -> ExternalArtifact | None:
-    """The most favourable hit: a usable version beats a scheduled one beats a revoked one."""
-    if not hits:
-        return None
-
-    def rank(h: ExternalArtifact) -> tuple[int, int]:
-        v = h.version
-        bad = 2 if v.revoked else 1 if v.revocation_scheduled else 0
-        return bad, -v.number
-
-    return min(hits, key=rank)
-
-
-def newer_on_channels(
-    hit: ExternalArtifact, image_id: str, channels: list[Channel]
-) -> tuple[list[str], list[Newer]]:
-    """Channels on the hit's version, and channels that carry a newer version."""
-    region = next(
-        (a.region for a in hit.build.artifacts if a.external_identifier == image_id), None
+def _known(hit: ExternalArtifact, image_id: str) -> KnownImage:
+    v, b = hit.version, hit.build
+    region = next((a.region for a in b.artifacts if a.external_identifier == image_id), "")
+    return KnownImage(
+        bucket=hit.bucket.name,
+        version_name=v.name,
+        fingerprint=v.fingerprint,
+        version_id=v.id,
+        revoke_at=v.revoke_at,
+        revocation_message=v.revocation_message,
+        platform=b.platform,
+        region=region,
+        version_number=v.number,
+        build_id=b.id,
+        component_type=b.component_type,
+        status=v.status,
     )
-    current: list[str] = []
-    newer: list[Newer] = []
-    for c in channels:
-        v = c.version
-        if v is None:
-            continue
-        if v.fingerprint == hit.version.fingerprint:
-            current.append(c.name)
-        elif v.number > hit.version.number and not v.revoked:
-            replacement = None
-            if region is not None:
-                found = v.find_artifact(
-                    hit.build.platform, region, hit.build.component_type
-                ) or v.find_artifact(hit.build.platform, region)
-                replacement = found[1].external_identifier if found else None
-            newer.append(Newer(c.name, v.name, v.fingerprint, replacement))
-    return current, newer
 
 
-def judge(finding: Finding, untracked: Untracked) -> None:
-    ref, hit = finding.ref, finding.hit
-    if ref.image_id is None:
-        finding.level = Level.warn
-        finding.notes.append("image id is unknown until apply; it cannot be checked now")
-        return
-    if hit is None:
-        finding.level = Level.fail if untracked is Untracked.fail else Level.warn
-        finding.notes.append("image is not tracked by the registry")
-        return
-    v = hit.version
-    if v.revoked:
-        why = f" ({v.revocation_message})" if v.revocation_message else ""
-        if ref.action in ("create", "replace"):
-            finding.level = Level.fail
-            finding.notes.append(f"{ref.action} onto revoked version {v.name}{why}")
-        elif ref.action == "update":
-            finding.level = Level.warn
-            finding.notes.append(f"updated in place onto revoked version {v.name}{why}")
-        else:
-            finding.level = Level.info
-            finding.notes.append(f"unchanged, but runs revoked version {v.name}{why}")
-    elif v.revocation_scheduled:
-        finding.level = Level.warn
-        finding.notes.append(f"version {v.name} will be revoked at {when(v.revoke_at)}")
-    grouped: dict[tuple[str, str | None], list[str]] = {}
-    for n in finding.newer:
-        grouped.setdefault((n.version, n.image_id), []).append(n.channel)
-    for (version, image_id), names in grouped.items():
-        image = f": {image_id}" if image_id else ""
-        where = "channel" if len(names) == 1 else "channels"
-        finding.notes.append(f"newer {version} on {where} {', '.join(names)}{image}")
-        if finding.level is Level.ok:
-            finding.level = Level.info
+def _served(channel: Channel) -> ChannelVersion | None:
+    v = channel.version
+    if v is None:
+        return None
+    return ChannelVersion(
+        channel=channel.name,
+        version_name=v.name,
+        version_number=v.number,
+        fingerprint=v.fingerprint,
+        revoke_at=v.revoke_at,
+        artifacts=tuple(
+            ChannelArtifact(b.platform, b.component_type, a.region, a.external_identifier)
+            for b in v.builds
+            for a in b.artifacts
+        ),
+    )
+
+
+def as_json(f: Finding) -> dict[str, Any]:
+    k = f.image
+    return {
+        "address": f.address,
+        "type": f.resource_type,
+        "action": f.action,
+        "attribute": f.attribute,
+        "image_id": f.image_id,
+        "source": f.source,
+        "data_source": f.data_source,
+        "tracked": k is not None,
+        "bucket": k.bucket if k else None,
+        "version": None
+        if k is None
+        else {
+            "id": k.version_id,
+            "name": k.version_name,
+            "fingerprint": k.fingerprint,
+            "status": k.status,
+            "revoke_at": k.revoke_at.isoformat() if k.revoke_at else None,
+            "revocation_message": k.revocation_message,
+        },
+        "build": None
+        if k is None
+        else {"id": k.build_id, "component_type": k.component_type, "platform": k.platform},
+        "channels": f.channels,
+        "newer": [
+            {
+                "channel": n.channel,
+                "version": n.version_name,
+                "fingerprint": n.fingerprint,
+                "image_id": n.image_id,
+            }
+            for n in f.newer_images
+        ],
+        "result": f.level.value,
+        "notes": f.notes,
+    }
 
 
 def check_plan(
@@ -353,48 +174,17 @@ def check_plan(
     rules: list[ImageRule] | None = None,
     untracked: Untracked = Untracked.warn,
     show_progress: bool = False,
-) -> list[Finding]:
-    """Look up every image of ``plan`` and judge each resource (see the module docstring)."""
-    refs = image_refs(plan, list(rules or []) + IMAGE_RULES)
-    searched: dict[str, list[ExternalArtifact]] = {}
-    channels: dict[str, list[Channel]] = {}
-    findings: list[Finding] = []
+) -> PlanReport:
+    """Look up every image of ``plan`` and judge each resource (see :mod:`packyard.imagecheck`)."""
     with progress_bar(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         show=show_progress,
     ) as bar:
-        task = bar.add_task("Looking up images", total=len(refs))
-        for ref in refs:
-            finding = Finding(ref)
-            if ref.image_id is not None:
-                hits: list[ExternalArtifact] = []
-                for candidate in candidates(ref):
-                    if candidate not in searched:
-                        searched[candidate] = list(hcp.search_external_artifact(candidate))
-                    hits = searched[candidate]
-                    if hits:
-                        break
-                finding.hit = pick(hits)
-            if finding.hit is not None:
-                hit, ids = finding.hit, candidates(ref)
-                bucket = hit.bucket.name
-                if bucket not in channels:
-                    channels[bucket] = hcp.list_channels(bucket)
-                matched = next(
-                    (
-                        a.external_identifier
-                        for a in hit.build.artifacts
-                        if a.external_identifier in ids
-                    ),
-                    ids[0],
-                )
-                finding.channels, finding.newer = newer_on_channels(hit, matched, channels[bucket])
-            judge(finding, untracked)
-            findings.append(finding)
-            bar.advance(task)
-    return findings
+        task = bar.add_task("Looking up images", total=None)
+        lookup = HttpLookup(hcp, (bar, task))
+        return evaluate(plan, lookup, untracked=untracked, now=datetime.now(UTC), rules=rules)
 
 
 FINDING_COLUMNS = (
@@ -413,16 +203,16 @@ FINDING_COLUMNS = (
 def _render(findings: list[Finding], format: Format | None) -> None:
     rows: list[list[Cell]] = []
     for f in findings:
-        hit = f.hit
+        k = f.image
         rows.append(
             [
-                f.ref.address,
-                f.ref.attribute,
-                f.ref.action,
-                f.ref.image_id,
-                hit.bucket.name if hit else None,
-                hit.version.name if hit else None,
-                hit.version.status if hit else None,
+                f.address,
+                f.attribute,
+                f.action,
+                f.image_id,
+                k.bucket if k else None,
+                k.version_name if k else None,
+                k.status if k else None,
                 f.level.value.upper(),
                 "; ".join(f.notes),
             ]
@@ -474,11 +264,12 @@ def plan_check(
     except PlanError as exc:
         fail(f"{plan_file}: {exc}", EXIT_USAGE)
     with client() as hcp:
-        findings = check_plan(
+        report = check_plan(
             hcp, plan, rules=rules, untracked=untracked, show_progress=stderr().is_terminal
         )
+    findings = report.findings
     counts = {level.value: sum(1 for f in findings if f.level is level) for level in Level}
-    failed = counts[Level.fail.value] > 0
+    failed = not report.ok
     if format is Format.json:
         emit_json(
             {
@@ -486,7 +277,10 @@ def plan_check(
                 "terraform_version": plan.get("terraform_version"),
                 "passed": not failed,
                 "summary": counts,
-                "resources": [f.as_json() for f in findings],
+                "resources_scanned": report.scanned,
+                "resources_failed": report.failed,
+                "resources_warned": report.warned,
+                "resources": [as_json(f) for f in findings],
             }
         )
     else:
@@ -494,6 +288,23 @@ def plan_check(
         tally = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
         verdict = "[red]FAILED[/red]" if failed else "[green]passed[/green]"
         detail = f": {tally}" if tally else ""
-        summary(format, f"Plan check {verdict}: {len(findings)} image reference(s){detail}.")
+        summary(
+            format,
+            f"Plan check {verdict}: {report.scanned} resource(s) scanned, "
+            f"{len(findings)} image reference(s){detail}.",
+        )
     if failed:
         raise typer.Exit(EXIT_FAILED)
+
+
+# Re-exported: the plan walk used to live here.
+__all__ = [
+    "IMAGE_RULES",
+    "HttpLookup",
+    "PlanError",
+    "as_json",
+    "check_plan",
+    "image_refs",
+    "parse_rule",
+    "plan_app",
+]

@@ -67,3 +67,12 @@ class FeatureTier(StrEnum):
 class SbomFormat(StrEnum):
     CYCLONEDX = "CYCLONEDX"
     SPDX = "SPDX"
+
+
+class RunTaskBehaviour(StrEnum):
+    """What the image validation run task does with an image no version of the registry
+    built (``on_untracked_image``); ``UNSET`` warns, as ``WARN`` does."""
+
+    UNSET = "UNSET"
+    FAIL = "FAIL"
+    WARN = "WARN"

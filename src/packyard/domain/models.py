@@ -12,6 +12,7 @@ from packyard.domain.enums import (
     FeatureTier,
     RevocationType,
     Role,
+    RunTaskBehaviour,
     TemplateType,
     VersionStatus,
 )
@@ -125,6 +126,14 @@ class Caller:
 
 
 @dataclass(frozen=True, slots=True)
+class RunTaskSettings:
+    """A registry's image validation run task, without its HMAC key."""
+
+    api_id: str
+    on_untracked_image: RunTaskBehaviour
+
+
+@dataclass(frozen=True, slots=True)
 class Registry:
     id: str
     organization_id: str
@@ -133,6 +142,7 @@ class Registry:
     activated: bool
     created_at: datetime
     updated_at: datetime
+    run_task: RunTaskSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)

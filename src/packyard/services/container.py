@@ -10,12 +10,17 @@ from packyard.services.buckets import BucketService
 from packyard.services.builds import BuildService
 from packyard.services.channels import ChannelService
 from packyard.services.generations import GenerationService
+from packyard.services.plancheck import PlanCheckService
 from packyard.services.principals import PrincipalService
 from packyard.services.registry import RegistryService
 from packyard.services.revocation import RevocationService
+from packyard.services.runtask_jobs import RunTaskJobService
+from packyard.services.runtask_requests import RunTaskIntake
+from packyard.services.runtasks import RunTaskService
 from packyard.services.sboms import SbomService
 from packyard.services.scheduler import RevocationScheduler
 from packyard.services.search import SearchService
+from packyard.services.secrets import Sealer
 from packyard.services.tenancy import TenancyService
 from packyard.services.users import UserService
 from packyard.services.versions import VersionService
@@ -40,10 +45,20 @@ class Services:
     search: SearchService
     scheduler: RevocationScheduler
     generations: GenerationService
+    plancheck: PlanCheckService
+    runtasks: RunTaskService
+    runtask_jobs: RunTaskJobService
+    runtask_intake: RunTaskIntake
 
     @classmethod
-    def create(cls, store: Store) -> Services:
+    def create(cls, store: Store, sealer: Sealer | None = None) -> Services:
+        """``sealer`` holds the key that seals stored secrets (run-task HMAC keys); a server
+        passes the one from its data directory, tests and benchmarks get a random one."""
         auth = AuthService(store)
+        sealer = sealer or Sealer.ephemeral()
+        plancheck = PlanCheckService(store)
+        runtasks = RunTaskService(store, sealer)
+        runtask_jobs = RunTaskJobService(store, sealer, plancheck.evaluate)
         return cls(
             store=store,
             auth=auth,
@@ -61,4 +76,8 @@ class Services:
             search=SearchService(store),
             scheduler=RevocationScheduler(store),
             generations=GenerationService(store),
+            plancheck=plancheck,
+            runtasks=runtasks,
+            runtask_jobs=runtask_jobs,
+            runtask_intake=RunTaskIntake(runtasks, runtask_jobs),
         )

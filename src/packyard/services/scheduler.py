@@ -14,9 +14,7 @@ same transaction as their rollback. On SQLite, write transactions are serial.
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -24,6 +22,7 @@ from sqlalchemy import select
 from packyard import metrics
 from packyard.domain.models import MANAGED_AUTHOR
 from packyard.domain.rules import utcnow
+from packyard.services.background import LoopThread, running
 from packyard.services.lifecycle import roll_back_channels
 from packyard.store.engine import Store
 from packyard.store.revocation import RevocationRepo
@@ -97,45 +96,24 @@ def _aware(value: datetime) -> datetime:
 THREAD_NAME = "packyard-revocation-scheduler"
 
 
-class SchedulerThread:
+class SchedulerThread(LoopThread):
     """Runs :meth:`RevocationScheduler.tick` every ``interval`` seconds until stopped."""
 
     def __init__(self, scheduler: RevocationScheduler, interval: float = POLL_INTERVAL_S) -> None:
+        super().__init__(THREAD_NAME, self._tick, interval=interval)
         self.scheduler = scheduler
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                applied = self.scheduler.tick()
-                if applied:
-                    log.info("applied %d scheduled revocation rollback(s)", applied)
-            except Exception:
-                log.exception("revocation scheduler tick failed; retrying")
-            self._stop.wait(self.interval)
+    def _tick(self) -> None:
+        applied = self.scheduler.tick()
+        if applied:
+            log.info("applied %d scheduled revocation rollback(s)", applied)
 
 
-@contextmanager
 def scheduler_running(
     scheduler: RevocationScheduler, interval: float = POLL_INTERVAL_S
-) -> Iterator[SchedulerThread]:
+) -> AbstractContextManager[LoopThread]:
     """Run ``scheduler`` in a background thread for the duration of the block."""
-    runner = SchedulerThread(scheduler, interval)
-    runner.start()
-    try:
-        yield runner
-    finally:
-        runner.stop()
+    return running(SchedulerThread(scheduler, interval))
 
 
 __all__ = ["RevocationScheduler", "SchedulerThread", "scheduler_running"]

@@ -307,3 +307,48 @@ deletions = Table(
     Column("number", Integer, nullable=True),  # the deleted version's number, if it had one
     Column("deleted_at", UTCDateTime, nullable=False),
 )
+
+# The image validation run task of a registry. ``api_id`` names the endpoint HCP Terraform
+# calls; the HMAC key signs those calls, so it cannot be hashed: it is sealed with a key kept
+# outside the database (``packyard.services.secrets``).
+run_task_configs = Table(
+    "run_task_configs",
+    metadata,
+    Column("project_id", ID, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("api_id", String(64), nullable=False, unique=True),
+    Column("hmac_key_sealed", LargeBinary, nullable=False),
+    Column("on_untracked_image", String(16), nullable=False),  # UNSET | FAIL | WARN
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# The durable queue of HCP Terraform run-task requests (packyard.services.runtask_jobs): a
+# job survives restarts, ``task_result_id`` makes a re-delivered request a no-op, and the
+# run's access token is kept sealed only until the job is done or given up (then NULL).
+# ``next_attempt_at`` is when a queued job is due, or when a running job's claim lapses
+# (its server died) and another server takes it over.
+run_task_jobs = Table(
+    "run_task_jobs",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("project_id", ID, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("task_result_id", String(256), nullable=False, unique=True),
+    Column("stage", String(32), nullable=False),
+    Column("run_id", String(256), nullable=False),
+    Column("workspace_name", String(256), nullable=False),
+    Column("plan_json_api_url", Text, nullable=True),
+    Column("callback_url", Text, nullable=False),
+    Column("access_token_sealed", LargeBinary, nullable=True),
+    Column("outcomes", Boolean, nullable=False),
+    Column("on_untracked_image", String(16), nullable=False),
+    Column("link_base", Text, nullable=False),
+    Column("state", String(16), nullable=False),  # queued | running | done | failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", Text, nullable=False),
+    Column("result", JSON, nullable=True),  # the final callback body, once decided
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+)
+Index("ix_run_task_jobs_due", run_task_jobs.c.state, run_task_jobs.c.next_attempt_at)
+Index("ix_run_task_jobs_project_id", run_task_jobs.c.project_id)

@@ -7,13 +7,14 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
-from packyard.domain.enums import FeatureTier, Role
+from packyard.domain.enums import FeatureTier, Role, RunTaskBehaviour
 from packyard.domain.models import (
     Organization,
     Principal,
     PrincipalRecord,
     Project,
     Registry,
+    RunTaskSettings,
     SigningKey,
 )
 from packyard.store.schema import (
@@ -22,6 +23,7 @@ from packyard.store.schema import (
     projects,
     registries,
     role_bindings,
+    run_task_configs,
     settings,
     signing_keys,
 )
@@ -43,6 +45,11 @@ class SettingsRepo:
             return existing
         self.conn.execute(settings.insert().values(key=key, value=value))
         return value
+
+    def replace(self, key: str, value: str) -> None:
+        """Store ``value`` whether or not one was stored."""
+        self.conn.execute(settings.delete().where(settings.c.key == key))
+        self.conn.execute(settings.insert().values(key=key, value=value))
 
 
 class SigningKeyRepo:
@@ -311,8 +318,14 @@ class TenancyRepo:
     # registries
     def get_registry(self, project_id: str) -> Registry | None:
         row = self.conn.execute(
-            select(registries, projects.c.organization_id)
+            select(
+                registries,
+                projects.c.organization_id,
+                run_task_configs.c.api_id.label("run_task_api_id"),
+                run_task_configs.c.on_untracked_image.label("run_task_on_untracked_image"),
+            )
             .join(projects, projects.c.id == registries.c.project_id)
+            .outerjoin(run_task_configs, run_task_configs.c.project_id == registries.c.project_id)
             .where(registries.c.project_id == project_id)
         ).first()
         return _registry(row) if row else None
@@ -393,4 +406,9 @@ def _registry(row: Any) -> Registry:
         activated=row.activated,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        run_task=(
+            RunTaskSettings(row.run_task_api_id, RunTaskBehaviour(row.run_task_on_untracked_image))
+            if row.run_task_api_id is not None
+            else None
+        ),
     )

@@ -1,0 +1,75 @@
+"""A server process's background loops (the revocation scheduler, the run-task worker).
+
+Each is a daemon thread that calls its ``step`` until stopped, pausing between passes; a pass
+that fails is logged and the loop goes on, since a database that is away for a moment must not
+end the work for the life of the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+log = logging.getLogger(__name__)
+
+
+class LoopThread:
+    """Calls ``step`` every ``interval`` seconds until :meth:`stop`.
+
+    ``pause`` waits between passes (default: the stop event, so a stop ends the wait);
+    ``wake`` cuts short a ``pause`` of its own at stop (e.g. a condition variable).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        step: Callable[[], None],
+        *,
+        interval: float,
+        pause: Callable[[float], object] | None = None,
+        wake: Callable[[], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.step = step
+        self.interval = interval
+        self._stop = threading.Event()
+        self._pause = pause or self._stop.wait
+        self._wake = wake
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._wake is not None:
+            self._wake()
+        if self.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.step()
+            except Exception:
+                log.exception("%s: a pass failed; retrying", self.name)
+            self._pause(self.interval)
+
+
+@contextmanager
+def running(loop: LoopThread) -> Iterator[LoopThread]:
+    """``loop`` running for the duration of the block."""
+    loop.start()
+    try:
+        yield loop
+    finally:
+        loop.stop()
