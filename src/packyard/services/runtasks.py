@@ -64,9 +64,7 @@ class RunTaskService:
             found = self._existing(conn, caller.project_id)
         if found is None:
             with self.store.write(caller.project_id) as conn:
-                repo = RunTaskRepo(conn)
-                if not repo.lock_registry(caller.project_id):
-                    raise _missing_registry()
+                repo = _locked(conn, caller.project_id)
                 found = repo.get(caller.project_id)
                 if found is None:
                     key = _new_key()
@@ -81,9 +79,7 @@ class RunTaskService:
         _require_writer(caller, "regenerate the run task's HMAC key")
         key = _new_key()
         with self.store.write(caller.project_id) as conn:
-            repo = RunTaskRepo(conn)
-            if not repo.lock_registry(caller.project_id):
-                raise _missing_registry()
+            repo = _locked(conn, caller.project_id)
             found = repo.get(caller.project_id)
             if found is None:
                 found = self._new_row(caller.project_id, key, RunTaskBehaviour.UNSET)
@@ -109,9 +105,7 @@ class RunTaskService:
         _require_writer(caller, "change the run task's configuration")
         behaviour = on_untracked_image or RunTaskBehaviour.UNSET
         with self.store.write(caller.project_id) as conn:
-            repo = RunTaskRepo(conn)
-            if not repo.lock_registry(caller.project_id):
-                raise _missing_registry()
+            repo = _locked(conn, caller.project_id)
             if repo.get(caller.project_id) is None:
                 repo.add(self._new_row(caller.project_id, _new_key(), behaviour))
             else:
@@ -180,6 +174,15 @@ class RunTaskService:
         return self.sealer.open(
             row.hmac_key_sealed, context=hmac_key_context(row.project_id), what=HMAC_KEY_WHAT
         )
+
+
+def _locked(conn: Connection, project_id: str) -> RunTaskRepo:
+    """The run-task rows of ``project_id`` with its registry locked (404/5 without one), so
+    concurrent first calls create one configuration."""
+    repo = RunTaskRepo(conn)
+    if not repo.lock_registry(project_id):
+        raise _missing_registry()
+    return repo
 
 
 def _require_writer(caller: Caller, action: str) -> None:
