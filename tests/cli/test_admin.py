@@ -165,3 +165,23 @@ def test_user_commands(operator: Operator) -> None:
     operator.fails(1, "user", "create", "--email", "ana@example.com", "--role", "viewer")
     operator.fails(1, "user", "disable", "nobody@example.com")
     assert len(operator.json("user", "list")) == 1
+
+
+@pytest.mark.parametrize(
+    "command", [("principal", "list"), ("runtask", "reset-keys", "--yes"), ("key", "list")]
+)
+def test_operator_commands_never_create_a_registry(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    missing = tmp_path / "typo"
+    result = subprocess.run(
+        [str(PACKYARD), *command, "--data-dir", str(missing)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert [line for line in result.stderr.splitlines() if line] == [
+        f"error: no database in {missing}; pass --data-dir or --database-url."
+    ]
+    assert not missing.exists()

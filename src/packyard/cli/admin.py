@@ -35,7 +35,7 @@ from packyard.cli.common import (
     render_rows,
 )
 from packyard.cli.common import stderr as stderr_console
-from packyard.cli.database import DatabaseUrl, DataDir, server_database
+from packyard.cli.database import DatabaseUrl, DataDir, existing_server_database
 from packyard.config import default_data_dir
 from packyard.domain.enums import Role
 from packyard.domain.models import Operator
@@ -79,7 +79,7 @@ def operator_services(
     """The services on the server's database; an ``ApiError`` ends the command on one line."""
     from packyard.server import prepare
 
-    services, _ = prepare(*server_database(data_dir, database_url), check_key=check_key)
+    services, _ = prepare(*existing_server_database(data_dir, database_url), check_key=check_key)
     try:
         yield services
     except ApiError as exc:

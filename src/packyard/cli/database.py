@@ -67,3 +67,17 @@ def server_database(data_dir: Path | None, database_url: str | None) -> tuple[Pa
         advertised = load_advertised(directory)
         database_url = advertised.database_url if advertised else None
     return directory, database_url
+
+
+def existing_server_database(
+    data_dir: Path | None, database_url: str | None
+) -> tuple[Path, str | None]:
+    """:func:`server_database`, refusing (exit 2) a data directory without a database: the
+    commands that work on a server's registry never create one."""
+    from packyard.cli.common import EXIT_USAGE, fail
+    from packyard.config import DB_FILE
+
+    directory, url = server_database(data_dir, database_url)
+    if url is None and not (directory / DB_FILE).exists():
+        fail(f"no database in {directory}; pass --data-dir or --database-url.", EXIT_USAGE)
+    return directory, url

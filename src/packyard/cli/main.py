@@ -24,7 +24,7 @@ from packyard.cli.common import (
     warn,
 )
 from packyard.cli.common import Format as OutputFormat
-from packyard.cli.database import DatabaseUrl, DataDir, server_database
+from packyard.cli.database import DatabaseUrl, DataDir, existing_server_database
 from packyard.cli.defaults import default_map
 from packyard.cli.envblock import as_shell, env_block
 from packyard.cli.helpformat import PackyardGroup
@@ -397,14 +397,12 @@ def check(
     """Verify the registry's invariants; print one line per violation, exit 1 if any."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from packyard.config import DB_FILE, scrub
     from packyard.config import database_url as resolve_url
+    from packyard.config import scrub
     from packyard.services.check import check_store
     from packyard.store.engine import Store
 
-    directory, db_url = server_database(data_dir, database_url)
-    if db_url is None and not (directory / DB_FILE).exists():
-        fail(f"no database in {directory}; pass --data-dir or --database-url.", 2)
+    directory, db_url = existing_server_database(data_dir, database_url)
     url = resolve_url(directory, db_url)
     try:
         store = Store(url, pool_size=1)
