@@ -9,6 +9,7 @@ own user only) or ``packyard serve --database-url-file`` (a 0600 file) keep it p
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import Annotated
 
@@ -78,6 +79,17 @@ def existing_server_database(
     from packyard.config import DB_FILE
 
     directory, url = server_database(data_dir, database_url)
-    if url is None and not (directory / DB_FILE).exists():
+    if url is None and not (directory / DB_FILE).exists() and _usable_dir(directory):
         fail(f"no database in {directory}; pass --data-dir or --database-url.", EXIT_USAGE)
     return directory, url
+
+
+def _usable_dir(directory: Path) -> bool:
+    """A directory, or nothing yet: a path that cannot be a directory (a file, or under one)
+    is left to the start-up checks, which say exactly what is wrong with it."""
+    try:
+        return stat.S_ISDIR(directory.stat().st_mode)
+    except FileNotFoundError:
+        return True
+    except OSError:  # e.g. a path under a file
+        return False
