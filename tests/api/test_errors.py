@@ -264,17 +264,7 @@ def test_unserved_packer_routes_are_code_12(api: Api, method: str, path: str) ->
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        # terraform-provider-hcp's bucket IAM calls: a 404 would read as "no policy".
-        (
-            "GET",
-            "/2019-12-10/resource-manager/resources/iam-policy"
-            "?resource_name=packer/project/p/bucket/b",
-        ),
-        ("PUT", "/2019-12-10/resource-manager/resources/iam-policy"),
-        (
-            "GET",
-            "/iam/2019-12-10/organizations/o/principals?principal_ids=x&view=PRINCIPAL_VIEW_BASIC",
-        ),
+        # Project IAM policies (bucket policies are served: tests/api/test_iam.py).
         ("GET", "/resource-manager/2019-12-10/projects/p/iam-policy"),
         ("GET", "/resource-manager/2019-12-10/projects/count"),  # not ProjectService_Get
         ("GET", "/nope"),

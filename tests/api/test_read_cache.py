@@ -249,7 +249,7 @@ def entry(generation: int, size: int, expires: float = float("inf")) -> CachedRe
 
 
 def key(n: int) -> CacheKey:
-    return (f"/p/{n}".encode(), b"", b"", False)
+    return (f"/p/{n}".encode(), b"", b"", (None, False))
 
 
 def test_the_lru_is_bounded_by_bytes_and_keeps_what_is_used() -> None:

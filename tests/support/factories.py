@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from packyard.domain.enums import Role
-from packyard.domain.models import Caller
+from packyard.domain.models import Caller, Operator
 from packyard.services.container import Services
 
 _counter = itertools.count(1)
@@ -68,13 +68,51 @@ def make_tenant(services: Services, name: str | None = None) -> TenantFixture:
     return TenantFixture(tenant.organization.id, tenant.project.id, identities)
 
 
+def make_member(
+    services: Services,
+    tenant: TenantFixture,
+    *,
+    project_role: Role | None,
+    buckets: dict[str, Role] | None = None,
+    name: str | None = None,
+) -> Identity:
+    """A new service principal with ``project_role`` on the tenant's project (``None``: none)
+    and a grant on each of ``buckets`` (by bucket name), as the operator would set them."""
+    creds = services.auth.create_principal(
+        name=name or unique("member"),
+        role=project_role or Role.VIEWER,
+        organization_id=tenant.organization_id,
+        project_id=tenant.project_id,
+    )
+    org, project, pid = tenant.organization_id, tenant.project_id, creds.principal.id
+    for bucket, role in (buckets or {}).items():
+        services.access.grant(Operator(), org, project, pid, role, bucket)
+    if project_role is None:
+        services.access.revoke(Operator(), org, project, pid)
+    return Identity(
+        client_id=creds.principal.client_id,
+        client_secret=creds.client_secret,
+        principal_id=pid,
+        name=creds.principal.name,
+        role=project_role or Role.VIEWER,
+        token=services.auth.issue_token(creds.principal).access_token,
+    )
+
+
 class Api:
     """An HCP Packer API client for tests: real HTTP, raw responses."""
 
-    def __init__(self, base_url: str, tenant: TenantFixture, role: Role = Role.ADMIN) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        tenant: TenantFixture,
+        role: Role = Role.ADMIN,
+        identity: Identity | None = None,
+    ) -> None:
         self.base_url = base_url
         self.tenant = tenant
         self.role = role
+        self.identity = identity or tenant.identities[role]
         self.http = httpx.Client(base_url=base_url, verify=False, timeout=30)
 
     @property
@@ -85,12 +123,18 @@ class Api:
     def as_role(self, role: Role) -> Api:
         return Api(self.base_url, self.tenant, role)
 
+    def as_identity(self, identity: Identity) -> Api:
+        """The same API as another principal (e.g. one from :func:`make_member`)."""
+        return Api(self.base_url, self.tenant, identity.role, identity)
+
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tenant.identities[self.role].token}"}
+        return {"Authorization": f"Bearer {self.identity.token}"}
 
     def request(self, method: str, path: str, json: Any = None, **kw: Any) -> httpx.Response:
         """``path`` is relative to the project prefix unless it is an absolute API path."""
-        absolute = path.startswith(("/packer/", "/packyard/", "/resource-manager/", "/oauth2/"))
+        absolute = path.startswith(
+            ("/packer/", "/packyard/", "/resource-manager/", "/oauth2/", "/2019-12-10/", "/iam/")
+        )
         url = path if absolute else self.prefix + path
         return self.http.request(method, url, json=json, headers=self.headers(), **kw)
 

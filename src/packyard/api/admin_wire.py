@@ -23,3 +23,10 @@ class UpdatePrincipalBody(Body):
 
 class RotateSecretBody(Body):
     revoke_tokens: bool | None = None
+
+
+class GrantAccessBody(Body):
+    """A role on the project, or with ``bucket`` on that bucket."""
+
+    role: Role | None = None
+    bucket: str | None = None

@@ -25,11 +25,13 @@ from packyard.api.middleware import (
     SecurityHeadersMiddleware,
 )
 from packyard.api.routes import (
+    access,
     ancestry,
     buckets,
     builds,
     channels,
     enforced,
+    iam,
     oauth,
     principals,
     registry,
@@ -171,7 +173,9 @@ def create_app(
         runtasks,
         runtask_webhook,
         resource_manager,
+        iam,
         principals,
+        access,
         revocation,
         oauth,
     ):

@@ -2,7 +2,7 @@
 
 The consumer read path (GetChannel, GetVersion, GetBucket, the lists and
 SearchExternalArtifact) is answered from memory when the same request, by a
-caller who sees the same channels (restricted ones or not) on the same project,
+caller who sees the same buckets and restricted channels on the same project,
 was answered before and nothing in that project changed since:
 
 1. the caller is authorized exactly as on the normal path (the token is always
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from packyard.api.calls import run
-from packyard.domain.visibility import sees_restricted_channels
+from packyard.domain.access import ViewKey, view_key
 from packyard.errors import ApiError
 from packyard.services.container import Services
 from packyard.store.probe import GenerationProbe, open_probe
@@ -54,7 +54,7 @@ _HIT = (b"x-packyard-cache", b"hit")  # marks answers served from the cache
 _ENTRY_OVERHEAD = 512  # bytes of bookkeeping counted per entry besides key and body
 SEEN_KEPT = 20_000  # keys remembered as asked once (see ResponseCache.seen_twice)
 
-CacheKey = tuple[bytes, bytes, bytes, bool]
+CacheKey = tuple[bytes, bytes, bytes, ViewKey]
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,11 +156,11 @@ class CachedReadMiddleware:
             return
         org, project_id = project
         body, receive = await _keyed_body(scope, receive)
-        sees_restricted = self._sees_restricted(scope, org, project_id)
-        if body is None or sees_restricted is None:
+        view = self._view(scope, org, project_id)
+        if body is None or view is None:
             await self.app(scope, receive, send)
             return
-        key: CacheKey = (_raw_path(scope), scope.get("query_string", b""), body, sees_restricted)
+        key: CacheKey = (_raw_path(scope), scope.get("query_string", b""), body, view)
         self.cache.probes += 1
         generation = await probe.generation(project_id)
         if generation is None:
@@ -178,9 +178,10 @@ class CachedReadMiddleware:
         else:
             await self.app(scope, receive, send)
 
-    def _sees_restricted(self, scope: Scope, org: str, project_id: str) -> bool | None:
-        """Whether the caller sees restricted channels, if its role is known without the
-        database, else ``None``. Responses differ on nothing else between callers."""
+    def _view(self, scope: Scope, org: str, project_id: str) -> ViewKey | None:
+        """Which buckets and restricted channels the caller sees, if its access is known
+        without the database, else ``None``. Responses differ on nothing else between
+        callers."""
         token = _bearer(scope)
         if token is None:
             return None
@@ -188,7 +189,7 @@ class CachedReadMiddleware:
             caller = self.cache.services.auth.authorize_cached(token, org, project_id)
         except ApiError:
             return None  # the normal path answers with the proper error
-        return None if caller is None else sees_restricted_channels(caller.role)
+        return None if caller is None else view_key(caller)
 
     async def _fill(
         self, key: CacheKey, project_id: str, scope: Scope, receive: Receive, send: Send

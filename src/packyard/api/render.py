@@ -28,6 +28,7 @@ from packyard.domain.models import (
 from packyard.domain.paging import Page
 from packyard.domain.rules import status_of
 from packyard.domain.search import ExternalArtifactHit
+from packyard.services.access import AccessEntry
 
 API_PREFIX = "/packer/2023-01-01"
 JSON = dict[str, Any]
@@ -283,9 +284,19 @@ def principal(p: PrincipalRecord) -> JSON:
         "id": p.id,
         "client_id": p.client_id,
         "name": p.name,
-        "role": p.role.value,
+        "role": p.role.value if p.role is not None else None,
         "disabled": p.disabled,
         "organization_id": p.organization_id,
         "project_id": p.project_id,
         "created_at": ts(p.created_at),
+    }
+
+
+def access_entry(e: AccessEntry) -> JSON:
+    return {
+        "member_id": e.member.id,
+        "member_type": e.member.type.value,
+        "name": e.name,
+        "role": e.role.value,
+        "bucket": e.bucket,
     }

@@ -328,12 +328,62 @@ class RevocationPreviewDoc(_Doc):
     descendants_revoked: int
     descendants_untouched: int
     channels: list[ChannelRollbackDoc]
+    hidden_descendants: int
+    hidden_channels: int
 
 
 class RestorePreviewDoc(_Doc):
     version: VersionRefDoc
     descendants: list[VersionRefDoc]
     descendants_restored: int
+    hidden_descendants: int
+
+
+class PolicyMemberDoc(_Doc):
+    member_id: str
+    member_type: str
+
+
+class PolicyBindingDoc(_Doc):
+    role_id: str
+    members: list[PolicyMemberDoc]
+
+
+class PolicyDoc(_Doc):
+    bindings: list[PolicyBindingDoc]
+    etag: str
+
+
+class IamPolicyBody(_Doc):
+    policy: PolicyDoc
+
+
+class PrincipalDoc(_Doc):
+    id: str
+    type: str
+    group_ids: list[str]
+    service: dict[str, str] | None = None
+    user: dict[str, str] | None = None
+
+
+class Principals(_Doc):
+    principals: list[PrincipalDoc]
+
+
+class AccessEntryDoc(_Doc):
+    member_id: str
+    member_type: str
+    name: str
+    role: str
+    bucket: str | None
+
+
+class AccessList(_Doc):
+    access: list[AccessEntryDoc]
+
+
+class AccessBody(_Doc):
+    access: AccessEntryDoc
 
 
 #: The 200 body of each operation, by operation id. Operations missing here keep FastAPI's
@@ -381,6 +431,12 @@ RESPONSES: dict[str, type[BaseModel]] = {
     "PackerService_GetSbom": SbomDownload,
     "Packyard_PreviewRevocation": RevocationPreviewDoc,
     "Packyard_PreviewRestore": RestorePreviewDoc,
+    "ResourceService_GetIamPolicy": IamPolicyBody,
+    "ResourceService_SetIamPolicy": IamPolicyBody,
+    "IamService_BatchGetPrincipals": Principals,
+    "Packyard_ListAccess": AccessList,
+    "Packyard_GrantAccess": AccessBody,
+    "Packyard_RevokeAccess": Empty,
 }
 
 _REF = "#/components/schemas/{model}"

@@ -144,12 +144,17 @@ def _show_one(payload: dict[str, Any], format: Format | None) -> None:
         )
 
 
+def _role(role: Role | None) -> str | None:
+    """A project role as shown; ``None`` for an account holding only bucket grants."""
+    return role.value if role is not None else None
+
+
 def _record(p: PrincipalRecord) -> dict[str, Any]:
     return {
         "id": p.id,
         "client_id": p.client_id,
         "name": p.name,
-        "role": p.role.value,
+        "role": _role(p.role),
         "status": "disabled" if p.disabled else "enabled",
         "organization_id": p.organization_id,
         "project_id": p.project_id,
@@ -560,7 +565,7 @@ def _user(record: UserRecord) -> dict[str, Any]:
     return {
         "id": record.user.id,
         "email": record.user.email,
-        "role": record.role.value,
+        "role": _role(record.role),
         "status": "disabled" if record.user.disabled else "enabled",
         "project_id": record.project_id,
         "created_at": record.user.created_at,
@@ -580,7 +585,7 @@ _add_access_commands(
 
 
 def _with_password(made: NewPassword) -> dict[str, Any]:
-    shown = {"email": made.record.user.email, "role": made.record.role.value}
+    shown = {"email": made.record.user.email, "role": _role(made.record.role)}
     return {**shown, "password": made.password} if made.password else shown
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from packyard.cli import manifest, plan, resources
+from packyard.cli import access, manifest, plan, resources
 
 
 def register(app: typer.Typer) -> None:
@@ -15,4 +15,5 @@ def register(app: typer.Typer) -> None:
     app.command("ancestry")(resources.ancestry)
     app.add_typer(resources.artifact_app, name="artifact")
     app.add_typer(plan.plan_app, name="plan")
+    app.add_typer(access.access_app, name="access")
     app.command("ingest-manifest")(manifest.ingest_manifest)

@@ -28,6 +28,7 @@ from packyard.client.auth import ClientCredentials, DiskCache
 from packyard.client.config import ClientConfig, config_error
 from packyard.client.connection import unreachable
 from packyard.client.models import (
+    AccessEntry,
     AncestryRelation,
     Bucket,
     Build,
@@ -35,6 +36,7 @@ from packyard.client.models import (
     ChannelAssignment,
     ChannelPromotion,
     ExternalArtifact,
+    IamPolicy,
     Organization,
     Project,
     Registry,
@@ -48,6 +50,7 @@ from packyard.errors import ApiError, Code
 API_VERSION = "2023-01-01"
 PACKYARD_API_VERSION = "2026-12-01"
 RM_PREFIX = "/resource-manager/2019-12-10"
+_IAM_POLICY = "/2019-12-10/resource-manager/resources/iam-policy"  # version first, as in HCP
 USER_AGENT = "packyard-client"
 M = TypeVar("M", bound=WireModel)
 
@@ -483,6 +486,45 @@ class PackerClient:
             f"/packyard/{PACKYARD_API_VERSION}/organizations/{_seg(org)}/projects/"
             f"{_seg(project)}/buckets/{_seg(bucket)}/versions/{_seg(fingerprint)}"
         )
+
+    # --- access (Packyard only; bucket policies also through HCP's resource manager) -------
+    def _access(self, member: str | None = None) -> str:
+        org, project = self.tenant()
+        path = (
+            f"/packyard/{PACKYARD_API_VERSION}/organizations/{_seg(org)}/projects/{_seg(project)}"
+        )
+        return f"{path}/access" + (f"/{_seg(member)}" if member is not None else "")
+
+    def list_access(self, bucket: str | None = None) -> list[AccessEntry]:
+        """The project's roles and every bucket grant, or one bucket's grants (admins)."""
+        params = {"bucket": bucket} if bucket else None
+        body = self.request("GET", self._access(), params=params)
+        return [AccessEntry.parse(e) for e in body.get("access") or []]
+
+    def grant_access(self, member: str, role: str, bucket: str | None = None) -> AccessEntry:
+        """Give ``member`` (principal id or client id, user id or email) ``role`` on the
+        project, or on ``bucket``; it replaces the member's role there."""
+        json: dict[str, str] = {"role": role}
+        if bucket:
+            json["bucket"] = bucket
+        body = self.request("PUT", self._access(member), json=json)
+        return AccessEntry.parse(body.get("access"))
+
+    def revoke_access(self, member: str, bucket: str | None = None) -> None:
+        """Take ``member``'s project role, or its grant on ``bucket``, away."""
+        params = {"bucket": bucket} if bucket else None
+        self.request("DELETE", self._access(member), params=params)
+
+    def get_bucket_policy(self, bucket: str) -> IamPolicy:
+        """The bucket's IAM policy (resource-manager GetIamPolicy, as the Terraform
+        provider reads it)."""
+        _, project = self.tenant()
+        body = self.request(
+            "GET",
+            _IAM_POLICY,
+            params={"resource_name": f"packer/project/{project}/bucket/{bucket}"},
+        )
+        return IamPolicy.parse(body.get("policy"))
 
     def restore_version(self, bucket: str, fingerprint: str) -> Version:
         """Clear a revocation (and the revocations descendants inherited from it)."""

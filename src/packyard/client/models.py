@@ -331,6 +331,8 @@ class RevocationPreview(WireModel):
     descendants_revoked: int = 0
     descendants_untouched: int = 0
     channels: list[ChannelRollback] = []
+    hidden_descendants: int = 0  # counted above, in buckets the caller does not see
+    hidden_channels: int = 0  # rolled back too, in buckets or restricted channels not shown
 
 
 class RestorePreview(WireModel):
@@ -340,3 +342,31 @@ class RestorePreview(WireModel):
     version: VersionRef | None = None
     descendants: list[VersionRef] = []
     descendants_restored: int = 0
+    hidden_descendants: int = 0  # counted above, in buckets the caller does not see
+
+
+class AccessEntry(WireModel):
+    """A member's role on the project (``bucket`` empty) or on one bucket (Packyard only)."""
+
+    member_id: str = ""
+    member_type: str = ""
+    name: str = ""
+    role: str = ""
+    bucket: str = ""
+
+
+class PolicyMember(WireModel):
+    member_id: str = ""
+    member_type: str = ""
+
+
+class PolicyBinding(WireModel):
+    role_id: str = ""
+    members: list[PolicyMember] = []
+
+
+class IamPolicy(WireModel):
+    """A bucket's IAM policy as resource-manager GetIamPolicy answers it."""
+
+    bindings: list[PolicyBinding] = []
+    etag: str = ""

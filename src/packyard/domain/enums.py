@@ -14,6 +14,21 @@ class Role(StrEnum):
     def can_write(self) -> bool:
         return self is not Role.VIEWER
 
+    @property
+    def rank(self) -> int:
+        """Grants are additive: of two roles the one ranked higher applies."""
+        return _ROLE_RANKS[self]
+
+
+_ROLE_RANKS = {Role.VIEWER: 0, Role.CONTRIBUTOR: 1, Role.ADMIN: 2}
+
+
+class MemberType(StrEnum):
+    """Who a bucket grant is for, named as in HCP's IAM policy bindings."""
+
+    SERVICE_PRINCIPAL = "SERVICE_PRINCIPAL"
+    USER = "USER"
+
 
 class BuildStatus(StrEnum):
     UNSET = "BUILD_UNSET"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -10,6 +11,7 @@ from packyard.domain.enums import (
     AncestryStatus,
     BuildStatus,
     FeatureTier,
+    MemberType,
     RevocationType,
     Role,
     RunTaskBehaviour,
@@ -48,14 +50,15 @@ class Principal:
 
 @dataclass(frozen=True, slots=True)
 class PrincipalRecord:
-    """A service principal as its project's admins manage it."""
+    """A service principal as its project's admins manage it (``role`` is ``None`` when it
+    holds only grants on buckets of the project)."""
 
     id: str
     client_id: str
     name: str
     organization_id: str
     project_id: str
-    role: Role
+    role: Role | None
     disabled: bool
     created_at: datetime
 
@@ -73,11 +76,12 @@ class User:
 
 @dataclass(frozen=True, slots=True)
 class UserRecord:
-    """A user with its role on one project, as the project's admins manage it."""
+    """A user with its role on one project, as the project's admins manage it (``None``
+    when it holds only grants on buckets of the project)."""
 
     user: User
     project_id: str
-    role: Role
+    role: Role | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,17 +116,25 @@ class SigningKey:
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """An authenticated principal acting on one project."""
+    """An authenticated principal (or console user) acting on one project.
+
+    ``role`` is its role on the whole project (``None`` when it holds only bucket grants);
+    ``bucket_roles`` its grants on single buckets of the project, by bucket id. What they
+    allow is decided in :mod:`packyard.domain.access`.
+    """
 
     principal_id: str
     name: str
     organization_id: str
     project_id: str
-    role: Role
+    role: Role | None
+    bucket_roles: Mapping[str, Role] = field(default_factory=dict)
 
     @property
     def can_write(self) -> bool:
-        return self.role.can_write
+        """Whether it may change the project itself (create buckets, the registry, the run
+        task), which only a project role allows."""
+        return self.role is not None and self.role.can_write
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +189,7 @@ class RevokedAncestor:
     bucket_name: str
     version_name: str
     version_fingerprint: str
+    bucket_id: str = ""
 
 
 @dataclass(slots=True)
@@ -281,3 +294,20 @@ __all__ = [
     "VersionStatusInput",
     "WebSession",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyMember:
+    """A principal or user named in a bucket's IAM policy."""
+
+    id: str
+    type: MemberType
+
+
+@dataclass(frozen=True, slots=True)
+class BucketPolicy:
+    """A bucket's grants, one member list per role, and the etag that names this state."""
+
+    bucket_id: str
+    etag: str
+    bindings: Mapping[Role, tuple[PolicyMember, ...]]

@@ -8,12 +8,13 @@ from typing import Any
 from sqlalchemy import Connection, literal, select
 from sqlalchemy.exc import IntegrityError
 
+from packyard.domain.access import can_view_bucket, visible_buckets
 from packyard.domain.ancestry import AncestryRelation, parse_ancestry_type
 from packyard.domain.enums import AncestryType, RevocationType
 from packyard.domain.lineage import MAX_LINEAGE_NODES, Lineage
 from packyard.domain.models import Build, Caller, Version
 from packyard.domain.paging import Page, PageRequest
-from packyard.domain.visibility import sees_restricted_channels
+from packyard.domain.visibility import restricted_scope, sees_restricted_channels
 from packyard.errors import ApiError, Code, invalid, not_found
 from packyard.services.lookup import bucket_or_404, channel_or_404
 from packyard.services.views import hidden_latest
@@ -69,8 +70,9 @@ class AncestryService:
                 parents_of=parents_of,
                 include_children=want_children,
                 children_channel_id=channel_id,
-                include_restricted=sees_restricted_channels(caller.role),
+                include_restricted=restricted_scope(caller),
                 page=page,
+                visible=visible_buckets(caller),
             )
 
     def lineage(
@@ -79,14 +81,16 @@ class AncestryService:
         """The bucket's whole lineage: its versions that have parents or children, all
         their ancestors and all their descendants, across buckets, with the edges between
         them. At most ``max_nodes`` versions, the nearest to the bucket (``truncated``
-        says when more exist); five statements at most, however deep or wide it is."""
+        says when more exist); five statements at most, however deep or wide it is. A
+        caller with bucket grants only walks through the buckets it sees."""
         with self.store.read() as conn:
             bucket = bucket_or_404(conn, caller, bucket_name)
             return LineageRepo(conn).lineage(
                 bucket.id,
                 bucket.name,
-                include_restricted=sees_restricted_channels(caller.role),
+                include_restricted=restricted_scope(caller),
                 max_nodes=max_nodes,
+                visible=visible_buckets(caller),
             )
 
 
@@ -141,18 +145,19 @@ def record_parent(
         .join(buckets, buckets.c.id == versions.c.bucket_id)
         .where(versions.c.id == version_id, buckets.c.project_id == caller.project_id)
     ).first()
-    if parent is None:
+    if parent is None or not can_view_bucket(caller, parent.bucket_id):
         raise invalid(
             f"Parent version {version_id[:64]} does not exist in this project.",
             field="parent_version_id",
         )
     if channel_id is not None:
         found = conn.execute(
-            select(channels.c.id).where(
+            select(channels.c.id, channels.c.restricted).where(
                 channels.c.id == channel_id, channels.c.bucket_id == parent.bucket_id
             )
         ).first()
-        if found is None:
+        hidden = found is not None and found.restricted
+        if found is None or (hidden and not sees_restricted_channels(caller, parent.bucket_id)):
             raise invalid(
                 f"Parent channel {channel_id[:64]} is not a channel of the parent version's "
                 "bucket.",

@@ -279,32 +279,34 @@ class AuthService:
             self._tokens[token] = _Verified(identity, float(claims["exp"]), key.id)
         return identity
 
-    def authorize(self, token: str, organization_id: str, project_id: str) -> Caller:
-        """The caller acting on one project; 404/5 when it has no role there."""
+    def authorize(self, token: str, organization_id: str | None, project_id: str) -> Caller:
+        """The caller acting on one project, with its project role and bucket grants; 404/5
+        when it holds neither there. Without ``organization_id``, the project's own."""
         identity = self.verify_token(token)
-        key = (identity.principal_id, organization_id, project_id)
+        key = (identity.principal_id, organization_id or "", project_id)
         cached = self.roles.get(key, identity.token_version)
         if cached is not None:
             return cached
         with self.store.read() as conn:
             repo = TenancyRepo(conn)
-            found = repo.caller_role(identity.principal_id, organization_id, project_id)
+            found = repo.caller_access(identity.principal_id, organization_id, project_id)
             if found is None:
                 self._require_current(repo, identity)
+                where = f" in organization {organization_id}" if organization_id else ""
                 raise ApiError(
                     Code.NOT_FOUND,
-                    f"Project {project_id} in organization {organization_id} does not exist "
-                    "or is not accessible.",
+                    f"Project {project_id}{where} does not exist or is not accessible.",
                 )
-        name, role, version = found
+        version = found.token_version
         if version != identity.token_version:
             raise _revoked()
         caller = Caller(
             principal_id=identity.principal_id,
-            name=name,
-            organization_id=organization_id,
+            name=found.name,
+            organization_id=found.organization_id,
             project_id=project_id,
-            role=role,
+            role=found.role,
+            bucket_roles=found.bucket_roles,
         )
         self.roles.put(key, caller, version)
         return caller

@@ -5,14 +5,15 @@ from __future__ import annotations
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
+from packyard.domain.access import visible_buckets
 from packyard.domain.models import MANAGED_AUTHOR, MANAGED_CHANNEL, Bucket, Caller, Channel
 from packyard.domain.overview import BucketOverview, BucketQuery, BucketSummary, DataSource
 from packyard.domain.paging import Page, PageRequest
 from packyard.domain.rules import utcnow, validate_description, validate_labels, validate_name
-from packyard.domain.visibility import sees_restricted_channels
+from packyard.domain.visibility import restricted_scope, sees_restricted_channels
 from packyard.errors import already_exists
 from packyard.ids import new_id
-from packyard.services.lookup import bucket_or_404, require_write
+from packyard.services.lookup import bucket_or_404, require_project_write, require_write
 from packyard.services.views import hidden_latest, load_buckets, load_channels, load_versions
 from packyard.store import overview
 from packyard.store.ancestry import AncestryRepo
@@ -36,7 +37,9 @@ class BucketService:
 
     def list_page(self, caller: Caller, page: PageRequest) -> Page[Bucket]:
         with self.store.read() as conn:
-            result = BucketRepo(conn).list_page(caller.project_id, page)
+            result = BucketRepo(conn).list_page(
+                caller.project_id, page, visible=visible_buckets(caller)
+            )
             load_buckets(conn, result.items, caller)
         return result
 
@@ -47,10 +50,12 @@ class BucketService:
         query's order, each with its latest version (without builds) and the status of its
         parents, and its user channels. A fixed number of statements whatever the number of
         buckets, versions or channels. Like every read, a caller who may not see `latest`
-        gets no latest version (``latest_hidden``)."""
-        include = sees_restricted_channels(caller.role)
+        gets no latest version (``latest_hidden``); a caller with bucket grants only sees
+        those buckets."""
+        include = restricted_scope(caller)
+        visible = visible_buckets(caller)
         with self.store.read() as conn:
-            result = overview.search_buckets(conn, caller.project_id, query, page)
+            result = overview.search_buckets(conn, caller.project_id, query, page, visible=visible)
             ids = [b.id for b in result.items]
             hidden = hidden_latest(conn, caller, ids)
             chips = overview.channel_chips(conn, ids, include_restricted=include)
@@ -63,7 +68,9 @@ class BucketService:
             # The rows show versions' names, statuses and revocations, not their builds.
             found = VersionRepo(conn).get_many([*latest_ids, *served])
             latest = [found[i] for i in dict.fromkeys(latest_ids) if i in found]
-            overview.attach_parents_status(conn, latest, include_restricted=include)
+            overview.attach_parents_status(
+                conn, latest, include_restricted=include, visible=visible
+            )
         for b in result.items:
             shown = b.latest_version_id if b.id not in hidden else None
             b.latest_version = found.get(shown) if shown else None
@@ -92,12 +99,16 @@ class BucketService:
         child buckets and recent versions, read in one transaction; and the version a data
         source would use: the one ``channel`` serves, or the version ``fingerprint``
         (by default the first channel serving a version, unrestricted ones first)."""
-        include = sees_restricted_channels(caller.role)
+        # Ancestry reaches into other buckets: their channels follow the caller's scope.
+        include = restricted_scope(caller)
+        visible = visible_buckets(caller)
         with self.store.read() as conn:
             bucket = bucket_or_404(conn, caller, name)
             load_buckets(conn, [bucket], caller)
             # `latest` always exists: absent from the caller's channels, it is hidden.
-            items = ChannelRepo(conn).for_bucket(bucket.id, include_restricted=include)
+            items = ChannelRepo(conn).for_bucket(
+                bucket.id, include_restricted=sees_restricted_channels(caller, bucket.id)
+            )
             load_channels(conn, items, caller)
             latest_hidden = not any(c.managed for c in items)
             parents, parents_total = [], 0
@@ -109,10 +120,15 @@ class BucketService:
                     children_channel_id=None,
                     include_restricted=include,
                     page=PageRequest(size=OVERVIEW_PARENTS),
+                    visible=visible,
                 )
                 parents, parents_total = found.items, found.total or 0
             children, truncated = overview.child_relations(
-                conn, bucket.id, include_restricted=include, limit=OVERVIEW_CHILDREN
+                conn,
+                bucket.id,
+                include_restricted=include,
+                limit=OVERVIEW_CHILDREN,
+                visible=visible,
             )
             recent = overview.recent_versions(conn, bucket.id, OVERVIEW_VERSIONS)
             source = _data_source(conn, caller, bucket, items, channel, fingerprint)
@@ -141,7 +157,7 @@ class BucketService:
         description: str | None,
         labels: dict[str, str] | None,
     ) -> Bucket:
-        require_write(caller)
+        require_project_write(caller)
         name = validate_name("bucket", name, field="name")
         now = utcnow()
         bucket = Bucket(
@@ -192,7 +208,7 @@ class BucketService:
         new_description = validate_description(description)
         new_labels = validate_labels(labels)
         with self.store.write(caller.project_id) as conn:
-            bucket = bucket_or_404(conn, caller, name, lock=True)
+            bucket = bucket_or_404(conn, caller, name, write=True)
             BucketRepo(conn).update(
                 bucket.id, description=new_description, labels=new_labels, updated_at=utcnow()
             )
@@ -202,9 +218,9 @@ class BucketService:
 
     def delete(self, caller: Caller, name: str) -> None:
         """Delete the bucket and everything under it."""
-        require_write(caller)
+        require_project_write(caller)
         with self.store.write(caller.project_id) as conn:
-            bucket = bucket_or_404(conn, caller, name, lock=True)
+            bucket = bucket_or_404(conn, caller, name, write=True)
             # Versions in other buckets keep revocations inherited from this bucket's.
             RevocationRepo(conn).detach_copies(
                 select(versions.c.id).where(versions.c.bucket_id == bucket.id),

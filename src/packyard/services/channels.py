@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from packyard.domain.access import can_write_bucket
 from packyard.domain.models import (
     MANAGED_AUTHOR,
     Bucket,
@@ -126,7 +127,7 @@ class ChannelService:
         with self.store.read() as conn:
             bucket = bucket_or_404(conn, caller, bucket_name)
             items = ChannelRepo(conn).for_bucket(
-                bucket.id, include_restricted=sees_restricted_channels(caller.role)
+                bucket.id, include_restricted=sees_restricted_channels(caller, bucket.id)
             )
             load_channels(conn, items, caller)
         return items
@@ -152,7 +153,7 @@ class ChannelService:
         exists = already_exists(f"Channel {name} already exists.")
         try:
             with self.store.write(caller.project_id) as conn:
-                bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
+                bucket = bucket_or_404(conn, caller, bucket_name, write=True)
                 repo = ChannelRepo(conn)
                 if repo.get(bucket.id, name) is not None:
                     raise exists
@@ -225,7 +226,7 @@ class ChannelService:
     def delete(self, caller: Caller, bucket_name: str, name: str) -> None:
         require_write(caller)
         with self.store.write(caller.project_id) as conn:
-            bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
+            bucket = bucket_or_404(conn, caller, bucket_name, write=True)
             channel = channel_or_404(conn, caller, bucket, name)
             if channel.managed:
                 raise invalid(
@@ -244,7 +245,7 @@ class ChannelService:
             raise invalid("target_channel is required.", field="target_channel")
         now = utcnow()
         with self.store.write(caller.project_id) as conn:
-            bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
+            bucket = bucket_or_404(conn, caller, bucket_name, write=True)
             target = channel_or_404(conn, caller, bucket, target_name, lock=True)
             if target.managed:
                 raise precondition(f"Cannot assign to managed channel '{target.name}'")
@@ -295,13 +296,13 @@ class ChannelService:
             bucket = bucket_or_404(conn, caller, bucket_name)
             repo = ChannelRepo(conn)
             items = repo.for_bucket(
-                bucket.id, include_restricted=sees_restricted_channels(caller.role)
+                bucket.id, include_restricted=sees_restricted_channels(caller, bucket.id)
             )
             load_channels(conn, items, caller)
             last = repo.last_assignments(c.id for c in items)
             assignable = (
                 repo.assignable(bucket.id, bucket.name, now=utcnow(), limit=limit, include=include)
-                if caller.can_write
+                if can_write_bucket(caller, bucket.id)
                 else []
             )
         return ChannelsOverview(
@@ -338,7 +339,7 @@ class ChannelService:
             )
             assignable = (
                 repo.assignable(bucket.id, bucket.name, now=utcnow(), limit=limit)
-                if caller.can_write and not channel.managed
+                if can_write_bucket(caller, bucket.id) and not channel.managed
                 else []
             )
         items = [
@@ -366,9 +367,7 @@ class ChannelService:
             _, version = find_version(conn, caller, bucket_name, fingerprint)
             load_versions(conn, [version], caller)
             serving = [
-                c
-                for c in ChannelRepo(conn).pointing_at([version.id])
-                if can_see_channel(caller.role, c)
+                c for c in ChannelRepo(conn).pointing_at([version.id]) if can_see_channel(caller, c)
             ]
         return VersionUse(version=version, channels=serving)
 

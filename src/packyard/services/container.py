@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from packyard.services.access import AccessService
 from packyard.services.ancestry import AncestryService
 from packyard.services.auth import AuthService
 from packyard.services.buckets import BucketService
@@ -32,6 +33,7 @@ class Services:
     store: Store
     auth: AuthService
     principals: PrincipalService
+    access: AccessService
     users: UserService
     tenancy: TenancyService
     registry: RegistryService
@@ -63,6 +65,7 @@ class Services:
             store=store,
             auth=auth,
             principals=PrincipalService(store),
+            access=AccessService(store),
             users=UserService(store),
             tenancy=TenancyService(store),
             registry=RegistryService(store),

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
+from packyard.domain.access import (
+    bucket_role,
+    can_view_bucket,
+    can_write_bucket,
+    writable_buckets,
+)
+from packyard.domain.enums import Role
 from packyard.domain.models import Bucket, Build, Caller, Channel, Version
 from packyard.domain.visibility import can_see_channel
 from packyard.errors import ApiError, Code, not_found, permission_denied
@@ -13,17 +20,46 @@ from packyard.store.versions import BuildRepo, VersionRepo
 
 
 def require_write(caller: Caller) -> None:
-    if not caller.can_write:
+    """Refuse early a caller that may change no bucket at all (writes to one bucket then
+    check that bucket: :func:`bucket_or_404` with ``write=True``)."""
+    if writable_buckets(caller) is False:
         raise permission_denied(
-            f"Principal {caller.name!r} has the viewer role on this project and cannot make "
-            "changes."
+            f"Principal {caller.name!r} has the {_role_name(caller.role)} role on this project "
+            "and cannot make changes."
         )
 
 
-def bucket_or_404(conn: Connection, caller: Caller, name: str, *, lock: bool = False) -> Bucket:
-    bucket = BucketRepo(conn).get(caller.project_id, name, lock=lock)
-    if bucket is None:
+def require_project_write(caller: Caller) -> None:
+    """Changes of the project itself (buckets, the registry) need a project role."""
+    if not caller.can_write:
+        raise permission_denied(
+            f"Principal {caller.name!r} has the {_role_name(caller.role)} role on this project; "
+            "this change needs the contributor or admin role on the project."
+        )
+
+
+def require_bucket_write(caller: Caller, bucket: Bucket) -> None:
+    if not can_write_bucket(caller, bucket.id):
+        role = bucket_role(caller, bucket.id)
+        raise permission_denied(
+            f"Principal {caller.name!r} has the {_role_name(role)} role on bucket "
+            f"{bucket.name} and cannot change it."
+        )
+
+
+def _role_name(role: Role | None) -> str:
+    return role.value if role is not None else "no"
+
+
+def bucket_or_404(conn: Connection, caller: Caller, name: str, *, write: bool = False) -> Bucket:
+    """The bucket, if the caller may see it (others answer as missing, so that bucket names
+    do not leak). With ``write`` the caller must be allowed to change it, and its row is
+    locked until the transaction ends."""
+    bucket = BucketRepo(conn).get(caller.project_id, name, lock=write)
+    if bucket is None or not can_view_bucket(caller, bucket.id):
         raise bucket_missing(name)
+    if write:
+        require_bucket_write(caller, bucket)
     return bucket
 
 
@@ -50,7 +86,7 @@ def find_version(
 ) -> tuple[Bucket, Version]:
     """:func:`bucket_or_404` then :func:`version_or_10`, read in one query."""
     found = VersionRepo(conn).find_in_bucket(caller.project_id, bucket_name, fingerprint)
-    if found is None:
+    if found is None or not can_view_bucket(caller, found[0].id):
         raise bucket_missing(bucket_name)
     bucket, version = found
     if version is None:
@@ -61,7 +97,7 @@ def find_version(
 def lock_version(
     conn: Connection, caller: Caller, bucket_name: str, fingerprint: str
 ) -> tuple[Bucket, Version]:
-    """:func:`bucket_or_404` then :func:`version_or_10`, both with ``lock=True``.
+    """:func:`bucket_or_404` with ``write=True`` then :func:`version_or_10` with ``lock=True``.
 
     One statement locks and reads both rows when both exist. Otherwise the
     step-by-step lookup runs: it answers the right error, and finds a version that
@@ -70,8 +106,9 @@ def lock_version(
     """
     found = VersionRepo(conn).lock_in_bucket(caller.project_id, bucket_name, fingerprint)
     if found is not None:
+        _require_writable(caller, found[0], bucket_name)
         return found
-    bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
+    bucket = bucket_or_404(conn, caller, bucket_name, write=True)
     return bucket, version_or_10(conn, bucket, fingerprint, lock=True)
 
 
@@ -83,7 +120,7 @@ def lock_channel(
     *,
     fingerprint: str | None = None,
 ) -> tuple[Bucket, Channel, Version | None]:
-    """:func:`bucket_or_404` then :func:`channel_or_404`, both with ``lock=True``.
+    """:func:`bucket_or_404` with ``write=True`` then :func:`channel_or_404` with ``lock=True``.
 
     With ``fingerprint``, that version of the bucket is locked and read too
     (``None`` if it does not exist): the version row alone, as from
@@ -94,14 +131,21 @@ def lock_channel(
     )
     if found is not None:
         bucket, channel, version = found
+        _require_writable(caller, bucket, bucket_name)
         _check_access(caller, channel)
         return bucket, channel, version
-    bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
+    bucket = bucket_or_404(conn, caller, bucket_name, write=True)
     channel = channel_or_404(conn, caller, bucket, name, lock=True)
     version = None
     if fingerprint is not None:
         version = VersionRepo(conn).get(bucket.id, fingerprint, lock=True)
     return bucket, channel, version
+
+
+def _require_writable(caller: Caller, bucket: Bucket, name: str) -> None:
+    if not can_view_bucket(caller, bucket.id):
+        raise bucket_missing(name)
+    require_bucket_write(caller, bucket)
 
 
 def build_or_404(conn: Connection, version: Version, build_id: str) -> Build:
@@ -127,7 +171,7 @@ def channel_or_404(
 
 def _check_access(caller: Caller, channel: Channel) -> None:
     # Answering 403 (not 404) admits that the channel exists, as HCP does.
-    if not can_see_channel(caller.role, channel):
+    if not can_see_channel(caller, channel):
         raise permission_denied(
             f"The channel {channel.name} is restricted; principal {caller.name!r} cannot access it."
         )

@@ -17,7 +17,6 @@ from sqlalchemy import Connection
 
 from packyard.domain.enums import Role
 from packyard.domain.rules import utcnow
-from packyard.domain.visibility import sees_restricted_channels
 from packyard.imagecheck import (
     ChannelArtifact,
     ChannelVersion,
@@ -75,7 +74,7 @@ class _StoreLookup:
         if not names:
             return {}
         rows = ImageCheckRepo(self.conn()).served_by_channels(
-            self.project_id, names, include_restricted=sees_restricted_channels(RUN_TASK_ROLE)
+            self.project_id, names, include_restricted=RUN_TASK_ROLE.can_write
         )
         grouped: dict[tuple[str, str], list[Any]] = {}
         for r in rows:

@@ -83,7 +83,9 @@ class PrincipalService:
             )
             if target.role is Role.ADMIN and not target.disabled and not stays_admin:
                 _keep_an_admin(repo, project_id, target)
-            if role is not None and role is not target.role:
+            if role is not None and target.role is None:
+                repo.bind_role(target.id, project_id, role)
+            elif role is not None and role is not target.role:
                 repo.set_role(target.id, project_id, role)
             if disabled is not None and disabled != target.disabled:
                 repo.set_disabled(target.id, disabled)
@@ -136,7 +138,9 @@ def _project(repo: TenancyRepo, organization_id: str, project_id: str) -> None:
 def _principal(repo: TenancyRepo, project_id: str, ref: str) -> PrincipalRecord:
     found = repo.find_principal(project_id, ref)
     if found is None:
-        raise not_found(f"Service principal {ref[:128]} has no role on this project.")
+        raise not_found(
+            f"Service principal {ref[:128]} has no role or bucket grant on this project."
+        )
     return found
 
 

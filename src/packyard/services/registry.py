@@ -7,7 +7,7 @@ from packyard.domain.models import Caller, Registry
 from packyard.domain.rules import parse_field_mask, utcnow
 from packyard.errors import already_exists, invalid, not_found
 from packyard.ids import new_id
-from packyard.services.lookup import require_write
+from packyard.services.lookup import require_project_write
 from packyard.store.engine import Store
 from packyard.store.tenancy import TenancyRepo
 
@@ -41,7 +41,7 @@ class RegistryService:
 
         A project has exactly one registry; creating it while it is active is 409/6.
         """
-        require_write(caller)
+        require_project_write(caller)
         now = utcnow()
         with self.store.write(caller.project_id) as conn:
             repo = TenancyRepo(conn)
@@ -81,7 +81,7 @@ class RegistryService:
         activated: bool | None,
         update_mask: str | None,
     ) -> Registry:
-        require_write(caller)
+        require_project_write(caller)
         paths = parse_field_mask(update_mask, _REGISTRY_MASK) if update_mask else set()
         values: dict[str, object] = {}
         if tier is not None and tier is not FeatureTier.UNSET:
@@ -103,7 +103,7 @@ class RegistryService:
 
     def delete(self, caller: Caller) -> Registry:
         """Deactivate the registry; its buckets stay and it can be activated again."""
-        require_write(caller)
+        require_project_write(caller)
         with self.store.write(caller.project_id) as conn:
             repo = TenancyRepo(conn)
             if repo.get_registry(caller.project_id) is None:

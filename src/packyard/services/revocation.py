@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, false, or_, select
 
 from packyard import metrics
+from packyard.domain.access import can_view_bucket, visible_buckets
 from packyard.domain.enums import RevocationType
 from packyard.domain.models import Caller, Version
 from packyard.domain.rules import (
@@ -39,9 +40,16 @@ from packyard.domain.rules import (
     printable,
     utcnow,
 )
+from packyard.domain.visibility import sees_restricted_channels
 from packyard.errors import invalid, precondition
 from packyard.services.lifecycle import plan_rollback, roll_back_channels
-from packyard.services.lookup import bucket_or_404, find_version, require_write, version_or_10
+from packyard.services.lookup import (
+    bucket_or_404,
+    find_version,
+    require_bucket_write,
+    require_write,
+    version_or_10,
+)
 from packyard.services.views import load_versions
 from packyard.store.engine import Store
 from packyard.store.revocation import (
@@ -111,6 +119,7 @@ class RestorePreview:
     version: Version
     descendants: list[Version]
     descendants_restored: int
+    hidden_descendants: int = 0  # counted, in buckets the caller does not see
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +150,10 @@ class RevocationPreview:
     descendants_revoked: int
     descendants_untouched: int
     channels: list[ChannelChange]
+    # Counted above but not listed: in buckets the caller does not see, or restricted
+    # channels of buckets whose restricted channels it does not see.
+    hidden_descendants: int = 0
+    hidden_channels: int = 0
 
 
 class RevocationService:
@@ -165,7 +178,7 @@ class RevocationService:
         require_write(caller)
         delay, message = _requested(request)
         with self.store.write(caller.project_id) as conn:
-            bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
+            bucket = bucket_or_404(conn, caller, bucket_name, write=True)
             version = version_or_10(conn, bucket, fingerprint, lock=True)
             now = utcnow()
             revoke_version(
@@ -204,13 +217,16 @@ class RevocationService:
         require_write(caller)
         delay, message = _requested(request)
         with self.store.read() as conn:
-            _, version = find_version(conn, caller, bucket_name, fingerprint)
+            bucket, version = find_version(conn, caller, bucket_name, fingerprint)
+            require_bucket_write(caller, bucket)
             now = utcnow()
             at = _effective(version, request, delay, now)
             load_versions(conn, [version], caller)
             immediate = at <= now
             repo = RevocationRepo(conn)
-            found = repo.descendants_preview(version.id, at, limit=limit)
+            found = repo.descendants_preview(
+                version.id, at, limit=limit, visible=visible_buckets(caller)
+            )
             cascade = not request.skip_descendants
             rollback = not request.disable_rollback
             moves: list[ChannelMove] = []
@@ -227,8 +243,9 @@ class RevocationService:
                     conn, revoked, now=now if immediate else at, author=caller.name, lock=False
                 )
             names = RollbackRepo(conn).describe([m.channel_id for m in moves])
+            shown = [m for m in moves if _may_see(caller, m, names[m.channel_id][2])]
             served = VersionRepo(conn).get_many(
-                v for m in moves for v in (m.version_id, m.previous_version_id) if v
+                v for m in shown for v in (m.version_id, m.previous_version_id) if v
             )
         channels = sorted(
             (
@@ -240,7 +257,7 @@ class RevocationService:
                     from_version=served.get(m.previous_version_id or ""),
                     to_version=served.get(m.version_id or ""),
                 )
-                for m in moves
+                for m in shown
             ),
             key=lambda c: (c.bucket_name != version.bucket_name, c.bucket_name, c.channel_name),
         )
@@ -259,6 +276,8 @@ class RevocationService:
             descendants_revoked=found.taking if cascade else 0,
             descendants_untouched=found.keeping if cascade else found.taking + found.keeping,
             channels=channels,
+            hidden_descendants=found.hidden,
+            hidden_channels=len(moves) - len(shown),
         )
 
     def restore_preview(
@@ -269,20 +288,24 @@ class RevocationService:
         stay where the revocation moved them)."""
         require_write(caller)
         with self.store.read() as conn:
-            _, version = find_version(conn, caller, bucket_name, fingerprint)
+            bucket, version = find_version(conn, caller, bucket_name, fingerprint)
+            require_bucket_write(caller, bucket)
             _check_restorable(version)
             load_versions(conn, [version], caller)
-            rows, total = RevocationRepo(conn).copies_preview(version.id, limit=limit)
+            rows, total, hidden = RevocationRepo(conn).copies_preview(
+                version.id, limit=limit, visible=visible_buckets(caller)
+            )
         return RestorePreview(
             version=version,
             descendants=[version_row(row, row.bucket_name) for row in rows],
             descendants_restored=total,
+            hidden_descendants=hidden,
         )
 
     def restore(self, caller: Caller, bucket_name: str, fingerprint: str) -> Version:
         require_write(caller)
         with self.store.write(caller.project_id) as conn:
-            bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
+            bucket = bucket_or_404(conn, caller, bucket_name, write=True)
             version = version_or_10(conn, bucket, fingerprint, lock=True)
             _check_restorable(version)
             restore_version(conn, version.id, now=utcnow())
@@ -339,6 +362,13 @@ def restore_version(conn: Connection, version_id: str, *, now: datetime) -> int:
     copies = repo.clear_copies(version_id, now)
     repo.clear(version_id, now)
     return copies
+
+
+def _may_see(caller: Caller, move: ChannelMove, restricted: bool) -> bool:
+    """Whether a preview may name the channel ``move`` rolls back to ``caller``."""
+    if not can_view_bucket(caller, move.bucket_id):
+        return False
+    return not restricted or sees_restricted_channels(caller, move.bucket_id)
 
 
 def _check_restorable(version: Version) -> None:

@@ -22,6 +22,7 @@ import orjson
 import zstandard
 
 from packyard.config import env_number
+from packyard.domain.access import can_view_bucket
 from packyard.domain.enums import BuildStatus, SbomFormat
 from packyard.domain.models import Caller
 from packyard.domain.rules import utcnow
@@ -101,7 +102,7 @@ class SbomService:
             created_at=utcnow(),
         )
         with self.store.write(caller.project_id) as conn:
-            bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
+            bucket = bucket_or_404(conn, caller, bucket_name, write=True)
             version = version_or_10(conn, bucket, fingerprint)
             build = build_or_404(conn, version, build_id)
             if build.status is not BuildStatus.RUNNING:
@@ -171,7 +172,7 @@ class SbomService:
         """
         with self.store.read() as conn:
             found = VersionRepo(conn).find_in_bucket(caller.project_id, bucket_name, fingerprint)
-            if found is None:
+            if found is None or not can_view_bucket(caller, found[0].id):
                 raise bucket_missing(bucket_name)
             if found[1] is None:
                 raise not_found(f"Error: The version with identifier {fingerprint} does not exist.")

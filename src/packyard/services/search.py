@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from packyard.domain.access import visible_buckets
 from packyard.domain.models import Caller
 from packyard.domain.paging import Page, PageRequest
 from packyard.domain.rules import validate_text
 from packyard.domain.search import ExternalArtifactHit
 from packyard.errors import invalid
+from packyard.services.views import hide_unseen_origins
 from packyard.store.engine import Store
 from packyard.store.search import SearchRepo
 from packyard.store.versions import BuildRepo, VersionRepo
@@ -25,7 +27,8 @@ class SearchService:
         region: str | None,
         page: PageRequest,
     ) -> Page[ExternalArtifactHit]:
-        """Exact matches across every bucket of the project; three queries per page."""
+        """Exact matches across every bucket of the project the caller sees; three queries
+        per page."""
         ext = validate_text(external_identifier, field="external_identifier", limit=1024)
         if not ext:
             raise invalid("external_identifier is required.", field="external_identifier")
@@ -33,11 +36,17 @@ class SearchService:
         region = validate_text(region, field="region") or None
         with self.store.read() as conn:
             matches = SearchRepo(conn).builds_with_artifact(
-                caller.project_id, ext, platform=platform, region=region, page=page
+                caller.project_id,
+                ext,
+                platform=platform,
+                region=region,
+                page=page,
+                visible=visible_buckets(caller),
             )
             version_ids = {m.version_id for m in matches.items}
             found = VersionRepo(conn).get_many(version_ids)
             grouped = BuildRepo(conn).for_versions(version_ids) if version_ids else {}
+        hide_unseen_origins(found.values(), visible_buckets(caller))
         hits: list[ExternalArtifactHit] = []
         for m in matches.items:
             version = found[m.version_id]

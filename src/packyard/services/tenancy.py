@@ -117,7 +117,7 @@ class TenancyService:
             found = TenancyRepo(conn).get_project_for(principal_id, project_id)
         if found is None:
             raise not_found(f"Project {project_id[:64]} does not exist or is not accessible.")
-        return found[0]
+        return found
 
 
 def _add_project(

@@ -216,7 +216,9 @@ class UserService:
                 )
             if disabled is not None:
                 _whole_account(repo, actor, target)
-            if role is not None and role is not target.role:
+            if role is not None and target.role is None:
+                repo.bind_role(target.user.id, project_id, role)
+            elif role is not None and role is not target.role:
                 repo.set_role(target.user.id, project_id, role)
             if disabled is not None and disabled != target.user.disabled:
                 repo.set_disabled(target.user.id, disabled)
@@ -319,23 +321,26 @@ class UserService:
         with self.store.write(affects_reads=False) as conn:
             SessionRepo(conn).delete(session_key(token))
 
-    def projects(self, user: User) -> list[tuple[Project, Role]]:
+    def projects(self, user: User) -> list[tuple[Project, Role | None]]:
+        """The projects the user may open with their role there; ``None`` where they hold
+        grants on some of its buckets only."""
         with self.store.read() as conn:
             return UserRepo(conn).projects_of(user.id)
 
     def caller(self, session: WebSession, project_id: str) -> Caller:
         """The person acting on one project, with the role they hold there; 404/5 without."""
         with self.store.read() as conn:
-            found = UserRepo(conn).role_on(session.user.id, project_id)
+            found = UserRepo(conn).access_on(session.user.id, project_id)
         if found is None:
             raise not_found("This project does not exist or you have no access to it.")
-        role, organization_id = found
+        organization_id, role, granted = found
         return Caller(
             principal_id=session.user.id,
             name=session.user.email,
             organization_id=organization_id,
             project_id=project_id,
             role=role,
+            bucket_roles=granted,
         )
 
 

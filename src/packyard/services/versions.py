@@ -8,12 +8,13 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from packyard import metrics
+from packyard.domain.access import can_view_bucket, visible_buckets
 from packyard.domain.enums import BuildStatus, TemplateType, VersionStatus
 from packyard.domain.lineage import Relation, Relations
 from packyard.domain.models import Bucket, Caller, Channel, Version
 from packyard.domain.paging import Page, PageRequest
 from packyard.domain.rules import utcnow, validate_fingerprint
-from packyard.domain.visibility import can_see_channel, sees_restricted_channels
+from packyard.domain.visibility import can_see_channel, restricted_scope
 from packyard.errors import ApiError, already_exists, invalid, not_found, precondition
 from packyard.ids import new_id
 from packyard.services.lifecycle import complete, roll_back_channels
@@ -116,7 +117,7 @@ class VersionService:
         children (any bucket): a fixed number of queries. A missing version is 404."""
         with self.store.read() as conn:
             found = VersionRepo(conn).find_in_bucket(caller.project_id, bucket_name, fingerprint)
-            if found is None:
+            if found is None or not can_view_bucket(caller, found[0].id):
                 raise bucket_missing(bucket_name)
             bucket, version = found
             if version is None:
@@ -124,7 +125,9 @@ class VersionService:
             load_versions(conn, [version], caller)
             serving = _serving(conn, caller, [version.id])
             relations = LineageRepo(conn).relations(
-                version.id, include_restricted=sees_restricted_channels(caller.role)
+                version.id,
+                include_restricted=restricted_scope(caller),
+                visible=visible_buckets(caller),
             )
         return VersionDetail(
             bucket=bucket,
@@ -165,7 +168,9 @@ class VersionService:
             chosen = [v for v in (version_a, version_b) if v is not None]
             load_versions(conn, chosen, caller)
             parents = LineageRepo(conn).parents(
-                [v.id for v in chosen], include_restricted=sees_restricted_channels(caller.role)
+                [v.id for v in chosen],
+                include_restricted=restricted_scope(caller),
+                visible=visible_buckets(caller),
             )
         listed = {o.id for o in options}
         extra = [v for v in chosen if v.id not in listed]
@@ -203,7 +208,7 @@ class VersionService:
         exists = already_exists(f"Version with fingerprint {fingerprint} already exists.")
         try:
             with self.store.write(caller.project_id) as conn:
-                bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
+                bucket = bucket_or_404(conn, caller, bucket_name, write=True)
                 version = Version(
                     id=new_id(),
                     bucket_id=bucket.id,
@@ -261,7 +266,7 @@ class VersionService:
         require_write(caller)
         now = utcnow()
         with self.store.write(caller.project_id) as conn:
-            bucket = bucket_or_404(conn, caller, bucket_name, lock=True)
+            bucket = bucket_or_404(conn, caller, bucket_name, write=True)
             version = VersionRepo(conn).get(bucket.id, fingerprint, lock=True)
             if version is None:
                 raise not_found_version(fingerprint)
@@ -297,7 +302,7 @@ def _serving(conn: Connection, caller: Caller, version_ids: list[str]) -> dict[s
     """The channels the caller may see that serve each of ``version_ids`` (`latest` first)."""
     out: dict[str, list[Channel]] = {}
     for c in ChannelRepo(conn).pointing_at(version_ids):
-        if c.version_id is not None and can_see_channel(caller.role, c):
+        if c.version_id is not None and can_see_channel(caller, c):
             out.setdefault(c.version_id, []).append(c)
     for found in out.values():
         found.sort(key=lambda c: (not c.managed, c.name))

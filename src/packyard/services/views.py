@@ -2,8 +2,9 @@
 
 Every loader runs a fixed number of queries whatever the number of objects,
 builds or artifacts, so list endpoints have no N+1. Every loader applies the
-visibility rule of restricted channels (:mod:`packyard.domain.visibility`) for
-the caller it loads for.
+visibility rules (:mod:`packyard.domain.visibility`: restricted channels, per
+bucket; :mod:`packyard.domain.access`: the buckets a caller sees) for the
+caller it loads for.
 """
 
 from __future__ import annotations
@@ -14,16 +15,36 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, bindparam, case, or_, select
 
+from packyard.domain.access import RestrictedScope, visible_buckets
 from packyard.domain.enums import AncestryStatus
 from packyard.domain.models import Bucket, Caller, Channel, Version
 from packyard.domain.rules import aggregate_status
-from packyard.domain.visibility import sees_restricted_channels
+from packyard.domain.visibility import restricted_scope, sees_restricted_channels
 from packyard.store.schema import channels, version_edges
 from packyard.store.versions import VersionRepo
+from packyard.store.visibility import (
+    as_flag,
+    is_precompiled,
+    restricted_condition,
+    visible_condition,
+)
 
 
 def load_versions(conn: Connection, items: Sequence[Version], caller: Caller) -> None:
-    VersionRepo(conn).hydrate(items, include_restricted=sees_restricted_channels(caller.role))
+    visible = visible_buckets(caller)
+    VersionRepo(conn).hydrate(items, include_restricted=restricted_scope(caller), visible=visible)
+    hide_unseen_origins(items, visible)
+
+
+def hide_unseen_origins(items: Iterable[Version], visible: frozenset[str] | None) -> None:
+    """Forget which version an inherited revocation came from when that version lies in a
+    bucket the caller does not see: the revocation applies, its origin is not named."""
+    if visible is None:
+        return
+    for v in items:
+        origin = v.revocation_inherited_from
+        if origin is not None and origin.bucket_id not in visible:
+            v.revocation_inherited_from = None
 
 
 def load_channels(conn: Connection, items: Sequence[Channel], caller: Caller) -> None:
@@ -49,7 +70,10 @@ def load_buckets(conn: Connection, items: Sequence[Bucket], caller: Caller) -> N
     )
     load_versions(conn, list(latest.values()), caller)
     children = _children_status(
-        conn, [b.id for b in items], include_restricted=sees_restricted_channels(caller.role)
+        conn,
+        [b.id for b in items],
+        include_restricted=restricted_scope(caller),
+        visible=visible_buckets(caller),
     )
     for b in items:
         b.latest_version = latest.get(b.latest_version_id) if b.latest_version_id else None
@@ -66,13 +90,14 @@ _RESTRICTED_LATEST = select(channels.c.bucket_id).where(
 
 
 def hidden_latest(conn: Connection, caller: Caller, bucket_ids: Iterable[str]) -> set[str]:
-    """The buckets among ``bucket_ids`` whose `latest` channel ``caller`` may not see.
+    """The buckets among ``bucket_ids`` whose `latest` channel ``caller`` may not see
+    (restricted, in a bucket whose restricted channels it does not see).
 
     Their ``latest_version_id`` mirrors that channel's assignment, so it must not
     reach the caller in any form. No query for a caller who sees every channel.
     """
-    ids = list(bucket_ids)
-    if not ids or sees_restricted_channels(caller.role):
+    ids = [i for i in bucket_ids if not sees_restricted_channels(caller, i)]
+    if not ids:
         return set()
     return {r.bucket_id for r in conn.execute(_RESTRICTED_LATEST, {"ids": ids})}
 
@@ -93,16 +118,23 @@ _EDGE_STATUS = case(
 ).label("status")
 
 
-def _children_statuses(*, include_restricted: bool) -> Select[Any]:
-    # Without include_restricted, an edge recorded through a restricted channel
-    # counts as recorded through none (UNDETERMINED), as the ancestry listing shows it.
-    joined = channels.c.id == version_edges.c.parent_channel_id
-    if not include_restricted:
-        joined = and_(joined, channels.c.restricted.is_(False))
+def _children_statuses(
+    *, include_restricted: RestrictedScope, visible: frozenset[str] | None = None
+) -> Select[Any]:
+    # An edge recorded through a restricted channel the caller may not see counts as
+    # recorded through none (UNDETERMINED), as the ancestry listing shows it; an edge
+    # into a bucket it does not see does not count.
+    joined = and_(
+        channels.c.id == version_edges.c.parent_channel_id,
+        restricted_condition(channels.c.restricted, channels.c.bucket_id, include_restricted),
+    )
     return (
         select(version_edges.c.parent_bucket_id, _EDGE_STATUS)
         .outerjoin(channels, joined)
-        .where(version_edges.c.parent_bucket_id.in_(bindparam("ids", expanding=True)))
+        .where(
+            version_edges.c.parent_bucket_id.in_(bindparam("ids", expanding=True)),
+            visible_condition(version_edges.c.child_bucket_id, visible),
+        )
         .group_by(version_edges.c.parent_bucket_id, _EDGE_STATUS)
     )
 
@@ -111,11 +143,19 @@ _CHILDREN_STATUSES = {seen: _children_statuses(include_restricted=seen) for seen
 
 
 def _children_status(
-    conn: Connection, bucket_ids: list[str], *, include_restricted: bool
+    conn: Connection,
+    bucket_ids: list[str],
+    *,
+    include_restricted: RestrictedScope,
+    visible: frozenset[str] | None,
 ) -> dict[str, AncestryStatus | None]:
     """The rolled-up status of each bucket's child edges (distinct statuses per bucket)."""
     statuses: dict[str, list[AncestryStatus]] = defaultdict(list)
-    query = _CHILDREN_STATUSES[include_restricted]
+    query = (
+        _CHILDREN_STATUSES[as_flag(include_restricted)]
+        if is_precompiled(include_restricted, visible)
+        else _children_statuses(include_restricted=include_restricted, visible=visible)
+    )
     for r in conn.execute(query, {"ids": bucket_ids}):
         statuses[r.parent_bucket_id].append(AncestryStatus(r.status))
     return {k: aggregate_status(v) for k, v in statuses.items()}

@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.selectable import NamedFromClause
 
+from packyard.domain.access import RestrictedScope
 from packyard.domain.ancestry import AncestryRelation, VersionRef
 from packyard.domain.enums import AncestryStatus, AncestryType, BuildStatus, RevocationType
 from packyard.domain.lineage import (
@@ -42,6 +43,12 @@ from packyard.domain.paging import Page, PageRequest, SortKey
 from packyard.domain.rules import edge_status
 from packyard.store.pagination import SortColumn, paginate
 from packyard.store.schema import buckets, builds, channels, version_edges, versions
+from packyard.store.visibility import (
+    as_flag,
+    is_precompiled,
+    restricted_condition,
+    visible_condition,
+)
 
 # Parents sort before children; within a side the newest edge comes first.
 _PARENT_KIND, _CHILD_KIND = 0, 1
@@ -58,21 +65,31 @@ class AncestryRepo:
         parents_of: str | None,
         include_children: bool,
         children_channel_id: str | None,
-        include_restricted: bool,
+        include_restricted: RestrictedScope,
         page: PageRequest,
+        visible: frozenset[str] | None = None,
     ) -> Page[AncestryRelation]:
         """Edges into ``parents_of`` (its parents) and out of the bucket's versions.
 
         ``children_channel_id`` keeps only children built from a version taken
-        from that channel of this bucket. Without ``include_restricted`` an edge
-        recorded through a restricted channel shows no channel (see
-        :mod:`packyard.domain.visibility`).
+        from that channel of this bucket. An edge recorded through a restricted
+        channel outside ``include_restricted`` shows no channel (see
+        :mod:`packyard.domain.visibility`); an edge whose other end lies in a bucket
+        outside ``visible`` is left out (of the page and of the total).
         """
+        e = version_edges.c
         parts: list[Select[Any]] = []
         if parents_of is not None:
-            parts.append(_side(_PARENT_KIND).where(version_edges.c.child_version_id == parents_of))
+            parts.append(
+                _side(_PARENT_KIND).where(
+                    e.child_version_id == parents_of,
+                    visible_condition(e.parent_bucket_id, visible),
+                )
+            )
         if include_children:
-            children = _side(_CHILD_KIND).where(version_edges.c.parent_bucket_id == bucket_id)
+            children = _side(_CHILD_KIND).where(
+                e.parent_bucket_id == bucket_id, visible_condition(e.child_bucket_id, visible)
+            )
             if children_channel_id is not None:
                 children = children.where(version_edges.c.parent_channel_id == children_channel_id)
             parts.append(children)
@@ -120,18 +137,19 @@ def _side(kind: int) -> Select[Any]:
 
 
 def relation_select(
-    source: Subquery, kind: ColumnElement[Any], *, include_restricted: bool
+    source: Subquery, kind: ColumnElement[Any], *, include_restricted: RestrictedScope
 ) -> tuple[Select[Any], NamedFromClause, NamedFromClause]:
     """The columns :func:`relation_from_row` reads, for the edges in ``source`` (columns
     ``parent_version_id``, ``child_version_id``, ``parent_channel_id``), with the parent
-    version and the child's bucket aliases for ordering. Without ``include_restricted`` an
-    edge recorded through a restricted channel shows no channel."""
+    version and the child's bucket aliases for ordering. An edge recorded through a
+    restricted channel outside ``include_restricted`` shows no channel."""
     pv, pb = versions.alias("pv"), buckets.alias("pb")
     cv, cb = versions.alias("cv"), buckets.alias("cb")
     ch, chv = channels.alias("ch"), versions.alias("chv")
-    through = ch.c.id == source.c.parent_channel_id
-    if not include_restricted:
-        through = and_(through, ch.c.restricted.is_(False))
+    through = and_(
+        ch.c.id == source.c.parent_channel_id,
+        restricted_condition(ch.c.restricted, ch.c.bucket_id, include_restricted),
+    )
     query = (
         select(
             kind.label("kind"),
@@ -216,19 +234,23 @@ _LV_COLUMNS = (
 )
 
 
-def _channel_join(include_restricted: bool) -> Any:
+def _channel_join(include_restricted: RestrictedScope) -> Any:
     """The parent channel of an edge, unless the caller may not see it (then, for them,
     the edge was recorded through no channel: see :mod:`packyard.domain.visibility`)."""
-    joined = channels.c.id == version_edges.c.parent_channel_id
-    if not include_restricted:
-        joined = and_(joined, channels.c.restricted.is_(False))
-    return joined
+    return and_(
+        channels.c.id == version_edges.c.parent_channel_id,
+        restricted_condition(channels.c.restricted, channels.c.bucket_id, include_restricted),
+    )
 
 
-def _relations(side: str, *, include_restricted: bool) -> Select[Any]:
-    """Parents of the versions ``ids``, or the newest children of ``version_id``."""
+def _relations(
+    side: str, *, include_restricted: RestrictedScope, visible: frozenset[str] | None = None
+) -> Select[Any]:
+    """Parents of the versions ``ids``, or the newest children of ``version_id``; those in
+    buckets outside ``visible`` left out."""
     e = version_edges.c
     other = e.parent_version_id if side == "parents" else e.child_version_id
+    other_bucket = e.parent_bucket_id if side == "parents" else e.child_bucket_id
     query = (
         select(
             *_LV_COLUMNS,
@@ -243,6 +265,7 @@ def _relations(side: str, *, include_restricted: bool) -> Select[Any]:
         .join(versions, versions.c.id == other)
         .join(buckets, buckets.c.id == versions.c.bucket_id)
         .outerjoin(channels, _channel_join(include_restricted))
+        .where(visible_condition(other_bucket, visible))
     )
     if side == "parents":
         return query.where(e.child_version_id.in_(bindparam("ids", expanding=True))).order_by(
@@ -260,9 +283,27 @@ _RELATIONS = {
     for side in ("parents", "children")
     for seen in (True, False)
 }
+
+
+def _relations_query(
+    side: str, include_restricted: RestrictedScope, visible: frozenset[str] | None
+) -> Select[Any]:
+    if is_precompiled(include_restricted, visible):
+        return _RELATIONS[side, as_flag(include_restricted)]
+    return _relations(side, include_restricted=include_restricted, visible=visible)
+
+
 _CHILDREN_COUNT = select(func.count()).where(
     version_edges.c.parent_version_id == bindparam("version_id")
 )
+
+
+def _children_count(visible: frozenset[str] | None) -> Select[Any]:
+    if visible is None:
+        return _CHILDREN_COUNT
+    return _CHILDREN_COUNT.where(visible_condition(version_edges.c.child_bucket_id, visible))
+
+
 _BUILD_STATUSES = (
     select(builds.c.version_id, builds.c.status)
     .where(builds.c.version_id.in_(bindparam("ids", expanding=True)))
@@ -270,9 +311,10 @@ _BUILD_STATUSES = (
 )
 
 
-def _step(walk: Any, near: Any, far: Any, lateral: bool) -> Select[Any]:
+def _step(walk: Any, near: Any, far: Any, lateral: bool, far_bucket: Any = None) -> Select[Any]:
     """One hop of a recursive walk: from each version of ``walk`` (matched on the edge
-    column ``near``) to the version at the edge's ``far`` end.
+    column ``near``) to the version at the edge's ``far`` end (only into the buckets of
+    the ``visible`` parameter when ``far_bucket``, that end's bucket column, is given).
 
     PostgreSQL plans a recursive join with a guessed work-table size, large enough that it
     hashes all of ``version_edges`` at every hop (a second per page at 100,000 edges); a
@@ -280,15 +322,18 @@ def _step(walk: Any, near: Any, far: Any, lateral: bool) -> Select[Any]:
     ``LATERAL`` and looks each one up anyway.
     """
     one = literal_column("1", Integer)
+    joined = near == walk.c.vid
+    if far_bucket is not None:
+        joined = and_(joined, far_bucket.in_(bindparam("visible", expanding=True)))
     if not lateral:
-        return select(far, one).where(near == walk.c.vid)
+        return select(far, one).where(joined)
     # OFFSET 0 keeps PostgreSQL from flattening the subquery back into a join.
-    hop = select(far.label("vid")).where(near == walk.c.vid).offset(0).lateral("hop")
+    hop = select(far.label("vid")).where(joined).offset(0).lateral("hop")
     return select(hop.c.vid, one).select_from(walk).join(hop, true())
 
 
 @cache
-def _lineage_walk(max_nodes: int, lateral: bool) -> CompoundSelect[Any]:
+def _lineage_walk(max_nodes: int, lateral: bool, filtered: bool = False) -> CompoundSelect[Any]:
     """Candidates for a bucket's lineage, nearest first: ``(vid, hop, side)`` rows.
 
     ``own``: the bucket's versions that have a parent or a child, newest first (ids are
@@ -303,10 +348,12 @@ def _lineage_walk(max_nodes: int, lateral: bool) -> CompoundSelect[Any]:
     e = version_edges
     zero = literal_column("0", Integer)
     bucket_id: Any = bindparam("bucket_id")
+    visible: Any = bindparam("visible", expanding=True)
     # Each side keeps its newest first (a bounded top-N sort), then the union of both.
     newest_children = (
         select(e.c.child_version_id.label("vid"))
         .where(e.c.child_bucket_id == bucket_id)
+        .where(e.c.parent_bucket_id.in_(visible) if filtered else true())
         .order_by(e.c.child_version_id.desc())
         .limit(max_nodes + 1)
         .subquery("newest_children")
@@ -314,6 +361,7 @@ def _lineage_walk(max_nodes: int, lateral: bool) -> CompoundSelect[Any]:
     newest_parents = (
         select(e.c.parent_version_id.label("vid"))
         .where(e.c.parent_bucket_id == bucket_id)
+        .where(e.c.child_bucket_id.in_(visible) if filtered else true())
         .order_by(e.c.parent_version_id.desc())
         .limit(max_nodes + 1)
         .subquery("newest_parents")
@@ -322,11 +370,23 @@ def _lineage_walk(max_nodes: int, lateral: bool) -> CompoundSelect[Any]:
     own = select(related.c.vid).order_by(related.c.vid.desc()).limit(max_nodes + 1).cte("own")
     up = select(own.c.vid, zero.label("hop")).cte("lineage_up", recursive=True)
     up = up.union(
-        _step(up, version_edges.c.child_version_id, version_edges.c.parent_version_id, lateral)
+        _step(
+            up,
+            e.c.child_version_id,
+            e.c.parent_version_id,
+            lateral,
+            e.c.parent_bucket_id if filtered else None,
+        )
     )
     down = select(own.c.vid, zero.label("hop")).cte("lineage_down", recursive=True)
     down = down.union(
-        _step(down, version_edges.c.parent_version_id, version_edges.c.child_version_id, lateral)
+        _step(
+            down,
+            e.c.parent_version_id,
+            e.c.child_version_id,
+            lateral,
+            e.c.child_bucket_id if filtered else None,
+        )
     )
     reach = 2 * max_nodes + 2  # the seeds, then as many again beyond them
     ups = select(up.c.vid, up.c.hop).limit(reach).subquery("ups")
@@ -375,7 +435,7 @@ def nearest(rows: Iterable[Any], max_nodes: int) -> tuple[list[str], bool]:
     return chosen, cut
 
 
-def _lineage_edges(*, include_restricted: bool) -> Select[Any]:
+def _lineage_edges(*, include_restricted: RestrictedScope) -> Select[Any]:
     e = version_edges.c
     return (
         select(
@@ -405,17 +465,28 @@ class LineageRepo:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def relations(self, version_id: str, *, include_restricted: bool) -> Relations:
-        """The version's parents, and its newest children (any bucket) with their total."""
+    def relations(
+        self,
+        version_id: str,
+        *,
+        include_restricted: RestrictedScope,
+        visible: frozenset[str] | None = None,
+    ) -> Relations:
+        """The version's parents, and its newest children (any bucket in ``visible``) with
+        their total."""
         params = {"version_id": version_id}
         parents = list(
-            self.conn.execute(_RELATIONS["parents", include_restricted], {"ids": [version_id]})
+            self.conn.execute(
+                _relations_query("parents", include_restricted, visible), {"ids": [version_id]}
+            )
         )
-        children = list(self.conn.execute(_RELATIONS["children", include_restricted], params))
+        children = list(
+            self.conn.execute(_relations_query("children", include_restricted, visible), params)
+        )
         total = len(children)
         if total > MAX_CHILDREN:
             children = children[:MAX_CHILDREN]
-            total = int(self.conn.execute(_CHILDREN_COUNT, params).scalar_one())
+            total = int(self.conn.execute(_children_count(visible), params).scalar_one())
         statuses = self.build_statuses(_lineage_version(r) for r in (*parents, *children))
         return Relations(
             parents=[_relation(r, statuses) for r in parents],
@@ -424,13 +495,19 @@ class LineageRepo:
         )
 
     def parents(
-        self, version_ids: Iterable[str], *, include_restricted: bool
+        self,
+        version_ids: Iterable[str],
+        *,
+        include_restricted: RestrictedScope,
+        visible: frozenset[str] | None = None,
     ) -> dict[str, list[Relation]]:
-        """The parents of each of several versions (two queries at most)."""
+        """The parents (in buckets of ``visible``) of each of several versions (two queries
+        at most)."""
         ids = sorted(set(version_ids))
         if not ids:
             return {}
-        rows = list(self.conn.execute(_RELATIONS["parents", include_restricted], {"ids": ids}))
+        query = _relations_query("parents", include_restricted, visible)
+        rows = list(self.conn.execute(query, {"ids": ids}))
         statuses = self.build_statuses(_lineage_version(r) for r in rows)
         out: dict[str, list[Relation]] = {i: [] for i in ids}
         for r in rows:
@@ -442,11 +519,18 @@ class LineageRepo:
         bucket_id: str,
         bucket_name: str,
         *,
-        include_restricted: bool,
+        include_restricted: RestrictedScope,
         max_nodes: int = MAX_LINEAGE_NODES,
+        visible: frozenset[str] | None = None,
     ) -> Lineage:
+        """The bucket's lineage (see :func:`_lineage_walk`). With ``visible``, the walk
+        neither reaches nor crosses a version in a bucket outside it: for the caller, those
+        versions and their edges do not exist."""
         postgres = self.conn.dialect.name == "postgresql"
-        walked = self.conn.execute(_lineage_walk(max_nodes, postgres), {"bucket_id": bucket_id})
+        params: dict[str, Any] = {"bucket_id": bucket_id}
+        if visible is not None:
+            params["visible"] = sorted(visible)
+        walked = self.conn.execute(_lineage_walk(max_nodes, postgres, visible is not None), params)
         ids, cut = nearest(walked, max_nodes)
         result = Lineage(bucket_id=bucket_id, bucket_name=bucket_name, truncated=cut)
         if not ids:
@@ -455,7 +539,12 @@ class LineageRepo:
         found = [_lineage_version(rows[i]) for i in ids if i in rows]
         statuses = self.build_statuses(found)
         result.nodes = {v.id: _with_statuses(v, statuses) for v in found}
-        for r in self.conn.execute(_LINEAGE_EDGES[include_restricted], {"ids": list(result.nodes)}):
+        edges = (
+            _LINEAGE_EDGES[as_flag(include_restricted)]
+            if is_precompiled(include_restricted)
+            else _lineage_edges(include_restricted=include_restricted)
+        )
+        for r in self.conn.execute(edges, {"ids": list(result.nodes)}):
             result.edges.append(
                 LineageEdge(
                     parent_id=r.parent_version_id,

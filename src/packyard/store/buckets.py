@@ -11,6 +11,7 @@ from packyard.domain.models import Bucket
 from packyard.domain.paging import Page, PageRequest, SortKey
 from packyard.store.pagination import SortColumn, paginate
 from packyard.store.schema import buckets
+from packyard.store.visibility import visible_condition
 
 BUCKET_SORT = {
     "name": SortColumn(buckets.c.name),
@@ -70,10 +71,15 @@ class BucketRepo:
     def delete(self, bucket_id: str) -> None:
         self.conn.execute(delete(buckets).where(buckets.c.id == bucket_id))
 
-    def list_page(self, project_id: str, page: PageRequest) -> Page[Bucket]:
+    def list_page(
+        self, project_id: str, page: PageRequest, *, visible: frozenset[str] | None = None
+    ) -> Page[Bucket]:
+        """A page of the project's buckets; only those in ``visible`` (``None``: all)."""
         return paginate(
             self.conn,
-            select(buckets).where(buckets.c.project_id == project_id),
+            select(buckets).where(
+                buckets.c.project_id == project_id, visible_condition(buckets.c.id, visible)
+            ),
             page,
             sort_columns=BUCKET_SORT,
             default_order=(SortKey("name"),),

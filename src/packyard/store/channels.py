@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
 
+from packyard.domain.access import RestrictedScope
 from packyard.domain.models import Bucket, Channel, ChannelAssignment, Version
 from packyard.domain.paging import Page, PageRequest, SortKey
 from packyard.ids import new_id
@@ -16,6 +17,7 @@ from packyard.store.buckets import LABELED_COLUMNS, bucket_from_labeled
 from packyard.store.pagination import SortColumn, paginate
 from packyard.store.schema import buckets, channel_assignments, channels, versions
 from packyard.store.versions import version_row
+from packyard.store.visibility import restricted_condition
 
 HISTORY_SORT = {
     "assigned_at": SortColumn(channel_assignments.c.seq),
@@ -137,10 +139,11 @@ class ChannelRepo:
         row = self.conn.execute(self._select().where(channels.c.id == channel_id)).first()
         return channel_from_row(row) if row else None
 
-    def for_bucket(self, bucket_id: str, *, include_restricted: bool) -> list[Channel]:
-        q = self._select().where(channels.c.bucket_id == bucket_id)
-        if not include_restricted:
-            q = q.where(channels.c.restricted.is_(False))
+    def for_bucket(self, bucket_id: str, *, include_restricted: RestrictedScope) -> list[Channel]:
+        q = self._select().where(
+            channels.c.bucket_id == bucket_id,
+            restricted_condition(channels.c.restricted, channels.c.bucket_id, include_restricted),
+        )
         rows = self.conn.execute(q.order_by(channels.c.created_at, channels.c.id))
         return [channel_from_row(r) for r in rows]
 

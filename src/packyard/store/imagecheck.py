@@ -9,7 +9,9 @@ from typing import Any
 from sqlalchemy import Connection, Select, String, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from packyard.domain.access import RestrictedScope
 from packyard.store.schema import artifacts, buckets, builds, channels, versions
+from packyard.store.visibility import restricted_condition
 
 
 def _members(conn: Connection, values: Sequence[str]) -> Select[Any]:
@@ -60,7 +62,7 @@ class ImageCheckRepo:
         return list(self.conn.execute(query))
 
     def served_by_channels(
-        self, project_id: str, bucket_names: Sequence[str], *, include_restricted: bool
+        self, project_id: str, bucket_names: Sequence[str], *, include_restricted: RestrictedScope
     ) -> list[Any]:
         """Rows (bucket, channel, version, build, artifact) of every channel of these buckets
         that serves a version, artifacts in build order (a version without artifacts gives
@@ -95,8 +97,9 @@ class ImageCheckRepo:
                 artifacts.c.id,
             )
         )
-        if not include_restricted:
-            query = query.where(channels.c.restricted.is_(False))
+        query = query.where(
+            restricted_condition(channels.c.restricted, channels.c.bucket_id, include_restricted)
+        )
         return list(self.conn.execute(query))
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import Integer
 
+from packyard.domain.access import RestrictedScope
 from packyard.domain.ancestry import AncestryRelation
 from packyard.domain.models import Version
 from packyard.domain.overview import BucketQuery, ChannelChip, VersionChoice
@@ -30,7 +31,13 @@ from packyard.store.ancestry import relation_from_row, relation_select
 from packyard.store.buckets import BUCKET_SORT, bucket_from_row
 from packyard.store.pagination import paginate
 from packyard.store.schema import buckets, channels, version_edges, versions
-from packyard.store.versions import PARENT_EDGES
+from packyard.store.versions import parent_edges
+from packyard.store.visibility import (
+    as_flag,
+    is_precompiled,
+    restricted_condition,
+    visible_condition,
+)
 
 
 def _has_label(conn: Connection, key: str, value: str | None) -> ColumnElement[bool]:
@@ -50,10 +57,18 @@ def _has_label(conn: Connection, key: str, value: str | None) -> ColumnElement[b
 
 
 def search_buckets(
-    conn: Connection, project_id: str, query: BucketQuery, page: PageRequest
+    conn: Connection,
+    project_id: str,
+    query: BucketQuery,
+    page: PageRequest,
+    *,
+    visible: frozenset[str] | None = None,
 ) -> Page[Any]:
-    """A page of the project's buckets matching ``query``, in its order."""
-    statement = select(buckets).where(buckets.c.project_id == project_id)
+    """A page of the project's buckets matching ``query``, in its order; only those in
+    ``visible`` (``None``: every bucket)."""
+    statement = select(buckets).where(
+        buckets.c.project_id == project_id, visible_condition(buckets.c.id, visible)
+    )
     if query.text:
         statement = statement.where(
             func.lower(buckets.c.name).contains(query.text.lower(), autoescape=True)
@@ -94,21 +109,30 @@ _CHIPS_UNRESTRICTED = _CHIPS.where(channels.c.restricted.is_(False))
 
 
 def channel_chips(
-    conn: Connection, bucket_ids: list[str], *, include_restricted: bool
+    conn: Connection, bucket_ids: list[str], *, include_restricted: RestrictedScope
 ) -> dict[str, list[ChannelChip]]:
     """The user channels of each bucket (not `latest`) by name, with the id of the version
-    each serves."""
+    each serves; restricted ones only of the buckets ``include_restricted`` names."""
     found: dict[str, list[ChannelChip]] = defaultdict(list)
     if not bucket_ids:
         return found
-    query = _CHIPS if include_restricted else _CHIPS_UNRESTRICTED
+    if is_precompiled(include_restricted):
+        query = _CHIPS if as_flag(include_restricted) else _CHIPS_UNRESTRICTED
+    else:
+        query = _CHIPS.where(
+            restricted_condition(channels.c.restricted, channels.c.bucket_id, include_restricted)
+        )
     for r in conn.execute(query, {"ids": bucket_ids}):
         found[r.bucket_id].append(ChannelChip(r.name, r.restricted, r.version_id))
     return found
 
 
 def attach_parents_status(
-    conn: Connection, items: list[Version], *, include_restricted: bool
+    conn: Connection,
+    items: list[Version],
+    *,
+    include_restricted: RestrictedScope,
+    visible: frozenset[str] | None = None,
 ) -> None:
     """Set each version's ``parents_status`` from its parent edges (one statement): what
     :meth:`VersionRepo.hydrate` computes, without loading builds and artifacts, for lists
@@ -117,7 +141,7 @@ def attach_parents_status(
         return
     by_id = {v.id: v for v in items}
     statuses: dict[str, list[Any]] = defaultdict(list)
-    for e in conn.execute(PARENT_EDGES[include_restricted], {"ids": list(by_id)}):
+    for e in conn.execute(parent_edges(include_restricted, visible), {"ids": list(by_id)}):
         statuses[e.child_version_id].append(
             edge_status(
                 e.parent_channel_id,
@@ -134,13 +158,18 @@ _KIND_CHILD = 1
 
 
 def child_relations(
-    conn: Connection, bucket_id: str, *, include_restricted: bool, limit: int
+    conn: Connection,
+    bucket_id: str,
+    *,
+    include_restricted: RestrictedScope,
+    limit: int,
+    visible: frozenset[str] | None = None,
 ) -> tuple[list[AncestryRelation], bool]:
-    """Per child bucket (by name, at most ``limit``), the edges from this bucket into the
-    newest version of that bucket built from it (the one recorded last), with their status;
-    and whether more child buckets exist.
+    """Per child bucket (by name, at most ``limit``; only those in ``visible``), the edges
+    from this bucket into the newest version of that bucket built from it (the one recorded
+    last), with their status; and whether more child buckets exist.
 
-    Without ``include_restricted`` an edge recorded through a restricted channel shows no
+    An edge recorded through a restricted channel outside ``include_restricted`` shows no
     channel, as every ancestry read does (:mod:`packyard.domain.visibility`).
     """
     e = version_edges
@@ -153,7 +182,7 @@ def child_relations(
             e.c.child_version_id,
             func.max(e.c.created_at).label("recorded"),
         )
-        .where(e.c.parent_bucket_id == bucket_id)
+        .where(e.c.parent_bucket_id == bucket_id, visible_condition(e.c.child_bucket_id, visible))
         .group_by(e.c.child_bucket_id, e.c.child_version_id)
         .subquery("per_version")
     )

@@ -36,6 +36,7 @@ from sqlalchemy import (
 from packyard.domain.enums import RevocationType
 from packyard.ids import new_id
 from packyard.store.schema import buckets, channel_assignments, channels, version_edges, versions
+from packyard.store.visibility import visible_condition
 
 # Keeps IN lists of ids far below every backend's bound-parameter limit.
 CHUNK = 500
@@ -219,14 +220,22 @@ class RevocationRepo:
         )
 
     def descendants_preview(
-        self, origin_id: str, revoke_at: datetime, *, limit: int
+        self,
+        origin_id: str,
+        revoke_at: datetime,
+        *,
+        limit: int,
+        visible: frozenset[str] | None = None,
     ) -> DescendantsPreview:
         """What :meth:`cascade` would do, written nowhere: one query for any forest.
 
         Up to ``limit`` descendants, those taking a copy first (then by bucket name and
-        number), each with whether it takes one, and the totals of both kinds.
+        number), each with whether it takes one, and the totals of both kinds. With
+        ``visible``, only descendants in those buckets are listed; the totals still count
+        every descendant, and ``hidden`` those left out.
         """
         takes = case((takes_copy(origin_id, revoke_at), 1), else_=0)
+        shown = _shown(visible)
         rows = self.conn.execute(
             select(
                 versions,
@@ -234,37 +243,51 @@ class RevocationRepo:
                 takes.label("takes"),
                 func.sum(takes).over().label("taking"),
                 func.count().over().label("total"),
+                *_shown_columns(shown),
             )
             .join(buckets, buckets.c.id == versions.c.bucket_id)
             .where(*in_tree(origin_id))
-            .order_by(takes.desc(), buckets.c.name, versions.c.number, versions.c.id)
+            .order_by(
+                *_shown_first(shown), takes.desc(), buckets.c.name, versions.c.number, versions.c.id
+            )
             .limit(limit)
         ).all()
         taking = int(rows[0].taking) if rows else 0
         total = int(rows[0].total) if rows else 0
+        listed, hidden = _only_shown(rows, total, shown)
         return DescendantsPreview(
-            rows=[(r, bool(r.takes)) for r in rows], taking=taking, keeping=total - taking
+            rows=[(r, bool(r.takes)) for r in listed],
+            taking=taking,
+            keeping=total - taking,
+            hidden=hidden,
         )
 
-    def copies_preview(self, origin_id: str, *, limit: int) -> tuple[list[Any], int]:
+    def copies_preview(
+        self, origin_id: str, *, limit: int, visible: frozenset[str] | None = None
+    ) -> tuple[list[Any], int, int]:
         """What :meth:`clear_copies` would clear, written nowhere: up to ``limit`` of the
         versions holding a copy of ``origin_id``'s revocation (by bucket name and number),
-        each with its bucket's name, and how many there are in all."""
+        each with its bucket's name, how many there are in all, and how many of them lie in
+        buckets outside ``visible`` (not listed)."""
+        shown = _shown(visible)
         rows = self.conn.execute(
             select(
                 versions,
                 buckets.c.name.label("bucket_name"),
                 func.count().over().label("total"),
+                *_shown_columns(shown),
             )
             .join(buckets, buckets.c.id == versions.c.bucket_id)
             .where(
                 versions.c.revocation_inherited_from == origin_id,
                 versions.c.revocation_type == _INHERITED,
             )
-            .order_by(buckets.c.name, versions.c.number, versions.c.id)
+            .order_by(*_shown_first(shown), buckets.c.name, versions.c.number, versions.c.id)
             .limit(limit)
         ).all()
-        return list(rows), int(rows[0].total) if rows else 0
+        total = int(rows[0].total) if rows else 0
+        listed, hidden = _only_shown(rows, total, shown)
+        return listed, total, hidden
 
     def has_due(self, now: datetime) -> bool:
         row = self.conn.execute(
@@ -301,6 +324,34 @@ class DescendantsPreview:
     rows: list[tuple[Any, bool]]  # (versions row + bucket_name, takes a copy)
     taking: int
     keeping: int
+    hidden: int = 0  # counted in taking/keeping, in buckets the reader does not see
+
+
+# A preview for a caller who sees only some buckets lists the descendants in those, first
+# (so the limit applies to them), and counts the others in the same statement.
+def _shown(visible: frozenset[str] | None) -> ColumnElement[int] | None:
+    if visible is None:
+        return None
+    return case((visible_condition(versions.c.bucket_id, visible), 1), else_=0)
+
+
+def _shown_columns(shown: ColumnElement[int] | None) -> list[Any]:
+    if shown is None:
+        return []
+    return [shown.label("shown"), func.sum(shown).over().label("shown_total")]
+
+
+def _shown_first(shown: ColumnElement[int] | None) -> list[Any]:
+    return [] if shown is None else [shown.desc()]
+
+
+def _only_shown(
+    rows: Sequence[Any], total: int, shown: ColumnElement[int] | None
+) -> tuple[list[Any], int]:
+    """The rows to list and how many matching rows are hidden."""
+    if shown is None or not rows:
+        return list(rows), 0
+    return [r for r in rows if r.shown], total - int(rows[0].shown_total)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     ForeignKey,
     Index,
@@ -168,6 +169,36 @@ buckets = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("project_id", "name"),
+)
+
+# A principal's or user's role on one bucket (packyard.domain.access); a member bound to
+# several roles (HCP policies allow it) holds the highest. ``member_id`` is
+# whichever of ``principal_id`` and ``user_id`` is set; both reference their owner, so a
+# deleted account loses its grants in the same transaction.
+bucket_grants = Table(
+    "bucket_grants",
+    metadata,
+    Column("bucket_id", ID, ForeignKey("buckets.id", ondelete="CASCADE"), primary_key=True),
+    Column("member_id", ID, primary_key=True),
+    Column("principal_id", ID, ForeignKey("principals.id", ondelete="CASCADE"), nullable=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    Column("role", String(32), primary_key=True),
+    CheckConstraint(
+        "(principal_id IS NULL) <> (user_id IS NULL) "
+        "AND member_id = COALESCE(principal_id, user_id)",
+        name="ck_bucket_grants_one_member",
+    ),
+)
+Index("ix_bucket_grants_member_id", bucket_grants.c.member_id)
+
+# The etag of each bucket's IAM policy as last set; a bucket without a row has never had
+# one (its etag is empty, as HCP's SetIamPolicy expects for a first policy).
+bucket_policies = Table(
+    "bucket_policies",
+    metadata,
+    Column("bucket_id", ID, ForeignKey("buckets.id", ondelete="CASCADE"), primary_key=True),
+    Column("etag", String(64), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )
 
 versions = Table(

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, select
 from packyard.domain.paging import Page, PageRequest, SortKey
 from packyard.store.pagination import SortColumn, paginate
 from packyard.store.schema import artifacts, buckets, builds, versions
+from packyard.store.visibility import visible_condition
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +37,10 @@ class SearchRepo:
         platform: str | None,
         region: str | None,
         page: PageRequest,
+        visible: frozenset[str] | None = None,
     ) -> Page[BuildMatch]:
-        """Builds of the project with an artifact ``external_identifier``, newest version first.
+        """Builds of the project with an artifact ``external_identifier``, newest version first;
+        only those of buckets in ``visible`` (``None``: every bucket).
 
         The artifact side is an ``IN`` over the (project_id, external_identifier)
         index; a build holding the identifier in several regions is listed once.
@@ -58,7 +61,11 @@ class SearchRepo:
             )
             .join(versions, versions.c.id == builds.c.version_id)
             .join(buckets, buckets.c.id == versions.c.bucket_id)
-            .where(builds.c.id.in_(matching), buckets.c.project_id == project_id)
+            .where(
+                builds.c.id.in_(matching),
+                buckets.c.project_id == project_id,
+                visible_condition(buckets.c.id, visible),
+            )
         )
         if platform:
             query = query.where(builds.c.platform == platform)

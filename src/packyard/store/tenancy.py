@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import CompoundSelect, Connection, and_, func, literal, select, union, update
 
 from packyard.domain.enums import FeatureTier, Role, RunTaskBehaviour
 from packyard.domain.models import (
@@ -17,7 +18,11 @@ from packyard.domain.models import (
     RunTaskSettings,
     SigningKey,
 )
+from packyard.store.grants import highest_roles
 from packyard.store.schema import (
+    ID,
+    bucket_grants,
+    buckets,
     organizations,
     principals,
     projects,
@@ -27,6 +32,17 @@ from packyard.store.schema import (
     settings,
     signing_keys,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class CallerAccess:
+    """What authorizing a principal on one project needs from storage."""
+
+    name: str
+    organization_id: str
+    token_version: int
+    role: Role | None
+    bucket_roles: dict[str, Role]
 
 
 class SettingsRepo:
@@ -133,26 +149,24 @@ class TenancyRepo:
         return [Organization(id=r.id, name=r.name, created_at=r.created_at) for r in rows]
 
     def list_projects(self, principal_id: str, organization_id: str) -> list[Project]:
+        """The organization's projects the principal holds a role or a bucket grant on."""
         rows = self.conn.execute(
             select(projects)
-            .join(role_bindings, role_bindings.c.project_id == projects.c.id)
             .where(
-                role_bindings.c.principal_id == principal_id,
                 projects.c.organization_id == organization_id,
+                projects.c.id.in_(_member_projects(principal_id)),
             )
             .order_by(projects.c.created_at, projects.c.id)
         )
         return [_project(r) for r in rows]
 
-    def get_project_for(self, principal_id: str, project_id: str) -> tuple[Project, Role] | None:
+    def get_project_for(self, principal_id: str, project_id: str) -> Project | None:
         row = self.conn.execute(
-            select(projects, role_bindings.c.role)
-            .join(role_bindings, role_bindings.c.project_id == projects.c.id)
-            .where(role_bindings.c.principal_id == principal_id, projects.c.id == project_id)
+            select(projects).where(
+                projects.c.id == project_id, projects.c.id.in_(_member_projects(principal_id))
+            )
         ).first()
-        if row is None:
-            return None
-        return _project(row), Role(row.role)
+        return _project(row) if row else None
 
     def first_project(self) -> Project | None:
         row = self.conn.execute(
@@ -214,25 +228,62 @@ class TenancyRepo:
             return None
         return _principal(row), row.secret_hash
 
-    def caller_role(
-        self, principal_id: str, organization_id: str, project_id: str
-    ) -> tuple[str, Role, int] | None:
-        """The principal's name, role on the project and token version, if it has a role
-        there and is enabled."""
-        row = self.conn.execute(
-            select(principals.c.name, role_bindings.c.role, principals.c.token_version)
-            .join(role_bindings, role_bindings.c.principal_id == principals.c.id)
-            .join(projects, projects.c.id == role_bindings.c.project_id)
-            .where(
-                principals.c.id == principal_id,
-                principals.c.disabled.is_(False),
-                role_bindings.c.project_id == project_id,
-                projects.c.organization_id == organization_id,
+    def caller_access(
+        self, principal_id: str, organization_id: str | None, project_id: str
+    ) -> CallerAccess | None:
+        """The enabled principal's name, token version, role on the project and grants on its
+        buckets, in one statement; ``None`` when it holds neither a role nor a grant there
+        (or the project is not in ``organization_id``, when given)."""
+        in_project = projects.c.id == project_id
+        if organization_id is not None:
+            in_project = and_(in_project, projects.c.organization_id == organization_id)
+        grant = bucket_grants.join(
+            buckets,
+            and_(buckets.c.id == bucket_grants.c.bucket_id, buckets.c.project_id == project_id),
+        )
+        rows = self.conn.execute(
+            select(
+                principals.c.name,
+                principals.c.token_version,
+                projects.c.organization_id,
+                role_bindings.c.role,
+                bucket_grants.c.bucket_id,
+                bucket_grants.c.role.label("bucket_role"),
             )
-        ).first()
-        if row is None:
+            .select_from(principals)
+            .join(projects, in_project)
+            .outerjoin(
+                role_bindings,
+                and_(
+                    role_bindings.c.principal_id == principals.c.id,
+                    role_bindings.c.project_id == projects.c.id,
+                ),
+            )
+            .outerjoin(grant, bucket_grants.c.principal_id == principals.c.id)
+            .where(principals.c.id == principal_id, principals.c.disabled.is_(False))
+        ).all()
+        if not rows:
             return None
-        return row.name, Role(row.role), row.token_version
+        first = rows[0]
+        granted = highest_roles((r.bucket_id, r.bucket_role) for r in rows)
+        if first.role is None and not granted:
+            return None
+        return CallerAccess(
+            name=first.name,
+            organization_id=first.organization_id,
+            token_version=first.token_version,
+            role=Role(first.role) if first.role is not None else None,
+            bucket_roles=granted,
+        )
+
+    def principal_organization(self, principal_id: str) -> str | None:
+        """The organization of an enabled principal."""
+        value: str | None = self.conn.execute(
+            select(principals.c.organization_id).where(
+                principals.c.id == principal_id, principals.c.disabled.is_(False)
+            )
+        ).scalar_one_or_none()
+        return value
 
     def token_version(self, principal_id: str) -> int | None:
         """The principal's token version; ``None`` if it is gone or disabled."""
@@ -246,27 +297,23 @@ class TenancyRepo:
     # principal lifecycle
     def project_principals(self, project_id: str) -> list[PrincipalRecord]:
         rows = self.conn.execute(
-            _record_query()
-            .where(role_bindings.c.project_id == project_id)
-            .order_by(principals.c.created_at, principals.c.id)
+            _record_query(project_id).order_by(principals.c.created_at, principals.c.id)
         )
         return [_record(r) for r in rows]
 
     def find_principal(self, project_id: str, ref: str) -> PrincipalRecord | None:
-        """A principal with a role on the project, by id or client id."""
+        """A principal with a role or a bucket grant on the project, by id or client id."""
         row = self.conn.execute(
-            _record_query().where(
-                role_bindings.c.project_id == project_id,
+            _record_query(project_id).where(
                 (principals.c.id == ref) | (principals.c.client_id == ref),
             )
         ).first()
         return _record(row) if row else None
 
     def bound_projects(self, principal_id: str) -> list[str]:
-        rows = self.conn.execute(
-            select(role_bindings.c.project_id).where(role_bindings.c.principal_id == principal_id)
-        )
-        return sorted(r.project_id for r in rows)
+        """The projects the principal holds a role or a bucket grant on."""
+        rows = self.conn.execute(_member_projects(principal_id))
+        return sorted(r[0] for r in rows)
 
     def enabled_admins(self, project_id: str) -> int:
         count: int = self.conn.execute(
@@ -371,17 +418,29 @@ def _principal(row: Any) -> Principal:
     )
 
 
-def _record_query() -> Any:
-    return select(
-        principals.c.id,
-        principals.c.client_id,
-        principals.c.name,
-        principals.c.organization_id,
-        principals.c.disabled,
-        principals.c.created_at,
-        role_bindings.c.project_id,
-        role_bindings.c.role,
-    ).join(role_bindings, role_bindings.c.principal_id == principals.c.id)
+def _record_query(project_id: str) -> Any:
+    """The principals with a role or a bucket grant on the project (role ``NULL``: grants
+    only)."""
+    return (
+        select(
+            principals.c.id,
+            principals.c.client_id,
+            principals.c.name,
+            principals.c.organization_id,
+            principals.c.disabled,
+            principals.c.created_at,
+            literal(project_id, ID).label("project_id"),
+            role_bindings.c.role,
+        )
+        .outerjoin(
+            role_bindings,
+            and_(
+                role_bindings.c.principal_id == principals.c.id,
+                role_bindings.c.project_id == project_id,
+            ),
+        )
+        .where(principals.c.id.in_(_project_members(project_id)))
+    )
 
 
 def _record(row: Any) -> PrincipalRecord:
@@ -391,7 +450,7 @@ def _record(row: Any) -> PrincipalRecord:
         name=row.name,
         organization_id=row.organization_id,
         project_id=row.project_id,
-        role=Role(row.role),
+        role=Role(row.role) if row.role is not None else None,
         disabled=row.disabled,
         created_at=row.created_at,
     )
@@ -411,4 +470,24 @@ def _registry(row: Any) -> Registry:
             if row.run_task_api_id is not None
             else None
         ),
+    )
+
+
+def _project_members(project_id: str) -> CompoundSelect[Any]:
+    """The ids of the principals holding a role or a bucket grant on a project."""
+    return union(
+        select(role_bindings.c.principal_id).where(role_bindings.c.project_id == project_id),
+        select(bucket_grants.c.principal_id)
+        .join(buckets, buckets.c.id == bucket_grants.c.bucket_id)
+        .where(buckets.c.project_id == project_id, bucket_grants.c.principal_id.is_not(None)),
+    )
+
+
+def _member_projects(principal_id: str) -> CompoundSelect[Any]:
+    """The ids of the projects a principal holds a role or a bucket grant on."""
+    return union(
+        select(role_bindings.c.project_id).where(role_bindings.c.principal_id == principal_id),
+        select(buckets.c.project_id)
+        .join(bucket_grants, bucket_grants.c.bucket_id == buckets.c.id)
+        .where(bucket_grants.c.principal_id == principal_id),
     )

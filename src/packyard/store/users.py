@@ -5,11 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, String, and_, func, literal, select, update
 
 from packyard.domain.enums import Role
 from packyard.domain.models import Project, User, UserRecord, WebSession
-from packyard.store.schema import projects, user_roles, users, web_sessions
+from packyard.store.grants import highest_roles
+from packyard.store.schema import (
+    bucket_grants,
+    buckets,
+    projects,
+    user_roles,
+    users,
+    web_sessions,
+)
 
 
 class UserRepo:
@@ -56,31 +64,33 @@ class UserRepo:
         )
 
     def project_users(self, project_id: str) -> list[UserRecord]:
-        rows = self.conn.execute(
-            select(users, user_roles.c.project_id, user_roles.c.role)
-            .join(user_roles, user_roles.c.user_id == users.c.id)
-            .where(user_roles.c.project_id == project_id)
-            .order_by(users.c.email)
-        )
+        """The users with a role or a bucket grant on the project (role ``None``: grants only)."""
+        rows = self.conn.execute(_record_query(project_id).order_by(users.c.email))
         return [_record(r) for r in rows]
 
     def find(self, project_id: str, ref: str) -> UserRecord | None:
-        """A user with a role on the project, by id or email."""
+        """A user with a role or a bucket grant on the project, by id or email."""
         row = self.conn.execute(
-            select(users, user_roles.c.project_id, user_roles.c.role)
-            .join(user_roles, user_roles.c.user_id == users.c.id)
-            .where(
-                user_roles.c.project_id == project_id,
-                (users.c.id == ref) | (users.c.email == ref.strip().lower()),
+            _record_query(project_id).where(
+                (users.c.id == ref) | (users.c.email == ref.strip().lower())
             )
         ).first()
         return _record(row) if row else None
 
-    def projects_of(self, user_id: str) -> list[tuple[Project, Role]]:
+    def projects_of(self, user_id: str) -> list[tuple[Project, Role | None]]:
+        """The projects the user holds a role (or, role ``None``, only bucket grants) on."""
+        granted = (
+            select(buckets.c.project_id)
+            .join(bucket_grants, bucket_grants.c.bucket_id == buckets.c.id)
+            .where(bucket_grants.c.user_id == user_id)
+        )
         rows = self.conn.execute(
             select(projects, user_roles.c.role)
-            .join(user_roles, user_roles.c.project_id == projects.c.id)
-            .where(user_roles.c.user_id == user_id)
+            .outerjoin(
+                user_roles,
+                and_(user_roles.c.project_id == projects.c.id, user_roles.c.user_id == user_id),
+            )
+            .where(user_roles.c.user_id.is_not(None) | projects.c.id.in_(granted))
             .order_by(projects.c.created_at, projects.c.id)
         )
         return [
@@ -92,19 +102,42 @@ class UserRepo:
                     description=r.description,
                     created_at=r.created_at,
                 ),
-                Role(r.role),
+                Role(r.role) if r.role is not None else None,
             )
             for r in rows
         ]
 
-    def role_on(self, user_id: str, project_id: str) -> tuple[Role, str] | None:
-        """The user's role on the project and the project's organization."""
-        row = self.conn.execute(
-            select(user_roles.c.role, projects.c.organization_id)
-            .join(projects, projects.c.id == user_roles.c.project_id)
-            .where(user_roles.c.user_id == user_id, user_roles.c.project_id == project_id)
-        ).first()
-        return (Role(row.role), row.organization_id) if row else None
+    def access_on(
+        self, user_id: str, project_id: str
+    ) -> tuple[str, Role | None, dict[str, Role]] | None:
+        """The project's organization, the user's role on the project and grants on its
+        buckets, in one statement; ``None`` when it holds neither there."""
+        grant = bucket_grants.join(
+            buckets,
+            and_(buckets.c.id == bucket_grants.c.bucket_id, buckets.c.project_id == project_id),
+        )
+        rows = self.conn.execute(
+            select(
+                projects.c.organization_id,
+                user_roles.c.role,
+                bucket_grants.c.bucket_id,
+                bucket_grants.c.role.label("bucket_role"),
+            )
+            .select_from(projects)
+            .outerjoin(
+                user_roles,
+                and_(user_roles.c.project_id == projects.c.id, user_roles.c.user_id == user_id),
+            )
+            .outerjoin(grant, bucket_grants.c.user_id == user_id)
+            .where(projects.c.id == project_id)
+        ).all()
+        if not rows:
+            return None
+        granted = highest_roles((r.bucket_id, r.bucket_role) for r in rows)
+        role = Role(rows[0].role) if rows[0].role is not None else None
+        if role is None and not granted:
+            return None
+        return rows[0].organization_id, role, granted
 
 
 class SessionRepo:
@@ -167,5 +200,22 @@ def _user(row: Any) -> User:
     return User(id=row.id, email=row.email, disabled=row.disabled, created_at=row.created_at)
 
 
+def _record_query(project_id: str) -> Any:
+    granted = (
+        select(bucket_grants.c.user_id)
+        .join(buckets, buckets.c.id == bucket_grants.c.bucket_id)
+        .where(buckets.c.project_id == project_id, bucket_grants.c.user_id.is_not(None))
+    )
+    return (
+        select(users, literal(project_id, String).label("project_id"), user_roles.c.role)
+        .outerjoin(
+            user_roles,
+            and_(user_roles.c.user_id == users.c.id, user_roles.c.project_id == project_id),
+        )
+        .where(user_roles.c.user_id.is_not(None) | users.c.id.in_(granted))
+    )
+
+
 def _record(row: Any) -> UserRecord:
-    return UserRecord(user=_user(row), project_id=row.project_id, role=Role(row.role))
+    role = Role(row.role) if row.role is not None else None
+    return UserRecord(user=_user(row), project_id=row.project_id, role=role)

@@ -24,6 +24,7 @@ from sqlalchemy import (
     update,
 )
 
+from packyard.domain.access import RestrictedScope
 from packyard.domain.enums import BuildStatus, RevocationType, TemplateType, VersionStatus
 from packyard.domain.models import Artifact, Bucket, Build, RevokedAncestor, Version
 from packyard.domain.paging import Page, PageRequest, SortKey
@@ -37,6 +38,12 @@ from packyard.store.schema import (
     channels,
     version_edges,
     versions,
+)
+from packyard.store.visibility import (
+    as_flag,
+    is_precompiled,
+    restricted_condition,
+    visible_condition,
 )
 
 _anc = versions.alias("anc")
@@ -57,6 +64,7 @@ _VERSION_COLUMNS = (
     _anc.c.number.label("anc_number"),
     _anc_bucket.c.name.label("anc_bucket_name"),
     _has_descendants,
+    _anc.c.bucket_id.label("anc_bucket_id"),
 )
 
 
@@ -124,15 +132,17 @@ _BY_FINGERPRINT = _version_select().where(
 _BY_IDS = _version_select().where(versions.c.id.in_(bindparam("ids", expanding=True)))
 
 
-def _parent_edges(*, include_restricted: bool) -> Select[Any]:
+def _parent_edges(scope: RestrictedScope, visible: frozenset[str] | None = None) -> Select[Any]:
     """Edges into the versions ``ids`` with their parent channel's current version.
 
-    Without ``include_restricted`` a restricted parent channel is not joined: for a
-    caller who may not see it, the edge was recorded through no channel.
+    A parent channel the caller may not see (``scope``, see
+    :mod:`packyard.domain.visibility`) is not joined: for that caller, the edge was
+    recorded through no channel. An edge from a bucket outside ``visible`` is left out.
     """
-    joined = channels.c.id == version_edges.c.parent_channel_id
-    if not include_restricted:
-        joined = and_(joined, channels.c.restricted.is_(False))
+    joined = and_(
+        channels.c.id == version_edges.c.parent_channel_id,
+        restricted_condition(channels.c.restricted, channels.c.bucket_id, scope),
+    )
     return (
         select(
             version_edges.c.child_version_id,
@@ -142,11 +152,22 @@ def _parent_edges(*, include_restricted: bool) -> Select[Any]:
             channels.c.version_id.label("channel_version_id"),
         )
         .outerjoin(channels, joined)
-        .where(version_edges.c.child_version_id.in_(bindparam("ids", expanding=True)))
+        .where(
+            version_edges.c.child_version_id.in_(bindparam("ids", expanding=True)),
+            visible_condition(version_edges.c.parent_bucket_id, visible),
+        )
     )
 
 
-PARENT_EDGES = {seen: _parent_edges(include_restricted=seen) for seen in (True, False)}
+PARENT_EDGES = {seen: _parent_edges(seen) for seen in (True, False)}
+
+
+def parent_edges(scope: RestrictedScope, visible: frozenset[str] | None = None) -> Select[Any]:
+    """:func:`_parent_edges`, built once for the common cases."""
+    if is_precompiled(scope, visible):
+        return PARENT_EDGES[as_flag(scope)]
+    return _parent_edges(scope, visible)
+
 
 _BY_FINGERPRINTS = _version_select().where(
     versions.c.bucket_id == bindparam("bucket_id"),
@@ -423,11 +444,17 @@ class VersionRepo:
         rows = self.conn.execute(query, {"bucket_id": bucket_id, "below": below, "limit": limit})
         return [version_from_row(r) for r in rows]
 
-    def hydrate(self, items: Sequence[Version], *, include_restricted: bool) -> None:
+    def hydrate(
+        self,
+        items: Sequence[Version],
+        *,
+        include_restricted: RestrictedScope,
+        visible: frozenset[str] | None = None,
+    ) -> None:
         """Attach builds (with artifacts) and ancestry status, in two queries for any count.
 
-        ``include_restricted``: whether the status may depend on restricted parent
-        channels (see :mod:`packyard.domain.visibility`).
+        ``include_restricted``: whose restricted parent channels the status may depend on;
+        ``visible``: the buckets whose parents count (see :mod:`packyard.store.visibility`).
         """
         if not items:
             return
@@ -435,7 +462,7 @@ class VersionRepo:
         grouped = BuildRepo(self.conn).for_versions(by_id.keys())
         for vid, blds in grouped.items():
             by_id[vid].builds = blds
-        edges = self.conn.execute(PARENT_EDGES[include_restricted], {"ids": list(by_id)})
+        edges = self.conn.execute(parent_edges(include_restricted, visible), {"ids": list(by_id)})
         statuses: dict[str, list[Any]] = defaultdict(list)
         for e in edges:
             statuses[e.child_version_id].append(
@@ -565,6 +592,7 @@ def version_from_row(row: Any) -> Version:
             bucket_name=row.anc_bucket_name,
             version_name=f"v{row.anc_number or 0}",
             version_fingerprint=row.anc_fingerprint,
+            bucket_id=row.anc_bucket_id,
         )
     return version_row(
         row, row.bucket_name, inherited=inherited, has_descendants=bool(row.has_descendants)

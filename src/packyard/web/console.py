@@ -22,12 +22,18 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from packyard.api.calls import run
+from packyard.domain.access import (
+    bucket_role,
+    can_write_bucket,
+    writable_buckets,
+)
 from packyard.domain.enums import Role
 from packyard.domain.models import Caller, Project, WebSession
 from packyard.errors import ApiError, Code, not_found, permission_denied
 from packyard.services.container import Services
 from packyard.services.users import csrf_matches
 from packyard.web import filters
+from packyard.web.filters import role_label
 
 SESSION_COOKIE = "packyard-session"
 SECURE_SESSION_COOKIE = "__Host-packyard-session"  # Secure, Path=/, no Domain: TLS only
@@ -98,7 +104,7 @@ class Context:
 
     request: Request
     session: WebSession
-    projects: list[tuple[Project, Role]]
+    projects: list[tuple[Project, Role | None]]
     caller: Caller | None = None
 
     @property
@@ -109,11 +115,23 @@ class Context:
 
     @property
     def can_write(self) -> bool:
+        """Whether they may change the project itself (create buckets, the registry, the run
+        task): a project role only. A bucket's pages ask :meth:`can_write_bucket`."""
         return self.caller is not None and self.caller.can_write
+
+    def can_write_bucket(self, bucket_id: str) -> bool:
+        """Whether they may change one bucket (its channels and versions): their project role
+        or their grant on it, whichever is higher."""
+        return self.caller is not None and can_write_bucket(self.caller, bucket_id)
 
     @property
     def is_admin(self) -> bool:
         return self.caller is not None and self.caller.role is Role.ADMIN
+
+    @property
+    def role_label(self) -> str:
+        """Their role on the project as the header shows it."""
+        return role_label(self.caller.role if self.caller else None)
 
     def url(self, *parts: str) -> str:
         """A path inside the current project: ``ctx.url("buckets", name)``."""
@@ -219,28 +237,58 @@ def acting(ctx: Context) -> tuple[Services, Caller]:
     return services(ctx.request), ctx.caller
 
 
-async def writer(request: Request, project_id: str) -> Context | Response:
-    """The signed-in writer on the project, or the answer instead (sign-in, 404, or the
-    403 page for a viewer: such a page or change is not theirs to ask for)."""
+async def writer(
+    request: Request, project_id: str, bucket: str | None = None
+) -> Context | Response:
+    """The signed-in person who may change the project (or, given ``bucket``, that bucket),
+    or the answer instead (sign-in, 404, or the 403 page: such a page or change is not
+    theirs to ask for)."""
     ctx = await context(request, project_id)
-    if isinstance(ctx, Context) and not ctx.can_write:
-        assert ctx.caller is not None
-        return error_page(
-            ctx,
-            request,
-            permission_denied(
-                f"{ctx.caller.name} has the viewer role on this project and cannot make changes."
-            ),
-        )
+    if not isinstance(ctx, Context):
+        return ctx
+    svc, caller = acting(ctx)
+    if caller.can_write:
+        return ctx
+    try:
+        await run(svc, check_writer, svc, caller, bucket)
+    except ApiError as exc:
+        return error_page(ctx, request, exc)
     return ctx
 
 
+def check_writer(svc: Services, caller: Caller, bucket: str | None) -> None:
+    """Refuse (403) who may not change the project or, given ``bucket``, that bucket (404 for
+    a bucket they cannot see). The bucket is read only for someone whose grants could allow
+    it: a project writer or a person with no write grant at all is decided without it."""
+    if caller.can_write:
+        return
+    if bucket is None or writable_buckets(caller) is False:
+        raise permission_denied(
+            f"{caller.name} has {_role_phrase(caller.role)} on this project and cannot "
+            + ("make changes." if bucket is None else f"change bucket {bucket[:64]}.")
+        )
+    found = svc.buckets.get(caller, bucket)
+    if not can_write_bucket(caller, found.id):
+        role = _role_phrase(bucket_role(caller, found.id))
+        raise permission_denied(
+            f"{caller.name} has {role} on bucket {found.name} and cannot change it."
+        )
+
+
+def _role_phrase(role: Role | None) -> str:
+    return f"the {role.value} role" if role is not None else "no role"
+
+
 async def submitted(
-    request: Request, project_id: str, *, writers_only: bool = True
+    request: Request, project_id: str, *, writers_only: bool = True, bucket: str | None = None
 ) -> tuple[Context, FormData] | Response:
-    """A signed-in person's form on the project with a valid CSRF token (a writer's unless
-    ``writers_only`` is off: the services then decide), or the answer instead."""
-    ctx = await (writer(request, project_id) if writers_only else context(request, project_id))
+    """A signed-in person's form on the project with a valid CSRF token (a writer's of the
+    project, or of ``bucket`` when given, unless ``writers_only`` is off: the services then
+    decide), or the answer instead."""
+    if writers_only:
+        ctx = await writer(request, project_id, bucket)
+    else:
+        ctx = await context(request, project_id)
     if not isinstance(ctx, Context):
         return ctx
     data = await form(request, ctx)
@@ -299,6 +347,7 @@ __all__ = [
     "CSP",
     "Context",
     "acting",
+    "check_writer",
     "checked",
     "context",
     "error_page",
@@ -309,6 +358,7 @@ __all__ = [
     "project_url",
     "redirect",
     "render",
+    "role_label",
     "show",
     "submitted",
     "writer",

@@ -7,7 +7,7 @@ from typing import Any
 
 import jinja2
 
-from packyard.domain.enums import VersionStatus
+from packyard.domain.enums import Role, VersionStatus
 from packyard.domain.models import Version
 from packyard.domain.rules import status_of
 
@@ -75,6 +75,11 @@ def version_status(version: Version | None) -> str:
     return status_of(version, datetime.now(UTC)).value
 
 
+def role_label(role: Role | None) -> str:
+    """A project role as people read it; ``None``: they hold grants on some buckets only."""
+    return role.value if role is not None else "bucket access"
+
+
 def install(env: jinja2.Environment) -> None:
     env.globals["status_of"] = version_status
     env.filters.update(
@@ -84,4 +89,5 @@ def install(env: jinja2.Environment) -> None:
         status_label=status_label,
         status_tone=status_tone,
         version_status=version_status,
+        role_label=role_label,
     )

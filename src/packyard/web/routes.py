@@ -10,7 +10,15 @@ from starlette.types import Scope
 
 from packyard.errors import not_found
 from packyard.web.console import Context, context, error_page
-from packyard.web.pages import access, auth, channels, registry, revocation, versions
+from packyard.web.pages import (
+    access,
+    auth,
+    bucket_access,
+    channels,
+    registry,
+    revocation,
+    versions,
+)
 
 STATIC_MAX_AGE_S = 3600
 
@@ -39,7 +47,7 @@ async def _no_such_page(request: Request, project_id: str, rest: str) -> Respons
 
 
 def install(app: FastAPI) -> None:
-    for module in (auth, registry, versions, channels, revocation, access):
+    for module in (auth, registry, bucket_access, versions, channels, revocation, access):
         app.router.routes.extend(module.router.routes)
     app.add_api_route(
         "/p/{project_id}/{rest:path}", _no_such_page, methods=["GET"], include_in_schema=False

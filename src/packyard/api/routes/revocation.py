@@ -102,6 +102,8 @@ def _preview(p: RevocationPreview) -> dict[str, Any]:
         "descendants_revoked": p.descendants_revoked,
         "descendants_untouched": p.descendants_untouched,
         "channels": [_channel(c) for c in p.channels],
+        "hidden_descendants": p.hidden_descendants,
+        "hidden_channels": p.hidden_channels,
     }
 
 
@@ -110,4 +112,5 @@ def _restore(p: RestorePreview) -> dict[str, Any]:
         "version": _ref(p.version),
         "descendants": [_ref(d) for d in p.descendants],
         "descendants_restored": p.descendants_restored,
+        "hidden_descendants": p.hidden_descendants,
     }

@@ -67,6 +67,8 @@ def _listing(svc: Services, caller: Caller) -> dict[str, Any]:
     return {
         "users": svc.users.list_for_project(caller, org, project),
         "principals": svc.principals.list(caller, org, project),
+        # Grants on single buckets (managed on each bucket's page): shown here read-only.
+        "grants": [e for e in svc.access.list(caller, org, project) if e.bucket is not None],
     }
 
 

@@ -84,7 +84,7 @@ async def channel_list(
 
 @router.post("/p/{project_id}/buckets/{bucket}/channels")
 async def create_channel(request: Request, project_id: str, bucket: str) -> Response:
-    got = await submitted(request, project_id)
+    got = await submitted(request, project_id, bucket=bucket)
     if isinstance(got, Response):
         return got
     ctx, data = got
@@ -119,7 +119,7 @@ async def create_channel(request: Request, project_id: str, bucket: str) -> Resp
 
 @router.post("/p/{project_id}/buckets/{bucket}/channels/promote")
 async def promote_channel(request: Request, project_id: str, bucket: str) -> Response:
-    got = await submitted(request, project_id)
+    got = await submitted(request, project_id, bucket=bucket)
     if isinstance(got, Response):
         return got
     ctx, data = got
@@ -207,7 +207,7 @@ def page_url(base: str, token: str) -> str:
 
 @router.post("/p/{project_id}/buckets/{bucket}/channels/{channel}/assign")
 async def assign_version(request: Request, project_id: str, bucket: str, channel: str) -> Response:
-    got = await submitted(request, project_id)
+    got = await submitted(request, project_id, bucket=bucket)
     if isinstance(got, Response):
         return got
     ctx, data = got
@@ -244,7 +244,7 @@ async def assign_version(request: Request, project_id: str, bucket: str, channel
 async def change_restriction(
     request: Request, project_id: str, bucket: str, channel: str
 ) -> Response:
-    got = await submitted(request, project_id)
+    got = await submitted(request, project_id, bucket=bucket)
     if isinstance(got, Response):
         return got
     ctx, data = got
@@ -269,7 +269,7 @@ async def change_restriction(
 
 @router.post("/p/{project_id}/buckets/{bucket}/channels/{channel}/delete")
 async def delete_channel(request: Request, project_id: str, bucket: str, channel: str) -> Response:
-    got = await submitted(request, project_id)
+    got = await submitted(request, project_id, bucket=bucket)
     if isinstance(got, Response):
         return got
     ctx, data = got

@@ -5,6 +5,7 @@ connect a client to this project."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -15,13 +16,18 @@ from starlette.responses import Response
 from packyard.api.calls import run
 from packyard.clientenv import as_shell, client_env
 from packyard.config import Advertised
-from packyard.domain.models import Build, Version
+from packyard.domain.access import may_manage_bucket_access
+from packyard.domain.enums import Role
+from packyard.domain.models import Build, Caller, Version
 from packyard.domain.overview import BucketOverview, BucketQuery
 from packyard.domain.paging import PageRequest
-from packyard.errors import ApiError, Code
+from packyard.errors import ApiError, Code, permission_denied
+from packyard.services.access import AccessEntry
+from packyard.services.container import Services
 from packyard.web import hcl
 from packyard.web.console import (
     Context,
+    acting,
     context,
     error_page,
     field_errors,
@@ -210,34 +216,81 @@ def data_source_view(
     return view
 
 
-@router.get("/p/{project_id}/buckets/{bucket}")
-async def bucket_page(
-    request: Request,
-    project_id: str,
+@dataclass(frozen=True, slots=True)
+class AccessForm:
+    """The bucket page's access section as a change left it: what went wrong (next to its
+    control), what the person typed, and the notice of a finished change (``?done=&id=``)."""
+
+    errors: Mapping[str, str] = field(default_factory=dict)
+    kept: Mapping[str, str] = field(default_factory=dict)
+    done: str = ""
+    member: str = ""
+
+
+ACCESS_DONE = {
+    "granted": "{name} now has the {role} role on this bucket.",
+    "revoked": "The grant was removed: only the project's roles apply to that member here.",
+}
+
+
+def _bucket_loader(
+    bucket: str, channel: str | None, fingerprint: str | None
+) -> Callable[[Services, Caller], dict[str, Any]]:
+    def load(svc: Services, caller: Caller) -> dict[str, Any]:
+        found = svc.buckets.overview(caller, bucket, channel=channel, fingerprint=fingerprint)
+        grants = None
+        if may_manage_bucket_access(caller, found.bucket.id):
+            org, project = caller.organization_id, caller.project_id
+            grants = svc.access.list(caller, org, project, found.bucket.name)
+        return {"found": found, "grants": grants}
+
+    return load
+
+
+def _access_notice(form: AccessForm, grants: list[AccessEntry]) -> str:
+    text = ACCESS_DONE.get(form.done)
+    if text is None:
+        return ""
+    held = [g for g in grants if g.member.id == form.member]
+    if form.done == "granted" and not held:
+        return ""
+    top = max(held, key=lambda g: g.role.rank) if held else None
+    return text.format(name=top.name if top else "", role=top.role.value if top else "")
+
+
+async def bucket_view(
+    ctx: Context,
     bucket: str,
+    *,
     source: str = "",
     channel: str = "",
     version: str = "",
     platform: str = "",
     region: str = "",
+    access: AccessForm | None = None,
 ) -> Response:
-    ctx = await context(request, project_id)
-    if not isinstance(ctx, Context):
-        return ctx
-    assert ctx.caller is not None
+    """The bucket page; with ``access`` as a change of its grants left it (the 403 page for
+    someone who may not manage them: they were never offered the form)."""
+    access = access or AccessForm()
     wanted_channel, wanted_fingerprint, problem = _choice(source, channel, version)
-    svc = services(request)
+    svc, caller = acting(ctx)
     try:
-        found = await run(
-            svc,
-            svc.buckets.overview,
-            ctx.caller,
-            bucket,
-            channel=wanted_channel,
-            fingerprint=wanted_fingerprint,
+        loaded = await run(
+            svc, _bucket_loader(bucket, wanted_channel, wanted_fingerprint), svc, caller
         )
     except ApiError as exc:
-        return error_page(ctx, request, exc)
+        return error_page(ctx, ctx.request, exc)
+    found: BucketOverview = loaded["found"]
+    grants: list[AccessEntry] | None = loaded["grants"]
+    if access.errors and grants is None:
+        return error_page(
+            ctx,
+            ctx.request,
+            permission_denied(
+                f"Only the project's admins and the admins of bucket {found.bucket.name} manage "
+                "its access."
+            ),
+        )
     errors = {"source": problem or found.source.error or ""}
     # Nothing serving a version by default is a fact, not a mistake in the form.
     asked = bool(problem or wanted_channel or wanted_fingerprint)
@@ -248,9 +301,42 @@ async def bucket_page(
         "ds": view,
         "errors": {k: v for k, v in errors.items() if v},
         "out_of_date": [p for p in found.parents if p.status.value == "OUT_OF_DATE"],
+        "grants": grants,
+        "grant_roles": tuple(Role),
+        "access_errors": dict(access.errors),
+        "access_kept": dict(access.kept),
+        "access_notice": _access_notice(access, grants or []),
     }
-    status = 400 if asked and errors["source"] else 200
+    status = 400 if (asked and errors["source"]) or access.errors else 200
     return render(ctx, "bucket.html", values, status=status)
+
+
+@router.get("/p/{project_id}/buckets/{bucket}")
+async def bucket_page(
+    request: Request,
+    project_id: str,
+    bucket: str,
+    source: str = "",
+    channel: str = "",
+    version: str = "",
+    platform: str = "",
+    region: str = "",
+    done: str = "",
+    id: str = "",
+) -> Response:
+    ctx = await context(request, project_id)
+    if not isinstance(ctx, Context):
+        return ctx
+    return await bucket_view(
+        ctx,
+        bucket,
+        source=source,
+        channel=channel,
+        version=version,
+        platform=platform,
+        region=region,
+        access=AccessForm(done=done, member=id),
+    )
 
 
 # --- find an image -----------------------------------------------------------------------

@@ -164,7 +164,7 @@ def _preview_page(
 
 @router.get(_VERSION + "/revoke")
 async def revoke_form(request: Request, project_id: str, bucket: str, fingerprint: str) -> Response:
-    ctx = await writer(request, project_id)
+    ctx = await writer(request, project_id, bucket)
     if not isinstance(ctx, Context):
         return ctx
     return await _revoke_form(ctx, bucket, fingerprint, RevokeForm(), {})
@@ -174,7 +174,7 @@ async def revoke_form(request: Request, project_id: str, bucket: str, fingerprin
 async def revoke_preview(
     request: Request, project_id: str, bucket: str, fingerprint: str
 ) -> Response:
-    got = await submitted(request, project_id)
+    got = await submitted(request, project_id, bucket=bucket)
     if isinstance(got, Response):
         return got
     ctx, data = got
@@ -211,7 +211,7 @@ def _confirmed(
 async def revoke_confirm(
     request: Request, project_id: str, bucket: str, fingerprint: str
 ) -> Response:
-    got = await submitted(request, project_id)
+    got = await submitted(request, project_id, bucket=bucket)
     if isinstance(got, Response):
         return got
     ctx, data = got
@@ -235,7 +235,7 @@ async def revoke_confirm(
 
 @router.post(_VERSION + "/restore")
 async def restore(request: Request, project_id: str, bucket: str, fingerprint: str) -> Response:
-    got = await submitted(request, project_id)
+    got = await submitted(request, project_id, bucket=bucket)
     if isinstance(got, Response):
         return got
     ctx, _ = got
@@ -272,7 +272,7 @@ def _deleted(
 
 @router.get(_VERSION + "/delete")
 async def delete_form(request: Request, project_id: str, bucket: str, fingerprint: str) -> Response:
-    ctx = await writer(request, project_id)
+    ctx = await writer(request, project_id, bucket)
     if not isinstance(ctx, Context):
         return ctx
     return await show(
@@ -290,7 +290,7 @@ async def delete_form(request: Request, project_id: str, bucket: str, fingerprin
 async def delete_version(
     request: Request, project_id: str, bucket: str, fingerprint: str
 ) -> Response:
-    got = await submitted(request, project_id)
+    got = await submitted(request, project_id, bucket=bucket)
     if isinstance(got, Response):
         return got
     ctx, data = got
