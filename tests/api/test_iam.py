@@ -337,7 +337,8 @@ def test_principals_are_answered_with_their_type_in_the_order_asked(
         (member.principal_id, "PRINCIPAL_TYPE_SERVICE"),
         (admin.principal_id, "PRINCIPAL_TYPE_SERVICE"),
     ]
-    assert found[0]["service"]["name"] == member.name
+    # only what the provider reads: names and emails are not for every principal to look up
+    assert all(set(p) == {"id", "type", "group_ids"} for p in found)
 
 
 def test_a_console_user_is_a_user_principal_and_can_be_bound(
@@ -351,9 +352,7 @@ def test_a_console_user_is_a_user_principal_and_can_be_bound(
     )
     user_id = made.record.user.id
     found = api.ok(principals(api, user_id))["principals"]
-    assert [(p["id"], p["type"], p["user"]["email"]) for p in found] == [
-        (user_id, "PRINCIPAL_TYPE_USER", "ada@example.com")
-    ]
+    assert [(p["id"], p["type"]) for p in found] == [(user_id, "PRINCIPAL_TYPE_USER")]
     body = [
         {"role_id": "roles/contributor", "members": [{"member_id": user_id, "member_type": "USER"}]}
     ]

@@ -84,16 +84,26 @@ def _requested(member: WireMember) -> RequestedMember:
 
 
 def policy(p: BucketPolicy) -> dict[str, Any]:
-    return {
-        "bindings": [
-            {
-                "role_id": f"{_ROLE_PREFIX}{role.value}",
-                "members": [{"member_id": m.id, "member_type": m.type.value} for m in members],
-            }
-            for role, members in sorted(p.bindings.items(), key=lambda item: item[0].rank)
-        ],
-        "etag": p.etag,
-    }
+    bindings = [
+        {
+            "role_id": f"{_ROLE_PREFIX}{role.value}",
+            "members": [
+                {"member_id": m.id, "member_type": m.type.value}
+                for m in sorted(members, key=lambda m: m.id)
+            ],
+        }
+        for role, members in p.bindings.items()
+    ]
+    return {"bindings": sorted(bindings, key=_terraform_set_order), "etag": p.etag}
+
+
+def _terraform_set_order(binding: dict[str, Any]) -> str:
+    """Bindings in the order Terraform keeps the ``hcp_iam_policy`` data source's set of
+    bindings: by the sorted member ids, then the role. ``terraform plan`` compares the
+    policy JSON as text after an import, so any other order shows a change that is none."""
+    ids = sorted(m["member_id"] for m in binding["members"])
+    return "".join(f'"{i}";' for i in ids) + f'];"{binding["role_id"]}";>'
+
 
 
 def principals(found: Sequence[Member]) -> dict[str, Any]:
@@ -101,13 +111,6 @@ def principals(found: Sequence[Member]) -> dict[str, Any]:
 
 
 def _principal(m: Member) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": m.member.id,
-        "type": _PRINCIPAL_TYPES[m.member.type],
-        "group_ids": [],
-    }
-    if m.member.type is MemberType.USER:
-        body["user"] = {"id": m.member.id, "email": m.name, "full_name": m.name}
-    else:
-        body["service"] = {"id": m.member.id, "name": m.name}
-    return body
+    # Only what the Terraform provider reads (id and type): names and emails are not for
+    # every principal of the organization to look up.
+    return {"id": m.member.id, "type": _PRINCIPAL_TYPES[m.member.type], "group_ids": []}

@@ -362,8 +362,6 @@ class PrincipalDoc(_Doc):
     id: str
     type: str
     group_ids: list[str]
-    service: dict[str, str] | None = None
-    user: dict[str, str] | None = None
 
 
 class Principals(_Doc):

@@ -76,6 +76,12 @@ class AccessService:
             bucket = _managed_bucket(conn, caller, bucket_name)
             repo = GrantRepo(conn)
             current = repo.lock_etag(bucket.id)
+            if etag != current and not etag:
+                raise ApiError(
+                    Code.ABORTED,
+                    f"The IAM policy of bucket {bucket.name} exists: send the etag "
+                    "GetIamPolicy answered with it.",
+                )
             if etag != current:
                 raise ApiError(
                     Code.ABORTED,
@@ -241,7 +247,8 @@ def _resolve(
             if found is None:
                 raise invalid(
                     f"Member {member_id[:64]} is not a service principal or user of this "
-                    "organization.",
+                    "organization (name service principals by their id, not their client "
+                    "id, and users by their user id).",
                     field="policy.bindings.members.member_id",
                 )
             if given_type is not None and given_type is not found[0]:

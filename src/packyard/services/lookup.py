@@ -24,8 +24,8 @@ def require_write(caller: Caller) -> None:
     check that bucket: :func:`bucket_or_404` with ``write=True``)."""
     if writable_buckets(caller) is False:
         raise permission_denied(
-            f"Principal {caller.name!r} has the {_role_name(caller.role)} role on this project "
-            "and cannot make changes."
+            f"Principal {caller.name!r} {_holds(caller.role)} on this project and cannot make "
+            "changes."
         )
 
 
@@ -33,8 +33,8 @@ def require_project_write(caller: Caller) -> None:
     """Changes of the project itself (buckets, the registry) need a project role."""
     if not caller.can_write:
         raise permission_denied(
-            f"Principal {caller.name!r} has the {_role_name(caller.role)} role on this project; "
-            "this change needs the contributor or admin role on the project."
+            f"Principal {caller.name!r} {_holds(caller.role)} on this project; this change needs "
+            "the contributor or admin role on the project (a grant on a bucket is not enough)."
         )
 
 
@@ -42,13 +42,13 @@ def require_bucket_write(caller: Caller, bucket: Bucket) -> None:
     if not can_write_bucket(caller, bucket.id):
         role = bucket_role(caller, bucket.id)
         raise permission_denied(
-            f"Principal {caller.name!r} has the {_role_name(role)} role on bucket "
-            f"{bucket.name} and cannot change it."
+            f"Principal {caller.name!r} {_holds(role)} on bucket {bucket.name} and cannot "
+            "change it."
         )
 
 
-def _role_name(role: Role | None) -> str:
-    return role.value if role is not None else "no"
+def _holds(role: Role | None) -> str:
+    return f"has the {role.value} role" if role is not None else "has no role"
 
 
 def bucket_or_404(conn: Connection, caller: Caller, name: str, *, write: bool = False) -> Bucket:
