@@ -179,6 +179,18 @@ def test_inherited_revocations_do_not_name_an_unseen_origin(
     assert shown.revocation_inherited_from.bucket_name == scene.b.name
 
 
+def test_has_descendants_counts_only_descendants_the_caller_sees(
+    services: Services, tenant: TenantFixture, scene: Scene
+) -> None:
+    # b1's only descendant is app1: invisible to a caller who sees b alone
+    b_only = granted(tenant, None, {scene.b.id: Role.VIEWER})
+    assert not services.versions.get(b_only, scene.b.name, scene.b1.fingerprint).has_descendants
+    with_app = granted(tenant, None, {scene.b.id: Role.VIEWER, scene.app.id: Role.VIEWER})
+    assert services.versions.get(with_app, scene.b.name, scene.b1.fingerprint).has_descendants
+    viewer = tenant.caller(Role.VIEWER)
+    assert services.versions.get(viewer, scene.b.name, scene.b1.fingerprint).has_descendants
+
+
 def test_grants_do_not_change_the_number_of_statements(
     services: Services, tenant: TenantFixture, scene: Scene, bucket_only: Caller
 ) -> None:

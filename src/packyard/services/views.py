@@ -34,6 +34,31 @@ def load_versions(conn: Connection, items: Sequence[Version], caller: Caller) ->
     visible = visible_buckets(caller)
     VersionRepo(conn).hydrate(items, include_restricted=restricted_scope(caller), visible=visible)
     hide_unseen_origins(items, visible)
+    hide_unseen_descendants(conn, items, visible)
+
+
+def hide_unseen_descendants(
+    conn: Connection, items: Iterable[Version], visible: frozenset[str] | None
+) -> None:
+    """``has_descendants`` counts only descendants in buckets the caller sees (one query,
+    only for a caller who does not see every bucket)."""
+    if visible is None:
+        return
+    parents = {v.id: v for v in items if v.has_descendants}
+    if not parents:
+        return
+    seen = set(
+        conn.execute(
+            select(version_edges.c.parent_version_id)
+            .where(
+                version_edges.c.parent_version_id.in_(list(parents)),
+                visible_condition(version_edges.c.child_bucket_id, visible),
+            )
+            .distinct()
+        ).scalars()
+    )
+    for version_id, v in parents.items():
+        v.has_descendants = version_id in seen
 
 
 def hide_unseen_origins(items: Iterable[Version], visible: frozenset[str] | None) -> None:
