@@ -105,7 +105,6 @@ def _terraform_set_order(binding: dict[str, Any]) -> str:
     return "".join(f'"{i}";' for i in ids) + f'];"{binding["role_id"]}";>'
 
 
-
 def principals(found: Sequence[Member]) -> dict[str, Any]:
     return {"principals": [_principal(m) for m in found]}
 
