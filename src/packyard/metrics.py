@@ -223,6 +223,25 @@ class Metrics:
             buckets=LAG_BUCKETS,
             registry=r,
         )
+        self.webhook_deliveries = Counter(
+            "packyard_webhook_deliveries",
+            "Webhook delivery attempts, by outcome: delivered (2xx), retried (failed, tried "
+            "again later), dead (refused by the outbound guard, or every attempt failed).",
+            ("outcome",),
+            registry=r,
+        )
+        self.webhook_queue = Gauge(
+            "packyard_webhook_queue_deliveries",
+            "Webhook deliveries not finished yet (as a worker last saw the queue).",
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.webhook_queue_age = Gauge(
+            "packyard_webhook_queue_oldest_seconds",
+            "Age of the oldest unfinished webhook delivery (0 when none).",
+            registry=r,
+            multiprocess_mode="max",
+        )
         self._pending: dict[tuple[str, str, int], _Pending] = {}
         self._operations: dict[int, tuple[object, str]] = {}
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -341,6 +360,13 @@ class Metrics:
     def run_task_backlog(self, jobs: int, oldest_s: float) -> None:
         self.run_task_queue.set(jobs)
         self.run_task_queue_age.set(max(0.0, oldest_s))
+
+    def webhook_delivery(self, outcome: str) -> None:
+        self.webhook_deliveries.labels(outcome).inc()
+
+    def webhook_backlog(self, deliveries: int, oldest_s: float) -> None:
+        self.webhook_queue.set(deliveries)
+        self.webhook_queue_age.set(max(0.0, oldest_s))
 
     # --- exposition -------------------------------------------------------------------
 

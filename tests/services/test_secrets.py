@@ -178,3 +178,23 @@ def test_serve_without_a_usable_key_exits_with_one_line(
     assert len(errors) == 1 and str(key_file) in errors[0], result.stderr
     assert "Traceback" not in result.stderr
     assert not (data / KEY_FILE).exists()
+
+
+def test_a_webhook_key_is_checked_too(
+    services: Services, tenant: TenantFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without any run task, a webhook's sealed key decides whether the key file fits."""
+    monkeypatch.setenv("PACKYARD_WEBHOOK_ALLOW_PRIVATE", "1")
+    services.webhooks.create(
+        tenant.caller(Role.ADMIN),
+        "hook",
+        url="http://127.0.0.1:9/never",
+        hmac_key="s3cret",
+        description="",
+        enabled=False,  # no verification
+        subscriptions=[],
+    )
+    check_secret_key(services.store, services.runtasks.sealer)
+    with pytest.raises(StartupError) as caught:
+        check_secret_key(services.store, Sealer(os.urandom(KEY_BYTES), "/elsewhere/secret.key"))
+    assert "webhook HMAC keys" in caught.value.message and "\n" not in caught.value.message

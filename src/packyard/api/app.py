@@ -27,6 +27,7 @@ from packyard.api.middleware import (
 from packyard.api.routes import (
     access,
     ancestry,
+    audit,
     buckets,
     builds,
     channels,
@@ -42,13 +43,16 @@ from packyard.api.routes import (
     sboms,
     search,
     versions,
+    webhooks,
 )
 from packyard.api.schemas import install_openapi
 from packyard.config import Advertised, env_number
 from packyard.metrics import metrics
+from packyard.services.audit import audit_running
 from packyard.services.container import Services
 from packyard.services.runtask_jobs import worker_running
 from packyard.services.scheduler import scheduler_running
+from packyard.services.webhook_deliveries import worker_running as webhook_worker_running
 from packyard.web import routes as web
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -135,6 +139,10 @@ def create_app(
                 stack.enter_context(scheduler_running(services.scheduler))
                 # HCP Terraform run-task jobs: plan checks and their callbacks
                 stack.enter_context(worker_running(services.runtask_jobs))
+                # webhook deliveries of the events journal.record queued
+                stack.enter_context(webhook_worker_running(services.webhook_deliveries))
+                # the audit log: retention, and streaming to PACKYARD_AUDIT_SINKS
+                stack.enter_context(audit_running(services.audit))
             watched = [recorder.watch_store(services.store)]
             if read_cache is not None:
                 watched.append(recorder.watch_cache(read_cache.responses))
@@ -176,8 +184,10 @@ def create_app(
         iam,
         principals,
         access,
+        audit,
         revocation,
         oauth,
+        webhooks,
     ):
         # The routes go straight into the app's route table. FastAPI matches an
         # included router level by level: 9 passes and 32 route tests per request

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from packyard.api.audit_failures import remember_caller
 from packyard.api.calls import run
 from packyard.domain.models import Caller
 from packyard.errors import unauthenticated
@@ -38,10 +39,11 @@ async def caller(request: Request, organization_id: str, project_id: str) -> Cal
     """
     svc = _services(request)  # not a sub-dependency: each one costs FastAPI a resolution pass
     token = bearer_token(request)
-    cached = svc.auth.authorize_cached(token, organization_id, project_id)
-    if cached is not None:
-        return cached
-    return await run(svc, svc.auth.authorize, token, organization_id, project_id)
+    found = svc.auth.authorize_cached(token, organization_id, project_id)
+    if found is None:
+        found = await run(svc, svc.auth.authorize, token, organization_id, project_id)
+    remember_caller(request, found)
+    return found
 
 
 async def principal_id(request: Request, svc: Annotated[Services, Depends(services)]) -> str:

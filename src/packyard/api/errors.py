@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from packyard.api.audit_failures import audit_failure
 from packyard.api.responses import error_response
 from packyard.errors import ApiError, Code, invalid
 from packyard.services.throttle import retry_after
@@ -42,6 +43,7 @@ def _describe(exc: RequestValidationError) -> tuple[str, str]:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
+        await audit_failure(request, exc)
         headers: dict[str, str] = {}
         if exc.code is Code.UNAUTHENTICATED:
             headers["WWW-Authenticate"] = "Bearer"

@@ -26,12 +26,15 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from packyard import requestcontext
 from packyard.errors import ApiError, Code
+from packyard.ids import new_id
 from packyard.metrics import METHODS, Metrics, metrics
 
 ACCESS_LOGGER = "packyard.access"
 FLUSH_INTERVAL_S = 1.0
 _FORWARDED = (b"forwarded", b"x-forwarded-for", b"x-real-ip")
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 access_log = logging.getLogger(ACCESS_LOGGER)
 
@@ -45,6 +48,32 @@ class RequestObserver:
         self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] not in _READS:
+            await self._changing(scope, receive, send)
+            return
+        await self._observed(scope, receive, send)
+
+    async def _changing(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A request that may change something: its id and source address follow it to the
+        audit log, and the id goes back in ``X-Request-Id``."""
+        request_id = new_id()
+        client = scope.get("client")
+        token = requestcontext.enter(
+            requestcontext.RequestContext(request_id, client[0] if client else "")
+        )
+
+        async def identified_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self._observed(scope, receive, identified_send)
+        finally:
+            requestcontext.leave(token)
+
+    async def _observed(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.access_log:
             await self._logged(scope, receive, send)
             return

@@ -384,6 +384,89 @@ class AccessBody(_Doc):
     access: AccessEntryDoc
 
 
+class AuditEventDoc(_Doc):
+    """HCP's flat audit record (plus the object blocks of the change) and Packyard's fields."""
+
+    status: str
+    action: str
+    description: str
+    organization_id: str
+    project_id: str
+    timestamp: str
+    actor: dict[str, Any]
+    error: str | None = None
+    id: str
+    seq: int
+    request_id: str
+    source_address: str
+
+
+class AuditList(_Doc):
+    events: list[AuditEventDoc]
+    next_page_token: str
+
+
+class WebhookSubscriptionEventDoc(_Doc):
+    source: str
+    action: str
+
+
+class WebhookSubscriptionDoc(_Doc):
+    resource_id: str
+    events: list[WebhookSubscriptionEventDoc]
+
+
+class WebhookDeliveryDoc(_Doc):
+    """HCP's delivery fields, then Packyard's (HCP has no delivery state)."""
+
+    id: str
+    webhook_resource_id: str
+    request: dict[str, Any]  # url, headers, payload (the event envelope), sent_at
+    response: dict[str, Any]  # status_code, headers, body (at most 4 KiB)
+    retries: int
+    event_id: str
+    state: str  # queued | running | delivered | dead
+    attempts: int
+    next_attempt_at: str | None
+    last_error: str
+    created_at: str
+    finished_at: str | None
+
+
+class WebhookDoc(_Doc):
+    """A webhook; its HMAC key is never returned (``hmac_key_set`` says whether it has one)."""
+
+    resource_id: str
+    resource_name: str
+    name: str
+    config: dict[str, Any]
+    description: str
+    enabled: bool
+    subscriptions: list[WebhookSubscriptionDoc]
+    created_at: str
+    updated_at: str
+    hmac_key_set: bool
+    last_delivery: WebhookDeliveryDoc | None = None
+
+
+class WebhookBody(_Doc):
+    webhook: WebhookDoc
+
+
+class WebhookList(_Doc):
+    webhooks: list[WebhookDoc]
+    pagination: Pagination
+
+
+class WebhookDeliveryList(_Doc):
+    deliveries: list[WebhookDeliveryDoc]
+    pagination: Pagination
+
+
+class WebhookDeliveryBody(_Doc):
+    delivery: WebhookDeliveryDoc
+
+
 #: The 200 body of each operation, by operation id. Operations missing here keep FastAPI's
 #: inferred (empty) schema.
 RESPONSES: dict[str, type[BaseModel]] = {
@@ -435,6 +518,15 @@ RESPONSES: dict[str, type[BaseModel]] = {
     "Packyard_ListAccess": AccessList,
     "Packyard_GrantAccess": AccessBody,
     "Packyard_RevokeAccess": Empty,
+    "WebhookService_CreateWebhook": WebhookBody,
+    "WebhookService_ListWebhooks": WebhookList,
+    "WebhookService_GetWebhook": WebhookBody,
+    "WebhookService_UpdateWebhook": WebhookBody,
+    "WebhookService_UpdateWebhookName": WebhookBody,
+    "WebhookService_DeleteWebhook": Empty,
+    "WebhookService_ListWebhookDeliveries": WebhookDeliveryList,
+    "Packyard_RedeliverWebhookDelivery": WebhookDeliveryBody,
+    "Packyard_ListAuditEvents": AuditList,
 }
 
 _REF = "#/components/schemas/{model}"

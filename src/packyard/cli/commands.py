@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from packyard.cli import access, manifest, plan, resources
+from packyard.cli import access, audit, manifest, plan, resources, webhooks
 
 
 def register(app: typer.Typer) -> None:
@@ -16,4 +16,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(resources.artifact_app, name="artifact")
     app.add_typer(plan.plan_app, name="plan")
     app.add_typer(access.access_app, name="access")
+    app.add_typer(audit.audit_app, name="audit")
+    app.add_typer(webhooks.webhooks_app, name="webhooks")
     app.command("ingest-manifest")(manifest.ingest_manifest)

@@ -26,6 +26,7 @@ from packyard.client.models import (
     AncestryParent,
     AncestryRelation,
     Artifact,
+    AuditEvent,
     Bucket,
     Build,
     Channel,
@@ -36,6 +37,8 @@ from packyard.client.models import (
     Project,
     Registry,
     Version,
+    Webhook,
+    WebhookDelivery,
 )
 from packyard.errors import ApiError, Code
 
@@ -45,6 +48,7 @@ __all__ = [
     "AncestryRelation",
     "ApiError",
     "Artifact",
+    "AuditEvent",
     "Bucket",
     "Build",
     "Channel",
@@ -59,6 +63,8 @@ __all__ = [
     "Project",
     "Registry",
     "Version",
+    "Webhook",
+    "WebhookDelivery",
     "error_from_response",
     "is_code",
     "token_url_for",

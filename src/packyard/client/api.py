@@ -30,6 +30,7 @@ from packyard.client.connection import unreachable
 from packyard.client.models import (
     AccessEntry,
     AncestryRelation,
+    AuditEvent,
     Bucket,
     Build,
     Channel,
@@ -43,12 +44,15 @@ from packyard.client.models import (
     RestorePreview,
     RevocationPreview,
     Version,
+    Webhook,
+    WebhookDelivery,
     WireModel,
 )
 from packyard.errors import ApiError, Code
 
 API_VERSION = "2023-01-01"
 PACKYARD_API_VERSION = "2026-12-01"
+WEBHOOK_API_VERSION = "2023-05-31"
 RM_PREFIX = "/resource-manager/2019-12-10"
 _IAM_POLICY = "/2019-12-10/resource-manager/resources/iam-policy"  # version first, as in HCP
 USER_AGENT = "packyard-client"
@@ -515,6 +519,52 @@ class PackerClient:
         params = {"bucket": bucket} if bucket else None
         self.request("DELETE", self._access(member), params=params)
 
+    # --- audit log (Packyard only; the project's admins) ----------------------------------
+    def list_audit(
+        self,
+        *,
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
+        actor: str | None = None,
+        bucket: str | None = None,
+        action: str | None = None,
+        status: str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[AuditEvent]:
+        """The project's audit entries matching the filters, newest first, following pages.
+        Times are RFC 3339 (or aware datetimes) or durations back from now (``7d``);
+        ``action`` is create/update/delete or a description (``Revoked version``)."""
+        params: list[tuple[str, Any]] = []
+        for key, value in (
+            ("since", since),
+            ("until", until),
+            ("actor", actor),
+            ("bucket", bucket),
+            ("action", action),
+            ("status", status),
+        ):
+            if value:
+                params.append((key, value.isoformat() if isinstance(value, datetime) else value))
+        if page_size:
+            params.append(("page_size", str(page_size)))
+        org, project = self.tenant()
+        path = (
+            f"/packyard/{PACKYARD_API_VERSION}/organizations/{_seg(org)}/projects/"
+            f"{_seg(project)}/audit"
+        )
+        token = ""
+        seen: set[str] = set()
+        while True:
+            body = self.request(
+                "GET", path, params=params + ([("page_token", token)] if token else [])
+            )
+            for item in body.get("events") or []:
+                yield AuditEvent.parse(item)
+            token = str(body.get("next_page_token") or "")
+            if not token or token in seen:
+                return
+            seen.add(token)
+
     def get_bucket_policy(self, bucket: str) -> IamPolicy:
         """The bucket's IAM policy (resource-manager GetIamPolicy, as the Terraform
         provider reads it)."""
@@ -684,6 +734,73 @@ class PackerClient:
             body["region"] = region
         path = f"{self._base()}/_search/external_artifact"
         return self._pages(path, "artifacts", ExternalArtifact, method="POST", json=body)
+
+    # --- webhooks (HCP's webhook service, 2023-05-31; redelivery is Packyard's) -------------
+    def _webhooks(self) -> str:
+        _, project = self.tenant()
+        return f"/{WEBHOOK_API_VERSION}/webhook/project/{_seg(project)}/webhooks"
+
+    def _webhook(self, name: str) -> str:
+        _, project = self.tenant()
+        return f"/{WEBHOOK_API_VERSION}/webhook/project/{_seg(project)}/geo/us/webhook/{_seg(name)}"
+
+    def create_webhook(
+        self,
+        name: str,
+        url: str,
+        *,
+        hmac_key: str | None = None,
+        description: str = "",
+        enabled: bool | None = None,
+        events: list[tuple[str, str]] | None = None,
+    ) -> Webhook:
+        """Create a webhook subscribed to ``events`` (``(source, action)`` pairs, ``*`` for
+        any action). Unless ``enabled`` is False the server first POSTs a verification event
+        to ``url``: with ``enabled=True`` a failed verification is an error, without it the
+        webhook is created disabled."""
+        config: dict[str, str] = {"url": url}
+        if hmac_key:
+            config["hmac_key"] = hmac_key
+        body: dict[str, Any] = {"name": name, "config": config, "description": description}
+        if enabled is not None:
+            body["enabled"] = enabled
+        if events:
+            body["subscriptions"] = [
+                {"events": [{"source": source, "action": action} for source, action in events]}
+            ]
+        return Webhook.parse(self.request("POST", self._webhooks(), json=body).get("webhook"))
+
+    def list_webhooks(self, *, page_size: int | None = None) -> Iterator[Webhook]:
+        return self._pages(self._webhooks(), "webhooks", Webhook, page_size=page_size)
+
+    def get_webhook(self, name: str) -> Webhook:
+        return Webhook.parse(self.request("GET", self._webhook(name)).get("webhook"))
+
+    def update_webhook(self, name: str, update_mask: str, webhook: dict[str, Any]) -> Webhook:
+        """Replace the fields ``update_mask`` names (e.g. ``"config,enabled"``) with those of
+        ``webhook`` (a named field left out takes its zero value)."""
+        body = {"update_mask": update_mask, "webhook": webhook}
+        return Webhook.parse(self.request("PATCH", self._webhook(name), json=body).get("webhook"))
+
+    def delete_webhook(self, name: str) -> None:
+        self.request("DELETE", self._webhook(name))
+
+    def list_deliveries(
+        self, name: str, *, page_size: int | None = None
+    ) -> Iterator[WebhookDelivery]:
+        """The webhook's deliveries, newest first."""
+        return self._pages(
+            self._webhook(name) + "/deliveries", "deliveries", WebhookDelivery, page_size=page_size
+        )
+
+    def redeliver(self, name: str, delivery_id: str) -> WebhookDelivery:
+        """Send a delivered or dead delivery again (same event, same ``event_id``)."""
+        org, project = self.tenant()
+        path = (
+            f"/packyard/{PACKYARD_API_VERSION}/organizations/{_seg(org)}/projects/"
+            f"{_seg(project)}/webhooks/{_seg(name)}/deliveries/{_seg(delivery_id)}/redeliver"
+        )
+        return WebhookDelivery.parse(self.request("POST", path).get("delivery"))
 
 
 def is_code(exc: BaseException, *codes: Code) -> bool:

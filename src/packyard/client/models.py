@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 VERSION_REVOKED = "VERSION_REVOKED"
 VERSION_REVOCATION_SCHEDULED = "VERSION_REVOCATION_SCHEDULED"
@@ -353,6 +353,103 @@ class AccessEntry(WireModel):
     name: str = ""
     role: str = ""
     bucket: str = ""
+
+
+class AuditActor(WireModel):
+    principal_id: str = ""
+    type: str = ""
+    user: dict[str, Any] = {}
+    service: dict[str, Any] = {}
+
+    @property
+    def name(self) -> str:
+        """The person's email or the service principal's name, else its id."""
+        return str(self.user.get("email") or self.service.get("name") or self.principal_id)
+
+
+class AuditEvent(WireModel):
+    """An audit log entry (Packyard only): HCP's flat record plus ``id``, ``seq``,
+    ``request_id`` and ``source_address``; the change's object blocks stay in :attr:`raw`."""
+
+    id: str = ""
+    seq: int = 0
+    status: str = ""
+    action: str = ""
+    description: str = ""
+    organization_id: str = ""
+    project_id: str = ""
+    timestamp: datetime | None = None
+    actor: AuditActor = Field(default_factory=AuditActor)
+    error: str = ""
+    request_id: str = ""
+    source_address: str = ""
+
+    @property
+    def bucket(self) -> str:
+        block = self.raw.get("bucket")
+        return str(block.get("name") or "") if isinstance(block, dict) else ""
+
+
+class WebhookEvent(WireModel):
+    source: str = ""
+    action: str = ""
+
+
+class WebhookSubscription(WireModel):
+    resource_id: str = ""
+    events: list[WebhookEvent] = []
+
+
+class WebhookConfig(WireModel):
+    url: str = ""
+
+
+class WebhookRequest(WireModel):
+    url: str = ""
+    headers: dict[str, str] = {}
+    payload: dict[str, Any] = {}
+    sent_at: datetime | None = None
+
+
+class WebhookResponse(WireModel):
+    status_code: int = 0
+    headers: dict[str, str] = {}
+    body: str = ""
+
+
+class WebhookDelivery(WireModel):
+    """One event's delivery to a webhook: HCP's fields plus Packyard's ``state``
+    (queued, running, delivered or dead), ``attempts``, ``event_id`` and ``last_error``."""
+
+    id: str = ""
+    webhook_resource_id: str = ""
+    request: WebhookRequest = Field(default_factory=WebhookRequest)
+    response: WebhookResponse = Field(default_factory=WebhookResponse)
+    retries: int = 0
+    event_id: str = ""
+    state: str = ""
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str = ""
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class Webhook(WireModel):
+    """A project's webhook (HCP's webhook service); its HMAC key is never returned, only
+    whether it has one (``hmac_key_set``, Packyard only)."""
+
+    resource_id: str = ""
+    resource_name: str = ""
+    name: str = ""
+    description: str = ""
+    enabled: bool = False
+    hmac_key_set: bool = False
+    config: WebhookConfig = Field(default_factory=WebhookConfig)
+    subscriptions: list[WebhookSubscription] = []
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    last_delivery: WebhookDelivery | None = None
 
 
 class PolicyMember(WireModel):

@@ -129,6 +129,7 @@ class Caller:
     project_id: str
     role: Role | None
     bucket_roles: Mapping[str, Role] = field(default_factory=dict)
+    person: bool = False  # a console user, not a service principal
 
     @property
     def can_write(self) -> bool:

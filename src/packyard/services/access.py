@@ -18,10 +18,13 @@ from sqlalchemy import Connection
 
 from packyard.domain.access import may_manage_access, may_manage_bucket_access
 from packyard.domain.enums import MemberType, Role
+from packyard.domain.events import AuditAction, Change
 from packyard.domain.models import Bucket, BucketPolicy, Caller, Operator, PolicyMember
 from packyard.domain.rules import utcnow
 from packyard.errors import ApiError, Code, invalid, not_found, permission_denied
+from packyard.services.journal import record
 from packyard.services.lookup import bucket_missing, bucket_or_404
+from packyard.services.recording import simple
 from packyard.store.buckets import BucketRepo
 from packyard.store.engine import Store
 from packyard.store.grants import GrantRepo
@@ -90,7 +93,19 @@ class AccessService:
                 )
             checked = _resolve(repo, caller.organization_id, bindings)
             repo.replace(bucket.id, checked, etag=_new_etag(), now=utcnow())
-            return repo.policy(bucket.id)
+            policy = repo.policy(bucket.id)
+            change = simple(
+                AuditAction.UPDATE,
+                "Updated bucket access policy",
+                bucket.name,
+                bucket={"id": bucket.id, "name": bucket.name},
+                bindings={
+                    role.value: [{"id": m.id, "type": m.type.value} for m in members]
+                    for role, members in policy.bindings.items()
+                },
+            )
+            record(conn, caller.project_id, caller, change)
+            return policy
 
     def members(
         self, caller_principal: str, organization_id: str, ids: Sequence[str]
@@ -168,6 +183,12 @@ class AccessService:
                 bucket = _bucket(conn, actor, project_id, bucket_name)
                 _require_bucket_admin(actor, bucket)
                 _change_bucket(repo, bucket, member, role)
+            record(
+                conn,
+                project_id,
+                actor,
+                _access(AuditAction.CREATE, "Granted access", member, name, role, bucket_name),
+            )
         return AccessEntry(member, name, role, bucket_name)
 
     def revoke(
@@ -190,6 +211,12 @@ class AccessService:
                     raise not_found(f"{name} has no role on this project.")
                 _keep_an_admin(conn, repo, project_id, member)
                 repo.set_project_role(project_id, member, None)
+                record(
+                    conn,
+                    project_id,
+                    actor,
+                    _access(AuditAction.DELETE, "Revoked access", member, name, None, None),
+                )
                 return
             bucket = _bucket(conn, actor, project_id, bucket_name)
             _require_bucket_admin(actor, bucket)
@@ -198,6 +225,28 @@ class AccessService:
             ):
                 raise not_found(f"{name} has no role on bucket {bucket.name}.")
             _change_bucket(repo, bucket, member, None)
+            record(
+                conn,
+                project_id,
+                actor,
+                _access(AuditAction.DELETE, "Revoked access", member, name, None, bucket.name),
+            )
+
+
+def _access(
+    action: AuditAction,
+    description: str,
+    member: PolicyMember,
+    name: str,
+    role: Role | None,
+    bucket_name: str | None,
+) -> Change:
+    grant: dict[str, object] = {
+        "member": {"id": member.id, "type": member.type.value, "name": name},
+        "role": role.value if role is not None else "",
+        "scope": "bucket" if bucket_name else "project",
+    }
+    return simple(action, description, bucket_name or "", grant=grant)
 
 
 def _change_bucket(

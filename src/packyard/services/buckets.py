@@ -6,6 +6,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
 from packyard.domain.access import visible_buckets
+from packyard.domain.events import AuditAction
 from packyard.domain.models import MANAGED_AUTHOR, MANAGED_CHANNEL, Bucket, Caller, Channel
 from packyard.domain.overview import BucketOverview, BucketQuery, BucketSummary, DataSource
 from packyard.domain.paging import Page, PageRequest
@@ -13,6 +14,8 @@ from packyard.domain.rules import utcnow, validate_description, validate_labels,
 from packyard.domain.visibility import restricted_scope, sees_restricted_channels
 from packyard.errors import already_exists
 from packyard.ids import new_id
+from packyard.services import recording
+from packyard.services.journal import record
 from packyard.services.lookup import bucket_or_404, require_project_write, require_write
 from packyard.services.views import hidden_latest, load_buckets, load_channels, load_versions
 from packyard.store import overview
@@ -192,6 +195,12 @@ class BucketService:
                         updated_at=now,
                     )
                 )
+                record(
+                    conn,
+                    caller.project_id,
+                    caller,
+                    recording.bucket_change(AuditAction.CREATE, "Created bucket", bucket),
+                )
         except IntegrityError:
             raise exists from None
         return bucket
@@ -214,6 +223,18 @@ class BucketService:
             )
             updated = bucket_or_404(conn, caller, name)
             load_buckets(conn, [updated], caller)
+            record(
+                conn,
+                caller.project_id,
+                caller,
+                recording.bucket_change(
+                    AuditAction.UPDATE,
+                    "Updated bucket",
+                    updated,
+                    before={"description": bucket.description, "labels": bucket.labels},
+                    after={"description": new_description, "labels": new_labels},
+                ),
+            )
         return updated
 
     def delete(self, caller: Caller, name: str) -> None:
@@ -227,6 +248,12 @@ class BucketService:
                 keep_bucket_id=bucket.id,
             )
             BucketRepo(conn).delete(bucket.id)  # cascades to versions, builds, channels...
+            record(
+                conn,
+                caller.project_id,
+                caller,
+                recording.bucket_change(AuditAction.DELETE, "Deleted bucket", bucket),
+            )
 
 
 def _data_source(

@@ -11,12 +11,15 @@ from sqlalchemy.exc import IntegrityError
 
 from packyard import metrics
 from packyard.domain.enums import BuildStatus
+from packyard.domain.events import AuditAction
 from packyard.domain.models import Artifact, Bucket, Build, Caller, Version
 from packyard.domain.paging import Page, PageRequest
 from packyard.domain.rules import utcnow, validate_json, validate_labels, validate_text
 from packyard.errors import ApiError, Code, already_exists, invalid, precondition
 from packyard.ids import new_id
+from packyard.services import recording
 from packyard.services.ancestry import forget_build_parent, record_parent
+from packyard.services.journal import record
 from packyard.services.lifecycle import all_done, complete
 from packyard.services.lookup import (
     build_missing,
@@ -117,12 +120,17 @@ class BuildService:
                     raise
                 if change is None:
                     repo.insert(build)  # nothing recognised in the body: a bare build
+                    _record(conn, caller, bucket, version, build, now, created=True)
                     return build
                 # One INSERT of the merged build; the unique (version, component)
                 # constraint refuses a duplicate (IntegrityError, below).
                 created = change.applied_to(build)
                 repo.insert(created)
-                _write(conn, caller, bucket, version, created, change, now, update=False)
+                latest = bucket.latest_version_id
+                done = _write(conn, caller, bucket, version, created, change, now, update=False)
+                _record(conn, caller, bucket, version, created, now, created=True)
+                if done:
+                    _record_completion(conn, caller, bucket, version, latest, now)
         except IntegrityError:
             raise exists from None
         metrics.event("builds_created")
@@ -148,12 +156,14 @@ class BuildService:
                 raise build_missing(build_id)
             change = _merge(conn, caller, version, build, changes, now)
             if change is None:
+                _record(conn, caller, bucket, version, build, now, created=False)
                 return build  # nothing recognised: a no-op, like HCP
             updated = change.applied_to(build)
             others_done = all(
                 b.status is BuildStatus.DONE for b in context.builds if b.id != build_id
             )
             completes = updated.status is BuildStatus.DONE and others_done
+            latest = bucket.latest_version_id
             _write(
                 conn,
                 caller,
@@ -166,6 +176,9 @@ class BuildService:
                 completes=completes,
                 next_number=context.next_number,
             )
+            _record(conn, caller, bucket, version, updated, now, created=False)
+            if completes:
+                _record_completion(conn, caller, bucket, version, latest, now)
         if updated.status is BuildStatus.DONE and build.status is not BuildStatus.DONE:
             metrics.event("builds_completed")
         if completes:
@@ -190,6 +203,43 @@ class BuildService:
                 at=now,
             )
             VersionRepo(conn).update(version.id, updated_at=now)
+            change = recording.build_change(
+                AuditAction.DELETE, "Deleted build", bucket, version, build, now
+            )
+            record(conn, caller.project_id, caller, change)
+
+
+def _record(
+    conn: Connection,
+    caller: Caller,
+    bucket: Bucket,
+    version: Version,
+    build: Build,
+    now: datetime,
+    *,
+    created: bool,
+) -> None:
+    if created:
+        change = recording.build_change(
+            AuditAction.CREATE, "Created build", bucket, version, build, now
+        )
+    else:
+        change = recording.build_change(
+            AuditAction.UPDATE, "Updated build", bucket, version, build, now
+        )
+    record(conn, caller.project_id, caller, change)
+
+
+def _record_completion(
+    conn: Connection,
+    caller: Caller,
+    bucket: Bucket,
+    version: Version,
+    previous_latest: str | None,
+    now: datetime,
+) -> None:
+    change = recording.completion(conn, bucket, version, previous_latest, now)
+    record(conn, caller.project_id, caller, change)
 
 
 def _complete_error(version: Version) -> ApiError:
@@ -307,12 +357,13 @@ def _write(
     update: bool,
     completes: bool | None = None,
     next_number: int | None = None,
-) -> None:
+) -> bool:
     """Write ``change`` (already in ``build``'s row unless ``update``), touch the version
     and complete it if this made it whole.
 
     ``completes`` says whether it did, when the caller read the version's builds
-    under the bucket lock; ``None`` reads their statuses.
+    under the bucket lock; ``None`` reads their statuses. Returns whether the version
+    was completed.
     """
     repo = BuildRepo(conn)
     if update:
@@ -323,8 +374,9 @@ def _write(
             completes = all_done(BuildRepo(conn).statuses(version.id))
         if completes:
             complete(conn, bucket, version, now, number=next_number)  # touches the version
-            return
+            return True
     VersionRepo(conn).update(version.id, updated_at=now)
+    return False
 
 
 def _artifacts(items: list[ArtifactInput] | None, now: datetime) -> list[Artifact]:

@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from packyard.domain.access import can_write_bucket
+from packyard.domain.events import AuditAction
 from packyard.domain.models import (
     MANAGED_AUTHOR,
     Bucket,
@@ -23,6 +24,8 @@ from packyard.domain.rules import is_revoked, parse_field_mask, utcnow, validate
 from packyard.domain.visibility import can_see_channel, sees_restricted_channels
 from packyard.errors import already_exists, invalid, not_found, precondition
 from packyard.ids import new_id
+from packyard.services import event_payloads, recording
+from packyard.services.journal import record
 from packyard.services.lookup import (
     bucket_or_404,
     channel_or_404,
@@ -171,9 +174,17 @@ class ChannelService:
                     updated_at=now,
                 )
                 repo.insert(channel)
+                events = []
                 if version is not None:
                     repo.assign(channel.id, version.id, caller.name, now)
+                    channel.version_id, channel.author_id = version.id, caller.name
+                    recording.with_builds(conn, [version])
+                    events.append(recording.assign_event(channel, version, None))
                 created = _reload(conn, channel.id, caller)
+                change = recording.channel_change(
+                    AuditAction.CREATE, "Created channel", created, events
+                )
+                record(conn, caller.project_id, caller, change)
         except IntegrityError:
             raise exists from None
         return created
@@ -204,6 +215,7 @@ class ChannelService:
                     "is managed by HCP Packer"
                 )
             values: dict[str, Any] = {}
+            previous_id = channel.version_id
             if "restricted" in paths and bool(restricted) != channel.restricted:
                 values["restricted"] = channel.restricted = bool(restricted)
             if assigning:
@@ -221,6 +233,14 @@ class ChannelService:
                     )
             # The channel as written, its version loaded as reads load it.
             load_channels(conn, [channel], caller)
+            events = []
+            if "version_id" in values:
+                found = recording.loaded(conn, [v for v in (previous_id,) if v])
+                previous = found.get(previous_id) if previous_id else None
+                events.append(recording.assign_event(channel, channel.version, previous))
+            description = "Assigned version to channel" if assigning else "Updated channel"
+            change = recording.channel_change(AuditAction.UPDATE, description, channel, events)
+            record(conn, caller.project_id, caller, change)
         return channel
 
     def delete(self, caller: Caller, bucket_name: str, name: str) -> None:
@@ -233,6 +253,8 @@ class ChannelService:
                     f"Can't delete managed channel {channel.name}, it's controlled by HCP Packer"
                 )
             ChannelRepo(conn).delete(channel.id)
+            change = recording.channel_change(AuditAction.DELETE, "Deleted channel", channel)
+            record(conn, caller.project_id, caller, change)
 
     def promote(
         self, caller: Caller, bucket_name: str, source_name: str | None, target_name: str | None
@@ -255,10 +277,25 @@ class ChannelService:
             version = VersionRepo(conn).get_by_id(source.version_id, lock=True)
             assert version is not None
             _check_assignable(version, now)
-            if target.version_id != version.id:
+            previous_id = target.version_id
+            moved = previous_id != version.id
+            if moved:
                 ChannelRepo(conn).assign(target.id, version.id, caller.name, now)
             source = _reload(conn, source.id, caller)
             target = _reload(conn, target.id, caller)
+            events = []
+            if moved:
+                found = recording.loaded(conn, [v for v in (previous_id,) if v])
+                previous = found.get(previous_id) if previous_id else None
+                events.append(recording.assign_event(target, target.version, previous))
+            change = recording.channel_change(
+                AuditAction.UPDATE,
+                "Assigned version to channel",
+                target,
+                events,
+                source_channel=event_payloads.channel(source),
+            )
+            record(conn, caller.project_id, caller, change)
         return Promotion(version=target.version, source=source, target=target)
 
     def history(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from packyard.services.access import AccessService
 from packyard.services.ancestry import AncestryService
+from packyard.services.audit import AuditService, AuditSettings
 from packyard.services.auth import AuthService
 from packyard.services.buckets import BucketService
 from packyard.services.builds import BuildService
@@ -25,6 +26,8 @@ from packyard.services.secrets import Sealer
 from packyard.services.tenancy import TenancyService
 from packyard.services.users import UserService
 from packyard.services.versions import VersionService
+from packyard.services.webhook_deliveries import WebhookDeliveryService
+from packyard.services.webhooks import WebhookService
 from packyard.store.engine import Store
 
 
@@ -51,6 +54,9 @@ class Services:
     runtasks: RunTaskService
     runtask_jobs: RunTaskJobService
     runtask_intake: RunTaskIntake
+    webhook_deliveries: WebhookDeliveryService
+    webhooks: WebhookService
+    audit: AuditService  # the audit log's reads, retention and streaming
 
     @classmethod
     def create(cls, store: Store, sealer: Sealer | None = None) -> Services:
@@ -61,6 +67,7 @@ class Services:
         plancheck = PlanCheckService(store)
         runtasks = RunTaskService(store, sealer)
         runtask_jobs = RunTaskJobService(store, sealer, plancheck.evaluate)
+        webhook_deliveries = WebhookDeliveryService(store, sealer)
         return cls(
             store=store,
             auth=auth,
@@ -83,4 +90,7 @@ class Services:
             runtasks=runtasks,
             runtask_jobs=runtask_jobs,
             runtask_intake=RunTaskIntake(runtasks, runtask_jobs),
+            webhook_deliveries=webhook_deliveries,
+            webhooks=WebhookService(store, sealer, webhook_deliveries),
+            audit=AuditService(store, AuditSettings.from_env()),
         )

@@ -13,9 +13,12 @@ from dataclasses import dataclass
 
 from packyard.domain.access import check_principal_name, may_manage_access
 from packyard.domain.enums import Role
+from packyard.domain.events import AuditAction, Change
 from packyard.domain.models import Caller, Operator, PrincipalRecord
 from packyard.errors import ApiError, Code, not_found
 from packyard.services.auth import AuthService, new_client_secret
+from packyard.services.journal import record
+from packyard.services.recording import simple
 from packyard.store.engine import Store
 from packyard.store.tenancy import TenancyRepo
 
@@ -59,8 +62,14 @@ class PrincipalService:
             creds = AuthService.add_principal(
                 repo, name=name, role=role, organization_id=organization_id, project_id=project_id
             )
-            record = _principal(repo, project_id, creds.principal.id)
-        return IssuedSecret(principal=record, client_secret=creds.client_secret)
+            found = _principal(repo, project_id, creds.principal.id)
+            record(
+                conn,
+                project_id,
+                actor,
+                _change(AuditAction.CREATE, "Created service principal", found),
+            )
+        return IssuedSecret(principal=found, client_secret=creds.client_secret)
 
     def update(
         self,
@@ -89,7 +98,14 @@ class PrincipalService:
                 repo.set_role(target.id, project_id, role)
             if disabled is not None and disabled != target.disabled:
                 repo.set_disabled(target.id, disabled)
-            return _principal(repo, project_id, target.id)
+            updated = _principal(repo, project_id, target.id)
+            record(
+                conn,
+                project_id,
+                actor,
+                _change(AuditAction.UPDATE, "Updated service principal", updated),
+            )
+            return updated
 
     def rotate_secret(
         self,
@@ -109,6 +125,13 @@ class PrincipalService:
             repo = TenancyRepo(conn)
             target = _changeable(repo, actor, organization_id, project_id, ref)
             repo.set_secret(target.id, secret_hash, revoke_tokens=revoke_tokens)
+            change = _change(
+                AuditAction.UPDATE,
+                "Rotated service principal secret",
+                target,
+                revoke_tokens=revoke_tokens,
+            )
+            record(conn, project_id, actor, change)
         return IssuedSecret(principal=target, client_secret=client_secret)
 
     def delete(self, actor: Actor, organization_id: str, project_id: str, ref: str) -> None:
@@ -120,6 +143,25 @@ class PrincipalService:
             if target.role is Role.ADMIN and not target.disabled:
                 _keep_an_admin(repo, project_id, target)
             repo.delete_principal(target.id)
+            record(
+                conn,
+                project_id,
+                actor,
+                _change(AuditAction.DELETE, "Deleted service principal", target),
+            )
+
+
+def _change(action: AuditAction, description: str, p: PrincipalRecord, **extra: object) -> Change:
+    # Never the secret: who, which role, whether disabled.
+    principal = {
+        "id": p.id,
+        "client_id": p.client_id,
+        "name": p.name,
+        "role": p.role.value if p.role is not None else "",
+        "disabled": p.disabled,
+        **extra,
+    }
+    return simple(action, description, principal=principal)
 
 
 def _authorize(actor: Actor, organization_id: str, project_id: str) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from packyard.domain.enums import FeatureTier
+from packyard.domain.events import AuditAction, Change
 from packyard.domain.models import Caller, Registry
 from packyard.domain.rules import parse_field_mask, utcnow
 from packyard.errors import already_exists, invalid, not_found
 from packyard.ids import new_id
+from packyard.services.journal import record
 from packyard.services.lookup import require_project_write
+from packyard.services.recording import simple
 from packyard.store.engine import Store
 from packyard.store.tenancy import TenancyRepo
 
@@ -57,6 +60,7 @@ class RegistryService:
                 )
                 reactivated = repo.get_registry(caller.project_id)
                 assert reactivated is not None
+                record(conn, caller.project_id, caller, _change("Created registry", reactivated))
                 return reactivated
             repo.add_registry(
                 Registry(
@@ -70,7 +74,8 @@ class RegistryService:
                 )
             )
             registry = repo.get_registry(caller.project_id)
-        assert registry is not None
+            assert registry is not None
+            record(conn, caller.project_id, caller, _change("Created registry", registry))
         return registry
 
     def update(
@@ -98,7 +103,8 @@ class RegistryService:
                 values["updated_at"] = utcnow()
                 repo.update_registry(caller.project_id, **values)
             registry = repo.get_registry(caller.project_id)
-        assert registry is not None
+            assert registry is not None
+            record(conn, caller.project_id, caller, _change("Updated registry", registry))
         return registry
 
     def delete(self, caller: Caller) -> Registry:
@@ -110,8 +116,24 @@ class RegistryService:
                 raise _missing()
             repo.update_registry(caller.project_id, activated=False, updated_at=utcnow())
             registry = repo.get_registry(caller.project_id)
-        assert registry is not None
+            assert registry is not None
+            record(conn, caller.project_id, caller, _change("Deleted registry", registry))
         return registry
+
+
+def _change(description: str, registry: Registry) -> Change:
+    action = {"Created": AuditAction.CREATE, "Deleted": AuditAction.DELETE}.get(
+        description.split(maxsplit=1)[0], AuditAction.UPDATE
+    )
+    return simple(
+        action,
+        description,
+        registry={
+            "id": registry.id,
+            "feature_tier": registry.feature_tier.value,
+            "activated": registry.activated,
+        },
+    )
 
 
 def _tier(tier: FeatureTier | None) -> FeatureTier:

@@ -31,6 +31,7 @@ from sqlalchemy import Connection, false, or_, select
 from packyard import metrics
 from packyard.domain.access import can_view_bucket, visible_buckets
 from packyard.domain.enums import RevocationType
+from packyard.domain.events import AuditAction
 from packyard.domain.models import Caller, Version
 from packyard.domain.rules import (
     MAX_LONG_TEXT,
@@ -42,6 +43,8 @@ from packyard.domain.rules import (
 )
 from packyard.domain.visibility import sees_restricted_channels
 from packyard.errors import invalid, precondition
+from packyard.services import recording
+from packyard.services.journal import record
 from packyard.services.lifecycle import plan_rollback, roll_back_channels
 from packyard.services.lookup import (
     bucket_or_404,
@@ -95,6 +98,7 @@ class RevocationOutcome:
     revoke_at: datetime
     descendants: int
     channels_moved: int
+    moves: tuple[ChannelMove, ...] = ()
 
 
 # How many descendants a preview lists (it counts them all).
@@ -181,7 +185,7 @@ class RevocationService:
             bucket = bucket_or_404(conn, caller, bucket_name, write=True)
             version = version_or_10(conn, bucket, fingerprint, lock=True)
             now = utcnow()
-            revoke_version(
+            outcome = revoke_version(
                 conn,
                 version,
                 at=_effective(version, request, delay, now),
@@ -192,6 +196,7 @@ class RevocationService:
                 rollback=not request.disable_rollback,
             )
             revoked = _reload(conn, version, caller)
+            _record_revocation(conn, caller, revoked, outcome, request.skip_descendants, now)
         metrics.event("revocations")
         return revoked
 
@@ -308,8 +313,11 @@ class RevocationService:
             bucket = bucket_or_404(conn, caller, bucket_name, write=True)
             version = version_or_10(conn, bucket, fingerprint, lock=True)
             _check_restorable(version)
-            restore_version(conn, version.id, now=utcnow())
+            now = utcnow()
+            held = recording.copies(conn, one_id(version.id))
+            restore_version(conn, version.id, now=now)
             restored = _reload(conn, version, caller)
+            _record_restore(conn, caller, version, restored, held, now)
         metrics.event("restores")
         return restored
 
@@ -347,13 +355,66 @@ def revoke_version(
         if cascade
         else 0
     )
-    moved = 0
+    moves: list[ChannelMove] = []
     if immediate and rollback:
         moves = roll_back_channels(
             conn, RevocationRepo.revoked_by(one_id(version.id)), now=now, author=author
         )
-        moved = len(moves)
-    return RevocationOutcome(revoke_at=at, descendants=copies, channels_moved=moved)
+    return RevocationOutcome(
+        revoke_at=at, descendants=copies, channels_moved=len(moves), moves=tuple(moves)
+    )
+
+
+def _record_revocation(
+    conn: Connection,
+    caller: Caller,
+    version: Version,
+    outcome: RevocationOutcome,
+    skip_descendants: bool,
+    now: datetime,
+) -> None:
+    held = recording.copies(conn, one_id(version.id))
+    events = recording.revocation_events(
+        conn, version, held, now, skip_descendants=skip_descendants, moves=outcome.moves
+    )
+    immediate = is_revoked(version.revoke_at, now)
+    change = recording.version_change(
+        AuditAction.UPDATE,
+        "Revoked version" if immediate else "Scheduled version revocation",
+        version,
+        now,
+        events,
+        skip_descendants_revocation=skip_descendants,
+        descendants_revoked=outcome.descendants,
+        channels_rolled_back=outcome.channels_moved,
+    )
+    record(conn, caller.project_id, caller, change)
+
+
+def _record_restore(
+    conn: Connection,
+    caller: Caller,
+    before: Version,
+    restored: Version,
+    held: list[tuple[Version, str]],
+    now: datetime,
+) -> None:
+    """``restore`` where the revocation was in effect, ``cancel-revocation`` where it was
+    still scheduled: for the version and each descendant that inherited it."""
+    was = [is_revoked(v.revoke_at, now) for v, _ in held]
+    for v, _ in held:
+        recording.cleared(v)
+    in_effect = is_revoked(before.revoke_at, now)
+    cleared = [(restored, in_effect), *zip((v for v, _ in held), was, strict=True)]
+    change = recording.version_change(
+        AuditAction.UPDATE,
+        "Restored version" if in_effect else "Cancelled version revocation",
+        restored,
+        now,
+        recording.restoration_events(cleared, now),
+        descendants_restored=len(held),
+    )
+    record(conn, caller.project_id, caller, change)
 
 
 def restore_version(conn: Connection, version_id: str, *, now: datetime) -> int:

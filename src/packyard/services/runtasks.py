@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, select
 
 from packyard.domain.enums import RunTaskBehaviour
-from packyard.domain.models import Caller
+from packyard.domain.events import AuditAction, Change
+from packyard.domain.models import Caller, Operator
 from packyard.domain.rules import utcnow
 from packyard.errors import not_found, permission_denied
+from packyard.services.journal import record
+from packyard.services.recording import simple
 from packyard.services.secrets import Sealer, hmac_key_context, record_secret_key
 from packyard.store.engine import Store
 from packyard.store.runtasks import RunTaskRepo, RunTaskRow
@@ -41,6 +44,11 @@ class RunTaskTarget:
     project_id: str
     hmac_key: bytes
     on_untracked_image: str  # a RunTaskBehaviour value
+
+
+def _regenerated(api_id: str) -> Change:
+    # The key itself is never recorded.
+    return simple(AuditAction.UPDATE, "Regenerated run task HMAC key", run_task={"api_id": api_id})
 
 
 def _missing_registry() -> Exception:
@@ -90,6 +98,7 @@ class RunTaskService:
                     hmac_key_sealed=self._seal(caller.project_id, key),
                     updated_at=utcnow(),
                 )
+            record(conn, caller.project_id, caller, _regenerated(found.api_id))
         return RunTaskAccess(found.api_id, key)
 
     def get_config(self, caller: Caller) -> RunTaskBehaviour:
@@ -112,6 +121,12 @@ class RunTaskService:
                 repo.update(
                     caller.project_id, on_untracked_image=behaviour.value, updated_at=utcnow()
                 )
+            change = simple(
+                AuditAction.UPDATE,
+                "Updated run task configuration",
+                run_task={"on_untracked_image": behaviour.value},
+            )
+            record(conn, caller.project_id, caller, change)
         return behaviour
 
     def reset_keys(self) -> list[str]:
@@ -128,6 +143,7 @@ class RunTaskService:
                 repo.update(
                     project_id, hmac_key_sealed=self._seal(project_id, _new_key()), updated_at=now
                 )
+                record(conn, project_id, Operator(), _regenerated(""))
             record_secret_key(conn, self.sealer)
         return projects
 

@@ -24,11 +24,13 @@ import zstandard
 from packyard.config import env_number
 from packyard.domain.access import can_view_bucket
 from packyard.domain.enums import BuildStatus, SbomFormat
+from packyard.domain.events import AuditAction
 from packyard.domain.models import Caller
 from packyard.domain.rules import utcnow
 from packyard.errors import ApiError, Code, already_exists, invalid, not_found
 from packyard.ids import new_id
 from packyard.services.auth import AuthService
+from packyard.services.journal import record
 from packyard.services.lookup import (
     bucket_missing,
     bucket_or_404,
@@ -36,6 +38,7 @@ from packyard.services.lookup import (
     require_write,
     version_or_10,
 )
+from packyard.services.recording import simple
 from packyard.store.engine import Store
 from packyard.store.sboms import Sbom, SbomRepo
 from packyard.store.versions import VersionRepo
@@ -112,6 +115,20 @@ class SbomService:
                 raise already_exists(f"An SBOM named {sbom.name} already exists for this build.")
             self._check_quotas(repo, caller.project_id, build.id, len(document))
             repo.insert(sbom, document)
+            change = simple(
+                AuditAction.CREATE,
+                "Uploaded SBOM",
+                bucket.name,
+                bucket={"id": bucket.id, "name": bucket.name},
+                version={
+                    "id": version.id,
+                    "fingerprint": version.fingerprint,
+                    "name": version.name,
+                },
+                build={"id": build.id, "component_type": build.component_type},
+                sbom={"id": sbom.id, "name": sbom.name, "format": sbom.format.value},
+            )
+            record(conn, caller.project_id, caller, change)
         return sbom
 
     def _check_quotas(self, repo: SbomRepo, project_id: str, build_id: str, size: int) -> None:

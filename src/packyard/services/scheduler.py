@@ -14,19 +14,24 @@ same transaction as their rollback. On SQLite, write transactions are serial.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Select, select
 
 from packyard import metrics
+from packyard.domain.events import SYSTEM, AuditAction
 from packyard.domain.models import MANAGED_AUTHOR
 from packyard.domain.rules import utcnow
+from packyard.services import recording
 from packyard.services.background import LoopThread, running
+from packyard.services.journal import record
 from packyard.services.lifecycle import roll_back_channels
 from packyard.store.engine import Store
-from packyard.store.revocation import RevocationRepo
-from packyard.store.schema import versions
+from packyard.store.revocation import ChannelMove, RevocationRepo
+from packyard.store.schema import buckets, versions
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +73,11 @@ class RevocationScheduler:
                     if revoke_at is not None
                 ]
                 origins = select(versions.c.id).where(versions.c.id.in_(due))
-                roll_back_channels(
+                moves = roll_back_channels(
                     conn, RevocationRepo.revoked_by(origins), now=at, author=MANAGED_AUTHOR
                 )
                 repo.mark_applied(due)
+                _record(conn, origins, moves, at)
             total += len(due)
             if len(due) < self.batch:
                 break
@@ -86,6 +92,41 @@ class RevocationScheduler:
             return self.apply_due(now)
         metrics.metrics().scheduler_pass(())
         return 0
+
+
+def _record(
+    conn: Connection, origins: Select[Any], moves: Sequence[ChannelMove], now: datetime
+) -> None:
+    """A ``revoke`` event for each version whose revocation took effect (the origins and
+    the versions inheriting from them) and an ``assign`` event per channel rolled back,
+    audited once per origin, by the registry itself."""
+    rows = conn.execute(
+        select(versions.c.id, buckets.c.project_id)
+        .join(buckets, buckets.c.id == versions.c.bucket_id)
+        .where(versions.c.id.in_(origins))
+    )
+    projects: dict[str, str] = {r.id: r.project_id for r in rows}
+    found = recording.loaded(conn, projects)
+    held = recording.copies(conn, origins)
+    origin_of = {v.id: origin for v, origin in held}
+    origin_of.update({vid: vid for vid in projects})
+    for origin_id, project_id in projects.items():
+        version = found[origin_id]
+        copies = [(v, o) for v, o in held if o == origin_id]
+        mine = [m for m in moves if origin_of.get(m.previous_version_id or "") == origin_id]
+        events = recording.revocation_events(
+            conn, version, copies, now, skip_descendants=False, moves=mine
+        )
+        change = recording.version_change(
+            AuditAction.UPDATE,
+            "Revoked version",
+            version,
+            now,
+            events,
+            scheduled=True,
+            channels_rolled_back=len(mine),
+        )
+        record(conn, project_id, SYSTEM, change)
 
 
 def _aware(value: datetime) -> datetime:

@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from packyard.errors import ApiError, Code
 from packyard.startup import StartupError, notice
 from packyard.store.engine import Store
-from packyard.store.schema import run_task_configs
+from packyard.store.schema import run_task_configs, webhooks
 from packyard.store.tenancy import SettingsRepo
 
 KEY_FILE = "secret.key"
@@ -174,6 +174,11 @@ def hmac_key_context(project_id: str) -> bytes:
     return b"packyard:run-task-hmac:" + project_id.encode()
 
 
+def webhook_key_context(webhook_id: str) -> bytes:
+    """What a webhook's sealed HMAC key is bound to."""
+    return b"packyard:webhook-hmac:" + webhook_id.encode()
+
+
 def record_secret_key(conn: Connection, sealer: Sealer) -> None:
     """Make ``sealer``'s key the one this database names (after a reset of what it sealed)."""
     check = base64.b64encode(sealer.seal(_CHECK_PLAINTEXT, context=_CHECK_CONTEXT)).decode()
@@ -191,19 +196,14 @@ def check_secret_key(store: Store, sealer: Sealer) -> None:
     except IntegrityError:  # another server on the same database recorded its key first
         with store.read() as conn:
             stored = SettingsRepo(conn).get(_CHECK_SETTING) or ""
-    with store.read() as conn:
-        sample = conn.execute(
-            select(run_task_configs.c.project_id, run_task_configs.c.hmac_key_sealed).limit(1)
-        ).first()
-    if sample is not None:
+    for what, context, sealed, remedy in _sealed_samples(store):
         try:
-            sealer.open(bytes(sample.hmac_key_sealed), context=hmac_key_context(sample.project_id))
+            sealer.open(sealed, context=context)
         except UnsealError:
             raise StartupError(
-                f"the secret key in {sealer.source} is not the key this database's run-task "
-                f"HMAC keys are sealed with: use that key file (servers sharing a database must "
-                f"all set {SECRET_KEY_ENV} to the same key), or, if it is lost, replace every "
-                "run-task HMAC key with `packyard runtask reset-keys`"
+                f"the secret key in {sealer.source} is not the key this database's {what} are "
+                f"sealed with: use that key file (servers sharing a database must all set "
+                f"{SECRET_KEY_ENV} to the same key), or, if it is lost, {remedy}"
             ) from None
         return
     try:
@@ -214,3 +214,36 @@ def check_secret_key(store: Store, sealer: Sealer) -> None:
             f"in this database; servers sharing a database must all set {SECRET_KEY_ENV} to the "
             "same key, or run tasks will fail on some of them"
         )
+
+
+def _sealed_samples(store: Store) -> list[tuple[str, bytes, bytes, str]]:
+    """One sealed secret of each kind the database holds: (what, context, sealed, remedy)."""
+    with store.read() as conn:
+        task = conn.execute(
+            select(run_task_configs.c.project_id, run_task_configs.c.hmac_key_sealed).limit(1)
+        ).first()
+        hook = conn.execute(
+            select(webhooks.c.id, webhooks.c.hmac_key_sealed)
+            .where(webhooks.c.hmac_key_sealed.is_not(None))
+            .limit(1)
+        ).first()
+    found = []
+    if task is not None:
+        found.append(
+            (
+                "run-task HMAC keys",
+                hmac_key_context(task.project_id),
+                bytes(task.hmac_key_sealed),
+                "replace every run-task HMAC key with `packyard runtask reset-keys`",
+            )
+        )
+    if hook is not None:
+        found.append(
+            (
+                "webhook HMAC keys",
+                webhook_key_context(hook.id),
+                bytes(hook.hmac_key_sealed),
+                "give each webhook a new HMAC key (`packyard webhooks` or Terraform)",
+            )
+        )
+    return found

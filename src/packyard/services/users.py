@@ -30,10 +30,13 @@ from sqlalchemy.exc import IntegrityError
 from packyard.config import env_number
 from packyard.domain.access import may_manage_access
 from packyard.domain.enums import Role
+from packyard.domain.events import AuditAction, Change
 from packyard.domain.models import Caller, Operator, Project, User, UserRecord, WebSession
 from packyard.domain.rules import utcnow
 from packyard.errors import ApiError, Code, invalid, not_found
 from packyard.ids import new_id
+from packyard.services.journal import record
+from packyard.services.recording import simple
 from packyard.services.throttle import FailureCounter, throttled
 from packyard.store.engine import Store
 from packyard.store.tenancy import TenancyRepo
@@ -180,9 +183,12 @@ class UserService:
                     )
                 chosen = ""
             repo.bind_role(user.id, project_id, role)
-            record = repo.find(project_id, user.id)
-        assert record is not None
-        return NewPassword(record=record, password=chosen)
+            found_record = repo.find(project_id, user.id)
+            assert found_record is not None
+            record(
+                conn, project_id, actor, _change(AuditAction.CREATE, "Created user", found_record)
+            )
+        return NewPassword(record=found_record, password=chosen)
 
     def list_for_project(
         self, actor: Actor, organization_id: str, project_id: str
@@ -225,7 +231,8 @@ class UserService:
                 if disabled:
                     SessionRepo(conn).delete_for_user(target.user.id)
             updated = repo.find(project_id, target.user.id)
-        assert updated is not None
+            assert updated is not None
+            record(conn, project_id, actor, _change(AuditAction.UPDATE, "Updated user", updated))
         return updated
 
     def reset_password(
@@ -241,6 +248,8 @@ class UserService:
             _whole_account(repo, actor, target)
             repo.set_password(target.user.id, _hash(password))
             SessionRepo(conn).delete_for_user(target.user.id)
+            change = _change(AuditAction.UPDATE, "Reset user password", target)
+            record(conn, project_id, actor, change)
         return NewPassword(record=target, password=password)
 
     def create_first_admin(self, organization_id: str, project_id: str) -> NewPassword | None:
@@ -341,7 +350,19 @@ class UserService:
             project_id=project_id,
             role=role,
             bucket_roles=granted,
+            person=True,
         )
+
+
+def _change(action: AuditAction, description: str, r: UserRecord) -> Change:
+    # Never a password or its hash.
+    user = {
+        "id": r.user.id,
+        "email": r.user.email,
+        "role": r.role.value if r.role is not None else "",
+        "disabled": r.user.disabled,
+    }
+    return simple(action, description, user=user)
 
 
 def csrf_matches(session: WebSession, submitted: str | None) -> bool:

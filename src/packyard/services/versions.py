@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from packyard import metrics
 from packyard.domain.access import can_view_bucket, visible_buckets
 from packyard.domain.enums import BuildStatus, TemplateType, VersionStatus
+from packyard.domain.events import AuditAction, EventAction
 from packyard.domain.lineage import Relation, Relations
 from packyard.domain.models import Bucket, Caller, Channel, Version
 from packyard.domain.paging import Page, PageRequest
@@ -17,6 +18,8 @@ from packyard.domain.rules import utcnow, validate_fingerprint
 from packyard.domain.visibility import can_see_channel, restricted_scope
 from packyard.errors import ApiError, already_exists, invalid, not_found, precondition
 from packyard.ids import new_id
+from packyard.services import recording
+from packyard.services.journal import record
 from packyard.services.lifecycle import complete, roll_back_channels
 from packyard.services.lookup import (
     bucket_missing,
@@ -224,6 +227,15 @@ class VersionService:
                 # fingerprint: IntegrityError, below.
                 VersionRepo(conn).insert(version)
                 BucketRepo(conn).add_version_count(bucket.id, 1, updated_at=now)
+                event = recording.version_event(EventAction.CREATE, version, now)
+                record(
+                    conn,
+                    caller.project_id,
+                    caller,
+                    recording.version_change(
+                        AuditAction.CREATE, "Created version", version, now, [event]
+                    ),
+                )
         except IntegrityError:
             raise exists from None
         metrics.event("versions_created")
@@ -246,8 +258,11 @@ class VersionService:
                     raise precondition(
                         f"Version {fingerprint} cannot be completed: it has no build in BUILD_DONE."
                     )
+                previous_latest = bucket.latest_version_id
                 complete(conn, bucket, version, now)
                 completed = True
+                change = recording.completion(conn, bucket, version, previous_latest, now)
+                record(conn, caller.project_id, caller, change)
             version = version_or_10(conn, bucket, fingerprint)
             load_versions(conn, [version], caller)
         if completed:
@@ -278,8 +293,11 @@ class VersionService:
                     f"Version is assigned by channels: {names}. Please, remove the channels "
                     "assignment before deleting the version."
                 )
+            recording.with_builds(conn, [version])
             gone = one_id(version.id)
-            roll_back_channels(conn, gone, now=now, author=caller.name)
+            moves = roll_back_channels(conn, gone, now=now, author=caller.name)
+            events = [recording.version_event(EventAction.DELETE, version, now)]
+            events += recording.moves_events(conn, moves, [version])
             # Descendants keep a revocation they inherited from it, as their own.
             RevocationRepo(conn).detach_copies(gone)
             VersionRepo(conn).delete(version.id)
@@ -292,6 +310,14 @@ class VersionService:
                 at=now,
             )
             BucketRepo(conn).add_version_count(bucket.id, -1, updated_at=now)
+            record(
+                conn,
+                caller.project_id,
+                caller,
+                recording.version_change(
+                    AuditAction.DELETE, "Deleted version", version, now, events
+                ),
+            )
 
 
 def not_found_version(fingerprint: str) -> ApiError:

@@ -383,3 +383,117 @@ run_task_jobs = Table(
 )
 Index("ix_run_task_jobs_due", run_task_jobs.c.state, run_task_jobs.c.next_attempt_at)
 Index("ix_run_task_jobs_project_id", run_task_jobs.c.project_id)
+
+# --- events: the transactional outbox, webhooks and the audit log (packyard.services.journal)
+#
+# Every write transaction that changes something records its audit entry (and, for the eight
+# version events, its event and one delivery per subscribed webhook) before it commits, so a
+# record exists if and only if the change does. ``seq`` numbers a scope's records (a project,
+# or "" for changes outside any project) in commit order: the counter row of the scope is
+# updated in the same transaction, and that row lock orders the commits.
+journal_sequences = Table(
+    "journal_sequences",
+    metadata,
+    Column("scope", String(64), primary_key=True),  # "events:<project>" / "audit:<project>"
+    Column("last", BigInteger, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(64), primary_key=True),  # packer.event:<random>: stable across redeliveries
+    Column("project_id", ID, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("source", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("body", JSON, nullable=False),  # the envelope exactly as every delivery sends it
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("project_id", "seq"),
+)
+Index("ix_events_created_at", events.c.created_at)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", ID, primary_key=True),  # the wire's resource_id
+    Column("project_id", ID, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("hmac_key_sealed", LargeBinary, nullable=True),  # AES-GCM under secret.key
+    Column("enabled", Boolean, nullable=False),
+    Column("subscriptions", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("project_id", "name"),
+)
+
+# One row per (webhook, event): the durable delivery queue and its log. A webhook's deliveries
+# are sent in event order; ``next_attempt_at`` is when a queued one is due, or when a running
+# one's lease lapses (its server died) and another server takes it over.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("webhook_id", ID, ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", String(64), ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", BigInteger, nullable=False),  # the event's
+    Column("state", String(16), nullable=False),  # queued | running | delivered | dead
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    # The claim of the server sending it (random, new per attempt): its writes name it, so a
+    # server whose lease lapsed (and was taken over) changes nothing.
+    Column("claim", String(32), nullable=True),
+    Column("request", JSON, nullable=True),  # url, headers, sent_at of the last attempt
+    Column("response", JSON, nullable=True),  # status_code, headers, body excerpt
+    Column("last_error", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    UniqueConstraint("webhook_id", "event_id"),
+)
+Index("ix_webhook_deliveries_due", webhook_deliveries.c.state, webhook_deliveries.c.next_attempt_at)
+Index(
+    "ix_webhook_deliveries_order",
+    webhook_deliveries.c.webhook_id,
+    webhook_deliveries.c.seq,
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("scope", String(36), nullable=False),  # the project id, or "" outside any project
+    Column("seq", BigInteger, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("status", String(8), nullable=False),  # OK | FAILED
+    Column("action", String(16), nullable=False),  # create | update | delete
+    Column("description", String(128), nullable=False),
+    Column("actor_type", String(32), nullable=False),
+    Column("actor_id", String(64), nullable=False),
+    Column("actor_name", String(320), nullable=False),
+    Column("bucket", String(128), nullable=False),  # "" when the change concerns no bucket
+    Column("record", JSON, nullable=False),  # the flat HCP-style record, as streamed
+    Column("request_id", String(64), nullable=False),
+    Column("source_address", String(64), nullable=False),
+    UniqueConstraint("scope", "seq"),
+)
+Index("ix_audit_events_at", audit_events.c.at)
+Index("ix_audit_events_scope_at", audit_events.c.scope, audit_events.c.at)
+
+# How far each audit sink has streamed each scope; one server streams at a time (the lease).
+audit_cursors = Table(
+    "audit_cursors",
+    metadata,
+    Column("sink", String(128), primary_key=True),
+    Column("scope", String(36), primary_key=True),
+    Column("last_seq", BigInteger, nullable=False),
+)
+
+# Work that one server at a time does (streaming the audit log): who holds it, until when.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(64), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)

@@ -32,7 +32,7 @@ from packyard.domain.models import Caller, Project, WebSession
 from packyard.errors import ApiError, Code, not_found, permission_denied
 from packyard.services.container import Services
 from packyard.services.users import csrf_matches
-from packyard.web import filters
+from packyard.web import filters, refusals
 from packyard.web.filters import role_label
 
 SESSION_COOKIE = "packyard-session"
@@ -168,6 +168,7 @@ def render(
 
 
 def error_page(ctx: Context | None, request: Request, error: ApiError) -> HTMLResponse:
+    refusals.audit_refusal(request, ctx.caller if ctx is not None else None, error)
     if error.code is Code.ABORTED:
         # A missing version: code 10 on the API, which Packer needs; to a person, not found.
         error = not_found(error.message)
@@ -252,8 +253,15 @@ async def writer(
     try:
         await run(svc, check_writer, svc, caller, bucket)
     except ApiError as exc:
+        if request.method == "POST" and not await _genuine(request, ctx):
+            refusals.not_audited(request)  # refused before its CSRF token was checked
         return error_page(ctx, request, exc)
     return ctx
+
+
+async def _genuine(request: Request, ctx: Context) -> bool:
+    token = (await request.form()).get("csrf_token")
+    return csrf_matches(ctx.session, token if isinstance(token, str) else None)
 
 
 def check_writer(svc: Services, caller: Caller, bucket: str | None) -> None:
@@ -294,6 +302,7 @@ async def submitted(
     data = await form(request, ctx)
     if isinstance(data, Response):
         return data
+    refusals.answering(request, ctx.caller)
     return ctx, data
 
 
@@ -303,6 +312,7 @@ async def form(request: Request, ctx: Context) -> FormData | Response:
     data = await request.form()
     token = data.get("csrf_token")
     if not csrf_matches(ctx.session, token if isinstance(token, str) else None):
+        refusals.not_audited(request)
         return error_page(
             ctx,
             request,
@@ -329,6 +339,7 @@ def field_errors(error: ApiError, *, at: str = "form") -> dict[str, str]:
     """``{field: message}`` from an error's ``google.rpc.BadRequest`` detail, to show each
     message next to its field; a message about no field goes next to ``at`` (a refusal of
     the whole request stays at the top of the form)."""
+    refusals.refused_form(error)
     found: dict[str, str] = {}
     for detail in error.details:
         for violation in detail.get("field_violations", []) or []:

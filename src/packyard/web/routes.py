@@ -18,6 +18,7 @@ from packyard.web.pages import (
     registry,
     revocation,
     versions,
+    webhooks,  # console-webhooks
 )
 
 STATIC_MAX_AGE_S = 3600
@@ -47,7 +48,7 @@ async def _no_such_page(request: Request, project_id: str, rest: str) -> Respons
 
 
 def install(app: FastAPI) -> None:
-    for module in (auth, registry, bucket_access, versions, channels, revocation, access):
+    for module in (auth, registry, bucket_access, versions, channels, revocation, access, webhooks):
         app.router.routes.extend(module.router.routes)
     app.add_api_route(
         "/p/{project_id}/{rest:path}", _no_such_page, methods=["GET"], include_in_schema=False

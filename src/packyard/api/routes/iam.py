@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from packyard.api import iam_wire
+from packyard.api.audit_failures import remember_caller
 from packyard.api.calls import run
 from packyard.api.deps import PrincipalDep, ServicesDep, bearer_token
 from packyard.api.iam_wire import SetIamPolicyBody
@@ -85,4 +86,5 @@ async def _bucket_caller(
             field="resource_name",
         )
     caller = await run(svc, svc.auth.authorize, token, None, match["project"])
+    remember_caller(request, caller)
     return caller, match["bucket"]
