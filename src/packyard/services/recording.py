@@ -16,21 +16,17 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, select
+from sqlalchemy import Connection, Select
 
-from packyard.domain.enums import RevocationType
 from packyard.domain.events import AuditAction, Change, EventAction, VersionEvent
-from packyard.domain.models import Bucket, Build, Channel, Version
+from packyard.domain.models import MANAGED_CHANNEL, Bucket, Build, Channel, Version
 from packyard.domain.rules import is_revoked
 from packyard.services import event_payloads as p
-from packyard.store.channels import ChannelRepo, channel_from_row
+from packyard.store.channels import ChannelRepo
 from packyard.store.revocation import ChannelMove
-from packyard.store.schema import artifacts, buckets, builds, channels, versions
-from packyard.store.versions import BuildRepo, VersionRepo, _builds_from_rows, version_row
+from packyard.store.versions import BuildRepo, VersionRepo
 
 JSON = dict[str, Any]
-
-_INHERITED = RevocationType.INHERITED.value
 
 
 # --- loading ---------------------------------------------------------------------------
@@ -54,46 +50,13 @@ def copies(conn: Connection, origin_ids: Select[Any]) -> list[tuple[Version, str
     """The versions holding an inherited copy of the revocation of one of ``origin_ids``
     (a one-column selectable), with their builds and the origin each copies: two
     statements for any number of them."""
-    held = and_(
-        versions.c.revocation_inherited_from.in_(origin_ids),
-        versions.c.revocation_type == _INHERITED,
-    )
-    rows = conn.execute(
-        select(versions, buckets.c.name.label("bucket_name"))
-        .join(buckets, buckets.c.id == versions.c.bucket_id)
-        .where(held)
-        .order_by(buckets.c.name, versions.c.number, versions.c.id)
-    ).all()
-    out = [(version_row(r, r.bucket_name), str(r.revocation_inherited_from)) for r in rows]
-    if out:
-        found: dict[str, list[Build]] = {}
-        for b in _builds_from_rows(
-            conn.execute(
-                select(builds, *_ARTIFACT_COLUMNS)
-                .outerjoin(artifacts, artifacts.c.build_id == builds.c.id)
-                .where(builds.c.version_id.in_(select(versions.c.id).where(held)))
-                .order_by(builds.c.created_at, builds.c.id, artifacts.c.created_at, artifacts.c.id)
-            )
-        ):
-            found.setdefault(b.version_id, []).append(b)
-        for v, _ in out:
-            v.builds = found.get(v.id, [])
+    out = VersionRepo(conn).inherited_copies(origin_ids)
+    with_builds(conn, [v for v, _ in out])
     return out
 
 
-_ARTIFACT_COLUMNS = (
-    artifacts.c.id.label("artifact_id"),
-    artifacts.c.external_identifier,
-    artifacts.c.region,
-    artifacts.c.created_at.label("artifact_created_at"),
-)
-
-
 def channels_by_id(conn: Connection, ids: Sequence[str]) -> dict[str, Channel]:
-    if not ids:
-        return {}
-    rows = conn.execute(ChannelRepo(conn)._select().where(channels.c.id.in_(list(ids))))
-    return {r.id: channel_from_row(r) for r in rows}
+    return ChannelRepo(conn).by_ids(ids)
 
 
 # --- events ----------------------------------------------------------------------------
@@ -144,15 +107,11 @@ def latest_moved(
     """The ``assign`` event of `latest` moved to the just completed ``version``."""
     if bucket.latest_version_id != version.id or previous_id == version.id:
         return []
-    rows = conn.execute(
-        ChannelRepo(conn)
-        ._select()
-        .where(channels.c.bucket_id == bucket.id, channels.c.managed.is_(True))
-    ).all()
-    if not rows:
+    latest = ChannelRepo(conn).get(bucket.id, MANAGED_CHANNEL)
+    if latest is None:
         return []
     previous = loaded(conn, [previous_id]).get(previous_id) if previous_id else None
-    return [assign_event(channel_from_row(rows[0]), version, previous)]
+    return [assign_event(latest, version, previous)]
 
 
 # --- changes ---------------------------------------------------------------------------

@@ -108,6 +108,13 @@ class ChannelRepo:
     def _select(self) -> Any:
         return _SELECT
 
+    def by_ids(self, ids: Iterable[str]) -> dict[str, Channel]:
+        wanted = list(ids)
+        if not wanted:
+            return {}
+        rows = self.conn.execute(_SELECT.where(channels.c.id.in_(wanted)))
+        return {r.id: channel_from_row(r) for r in rows}
+
     def get(self, bucket_id: str, name: str, *, lock: bool = False) -> Channel | None:
         q = _BY_NAME_LOCKED if lock else _BY_NAME
         row = self.conn.execute(q, {"bucket_id": bucket_id, "name": name}).first()

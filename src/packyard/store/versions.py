@@ -373,6 +373,20 @@ class VersionRepo:
         rows = self.conn.execute(_BY_IDS, {"ids": list(ids)})
         return {r.id: version_from_row(r) for r in rows}
 
+    def inherited_copies(self, origin_ids: Select[Any]) -> list[tuple[Version, str]]:
+        """The versions holding an inherited copy of the revocation of one of ``origin_ids``
+        (a one-column selectable), each with the origin it copies (one statement)."""
+        rows = self.conn.execute(
+            select(versions, buckets.c.name.label("bucket_name"))
+            .join(buckets, buckets.c.id == versions.c.bucket_id)
+            .where(
+                versions.c.revocation_inherited_from.in_(origin_ids),
+                versions.c.revocation_type == RevocationType.INHERITED.value,
+            )
+            .order_by(buckets.c.name, versions.c.number, versions.c.id)
+        ).all()
+        return [(version_row(r, r.bucket_name), str(r.revocation_inherited_from)) for r in rows]
+
     def insert(self, version: Version) -> None:
         self.conn.execute(
             _INSERT_VERSION,
