@@ -88,6 +88,9 @@ def configure(level: str, fmt: LogFormat | str = LogFormat.text) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # httpx logs every request at INFO with its whole URL; outbound URLs (webhooks, audit
+    # collectors, run-task callbacks) may carry secrets in their path or query.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
 
 
 def granian_config(fmt: LogFormat | str) -> dict[str, Any]:

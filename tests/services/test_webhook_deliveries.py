@@ -500,3 +500,19 @@ def test_finished_deliveries_and_their_events_go_after_the_retention(
     assert deliveries(svc) == []
     with svc.store.read() as conn:
         assert conn.execute(select(events.c.id)).all() == []
+
+
+def test_the_list_carries_each_webhooks_last_deliveries(
+    svc: Services, tenant: TenantFixture, receiver: Receiver
+) -> None:
+    from packyard.domain.paging import PageRequest
+
+    first, quiet = make_hook(svc, tenant, receiver.url), make_hook(svc, tenant, receiver.url)
+    svc.webhooks.update(tenant.caller(Role.ADMIN), quiet, "enabled", {"enabled": False})
+    emit(svc, tenant, 2)
+    drain(svc, 2)
+    views = {v.webhook.name: v for v in svc.webhooks.list(tenant.caller(), PageRequest()).items}
+    shown = views[first]
+    assert shown.last_delivery is not None and shown.newest is not None
+    assert shown.last_delivery.id == shown.newest.id and shown.newest.state == "delivered"
+    assert (views[quiet].last_delivery, views[quiet].newest) == (None, None)

@@ -130,8 +130,8 @@ class OutboundGuard:
         else:
             try:
                 found = self.resolve(host, port)
-            except (OSError, UnicodeError) as exc:
-                raise Unresolved(f"{host} could not be resolved ({type(exc).__name__})") from None
+            except (OSError, UnicodeError):
+                raise Unresolved(f"{host} could not be resolved (DNS lookup failed)") from None
             addresses = []
             for text in found:
                 try:

@@ -71,10 +71,12 @@ _MASK = {
 
 @dataclass(frozen=True, slots=True)
 class WebhookView:
-    """A webhook and its last successful delivery (``last_delivery`` on the wire)."""
+    """A webhook, its last successful delivery (``last_delivery`` on the wire) and its newest
+    delivery whatever its state (what the console shows)."""
 
     webhook: Webhook
     last_delivery: Delivery | None = None
+    newest: Delivery | None = None
 
 
 def parse_mask(raw: str | None) -> frozenset[str]:
@@ -158,10 +160,16 @@ class WebhookService:
 
     # --- reads --------------------------------------------------------------------------
 
-    def list(self, caller: Caller, page: PageRequest) -> Page[Webhook]:
+    def list(self, caller: Caller, page: PageRequest) -> Page[WebhookView]:
+        """A page of the project's webhooks with their last deliveries (three statements)."""
         _require_reader(caller)
         with self.store.read() as conn:
-            return WebhookRepo(conn).list(caller.project_id, page)
+            repo = WebhookRepo(conn)
+            found = repo.list(caller.project_id, page)
+            ids = [h.id for h in found.items]
+            delivered, newest = repo.newest(ids, delivered=True), repo.newest(ids)
+        views = [WebhookView(h, delivered.get(h.id), newest.get(h.id)) for h in found.items]
+        return Page(views, found.next_token, found.previous_token, found.total)
 
     def get(self, caller: Caller, name: str) -> WebhookView:
         _require_reader(caller)

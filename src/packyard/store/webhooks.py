@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -186,6 +187,24 @@ class WebhookRepo:
             .where(_D.c.webhook_id == webhook_id, _D.c.id == delivery_id)
         ).first()
         return _delivery(row) if row is not None else None
+
+    def newest(self, webhook_ids: Sequence[str], *, delivered: bool = False) -> dict[str, Delivery]:
+        """Each webhook's newest delivery (with ``delivered``: newest successful one), in one
+        statement whatever the number of webhooks."""
+        if not webhook_ids:
+            return {}
+        order = (_D.c.finished_at.desc(), _D.c.seq.desc()) if delivered else (_D.c.seq.desc(),)
+        rank = func.row_number().over(partition_by=_D.c.webhook_id, order_by=order)
+        ranked = (
+            select(*_DELIVERY_COLUMNS, rank.label("rank"))
+            .join(events, events.c.id == _D.c.event_id)
+            .where(_D.c.webhook_id.in_(list(webhook_ids)))
+        )
+        if delivered:
+            ranked = ranked.where(_D.c.state == DELIVERED)
+        inner = ranked.subquery()
+        rows = self.conn.execute(select(inner).where(inner.c.rank == 1))
+        return {r.webhook_id: _delivery(r) for r in rows}
 
     def last_delivered(self, webhook_id: str) -> Delivery | None:
         row = self.conn.execute(

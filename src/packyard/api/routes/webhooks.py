@@ -163,7 +163,10 @@ async def create_webhook(
 async def list_webhooks(caller: WebhookCallerDep, svc: ServicesDep, page: WebhookPage) -> JSONBody:
     found = await run(svc, svc.webhooks.list, caller, page)
     return JSONBody(
-        {"webhooks": [render_webhook(h) for h in found.items], "pagination": pagination(found)}
+        {
+            "webhooks": [render_webhook(v.webhook, v.last_delivery) for v in found.items],
+            "pagination": pagination(found),
+        }
     )
 
 

@@ -165,14 +165,14 @@ def shown(delivery: Delivery) -> Shown:
 def _list_loader(page: PageRequest) -> Callable[[Services, Caller], Mapping[str, Any]]:
     def load(svc: Services, caller: Caller) -> Mapping[str, Any]:
         found = svc.webhooks.list(caller, page)
-        rows: list[Listed] = []
-        for hook in found.items:
-            newest = svc.webhooks.deliveries_of(caller, hook.name, PageRequest(size=1)).items
-            rows.append(
-                Listed(
-                    hook, events_summary(hook.subscriptions), shown(newest[0]) if newest else None
-                )
+        rows = [
+            Listed(
+                v.webhook,
+                events_summary(v.webhook.subscriptions),
+                shown(v.newest) if v.newest else None,
             )
+            for v in found.items
+        ]
         return {"webhooks": rows, "next_token": found.next_token}
 
     return load
