@@ -69,6 +69,15 @@ def parser() -> argparse.ArgumentParser:
         default=5.0,
         help="seconds of wrk per console page at the highest connection count (0: none)",
     )
+    run.add_argument(
+        "--webhook-rounds",
+        type=int,
+        default=2,
+        help="push alternations without / with a webhook whose receiver is dead (0: none)",
+    )
+    run.add_argument(
+        "--webhook-pushers", type=int, default=8, help="pushers of the dead-webhook comparison"
+    )
     run.add_argument("--profile", action="store_true", help="py-spy profile of GetChannel")
     run.add_argument("--results-dir", type=Path, default=RESULTS)
     run.add_argument("--keep", action="store_true", help="keep the data directories")
@@ -130,6 +139,8 @@ def _run(args: argparse.Namespace) -> int:
             console=not args.no_console,
             console_requests=max(1, args.console_requests),
             console_wrk_seconds=max(0.0, args.console_wrk),
+            webhook_rounds=max(0, args.webhook_rounds),
+            webhook_pushers=max(1, args.webhook_pushers),
         )
         result = _run_size(opts, tools)
         _write(result, args.results_dir)
@@ -173,6 +184,8 @@ def _run_size(opts: Options, tools: Tools) -> dict[str, Any]:
             "wrk_threads": "min(connections, cores)",
             "console_requests": opts.console_requests if opts.console else 0,
             "console_wrk_s": opts.console_wrk_seconds if opts.console else 0,
+            "webhook_rounds": opts.webhook_rounds,
+            "webhook_pushers": opts.webhook_pushers,
         },
         "backends": {},
     }
@@ -202,6 +215,10 @@ def _notes(result: dict[str, Any], opts: Options) -> list[str]:
         "Push: each pusher is one `packer build` of two builds on its own bucket; the "
         "UpdateChannel after the first DONE meets an incomplete version (code 9), which "
         "Packer only prints, so it is counted but not a failure.",
+        "Dead webhook receiver: push runs in ABBA pairs without a webhook and with one subscribed "
+        "to every event whose receiver answered its verification, then accepts connections "
+        "and never answers (each delivery attempt waits for the 10 s timeout, then backs off); "
+        "the webhook and its queued deliveries are deleted after each run with it.",
     ]
     for backend, data in result["backends"].items():
         seed_s = data["seed"]["seconds"]

@@ -111,6 +111,23 @@ def evaluate(
         )
     )
     for backend, data in (("sqlite", sqlite), ("postgresql", pg)):
+        dead = (data or {}).get("push_dead_webhook")
+        if dead:
+            out.append(
+                _target(
+                    f"Push rate on {backend} with a webhook whose receiver is dead vs none "
+                    f"({dead['pushers']} pushers, median of {dead['rounds']} alternations)",
+                    dead["ratio"],
+                    0.9,
+                    at_least=True,
+                    unit="x no webhook",
+                    note=(
+                        f"{dead['versions_per_s_dead_receiver']:.1f} vs "
+                        f"{dead['versions_per_s_without']:.1f} versions/s"
+                    ),
+                )
+            )
+    for backend, data in (("sqlite", sqlite), ("postgresql", pg)):
         if not data:
             continue
         rev = data.get("revocation") or {}
@@ -252,6 +269,37 @@ def _console_markdown(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _dead_webhook_markdown(result: dict[str, Any]) -> list[str]:
+    found = {
+        b: d["push_dead_webhook"]
+        for b, d in result["backends"].items()
+        if d.get("push_dead_webhook")
+    }
+    if not found:
+        return []
+    lines = [
+        "",
+        "## Write path with a dead webhook receiver",
+        "",
+        "Push runs in ABBA pairs: no webhook, and a webhook subscribed to every event whose "
+        "receiver answered its verification, then accepts connections and never answers "
+        "(deleted with its queue after each run). Medians; attempts swallowed: delivery "
+        "attempts the dead receiver held (each waits for the 10 s timeout, then backs off).",
+        "",
+        "| backend | pushers | rounds | versions/s, no webhook | versions/s, dead receiver "
+        "| ratio | p50 ms, no webhook | p50 ms, dead receiver | attempts swallowed | failed |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for backend, d in found.items():
+        lines.append(
+            f"| {backend} | {d['pushers']} | {d['rounds']} | {d['versions_per_s_without']:.1f} | "
+            f"{d['versions_per_s_dead_receiver']:.1f} | {_fmt(d['ratio'], 3)} | "
+            f"{d['p50_ms_without']:.0f} | {d['p50_ms_dead_receiver']:.0f} | "
+            f"{d['delivery_attempts_swallowed']} | {d['failures']} |"
+        )
+    return lines
+
+
 def markdown(result: dict[str, Any]) -> str:
     m = result["machine"]
     lines = [
@@ -353,6 +401,7 @@ def markdown(result: dict[str, Any]) -> str:
                 f"{p['failures']} | {p['calls_per_s']:.0f} | {p['version_p50_ms']:.0f} | "
                 f"{p['version_p99_ms']:.0f} |"
             )
+    lines += _dead_webhook_markdown(result)
     lines += [
         "",
         "## Revocation and memory",

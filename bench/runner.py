@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from bench import console, profiling
+from bench import console, profiling, webhooks
 from bench.loadgen import WrkResult, run_wrk, static_server
 from bench.push import PushResult, project_prefix, run_pushers
 from bench.seed import RevocationShape, SeedReport, Shape, Targets, seed
@@ -50,6 +50,8 @@ class Options:
     console: bool = True  # the console's main pages (bench/console.py)
     console_requests: int = 50  # sequential requests per page, after a warm-up
     console_wrk_seconds: float = 5.0  # wrk per page at the highest connection count; 0: none
+    webhook_rounds: int = 2  # push alternations without / with a dead webhook receiver; 0: none
+    webhook_pushers: int = 8
 
 
 @dataclass(slots=True)
@@ -98,7 +100,14 @@ def run_backend(backend: str, opts: Options, tools: Tools, log: Log) -> dict[str
         if opts.console:
             user, out["console"] = _console_sql(services, report.targets, log, backend)
         services.store.dispose()
-        with packyard_server(data_dir, db_url, creds, log_dir=workdir, workers=opts.workers) as srv:
+        with packyard_server(
+            data_dir,
+            db_url,
+            creds,
+            log_dir=workdir,
+            workers=opts.workers,
+            env=webhooks.SERVER_ENV if opts.webhook_rounds else None,
+        ) as srv:
             pages: Callable[[], None] | None = None
             if user is not None:
                 found, url, console_user = out["console"], srv.base_url, user
@@ -336,6 +345,9 @@ def _measure_server(
                 f"p50 {pushed.version_p50_ms:.0f} ms, load generator {pushed.loadgen_cpu:.2f} CPU)"
                 + (f" first failure: {pushed.first_failure}" if pushed.first_failure else "")
             )
+        dead_webhook = None
+        if opts.webhook_rounds:
+            dead_webhook = _push_dead_webhook(backend, base_url, token, targets, opts, log)
         peak = sampler.peak
     scrape = _scrape_metrics(base_url)
     log(
@@ -364,6 +376,7 @@ def _measure_server(
         "skipped": skipped,
         "response_bytes": {k: len(v) for k, v in bodies.items()},
         "push": push_results,
+        "push_dead_webhook": dead_webhook,
         "revocation": revocation,
         "memory_mb": {
             "after_start": memory_at_start.to_json() if memory_at_start else None,
@@ -554,6 +567,27 @@ def _push(
             channel=targets.push_channel,
         )
     )
+
+
+def _push_dead_webhook(
+    backend: str, base_url: str, token: str, targets: Targets, opts: Options, log: Log
+) -> dict[str, Any]:
+    """Pushes without a webhook and with one subscribed to every event whose receiver is
+    dead (bench/webhooks.py), alternated; the medians and their ratio."""
+    n = opts.webhook_pushers
+    log(f"[{backend}] push with a dead webhook receiver vs none, {n} pushers")
+    found = webhooks.compare(
+        lambda: _push(base_url, token, targets, pushers=n, seconds=opts.duration),
+        lambda: webhooks.dead_webhook(base_url, token, targets.project_id),
+        rounds=opts.webhook_rounds,
+        log=lambda m: log(f"[{backend}] {m}"),
+    )
+    log(
+        f"[{backend}] dead webhook receiver: {found['versions_per_s_dead_receiver']:.1f} "
+        f"versions/s against {found['versions_per_s_without']:.1f} without "
+        f"({found['ratio']} x)"
+    )
+    return found
 
 
 def _revoke(base_url: str, token: str, targets: Targets, log: Log, backend: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -160,9 +161,10 @@ def packyard_server(
     *,
     log_dir: Path,
     workers: int = 1,
+    env: dict[str, str] | None = None,
 ) -> Iterator[RunningServer]:
-    """Run ``packyard serve`` (plain HTTP, like nginx) with ``workers`` processes until the
-    block ends."""
+    """Run ``packyard serve`` (plain HTTP, like nginx) with ``workers`` processes and ``env``
+    added to the harness's environment until the block ends."""
     port = free_port()
     log = log_dir / f"packyard-{port}.log"
     cmd = [
@@ -185,7 +187,9 @@ def packyard_server(
     if database_url:
         cmd += ["--database-url", database_url]
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
     base_url = f"http://127.0.0.1:{port}"
     try:
         token = _wait_ready(proc, base_url, creds, log)

@@ -15,11 +15,16 @@ import httpx
 
 from bench.push import project_prefix, push_version
 from bench.seed import Targets
-from packyard.services import audit, runtask_jobs, scheduler
+from packyard.services import audit, runtask_jobs, scheduler, webhook_deliveries
 from packyard.store.engine import StatementCounter, Store
 
 # Server threads that touch the database on their own schedule, not per request.
-BACKGROUND_THREADS = (scheduler.THREAD_NAME, runtask_jobs.THREAD_NAME, audit.THREAD_NAME)
+BACKGROUND_THREADS = (
+    scheduler.THREAD_NAME,
+    runtask_jobs.THREAD_NAME,
+    audit.THREAD_NAME,
+    webhook_deliveries.THREAD_NAME,
+)
 
 
 def counter_for(store: Store) -> StatementCounter:

@@ -91,7 +91,9 @@ class WebhookSettings:
     max_attempts: int = 8
     backoff_base_s: float = 10.0
     backoff_max_s: float = 3600.0
-    lease_s: float = 120.0
+    # A claim outlives one attempt (at most ``timeout_s``) with a margin, and no more: after a
+    # server dies, its hook's queue (strictly ordered) waits for the lease to lapse.
+    lease_s: float = 30.0
     poll_interval_s: float = POLL_INTERVAL_S
     retention_days: float = 90.0  # HCP keeps a webhook's deliveries 90 days
     guard: OutboundGuard = field(default_factory=OutboundGuard)
@@ -103,7 +105,7 @@ class WebhookSettings:
             timeout_s=timeout,
             connect_timeout_s=min(5.0, timeout),
             max_attempts=int(env_number(MAX_ATTEMPTS_ENV, 8, minimum=1)),
-            lease_s=max(120.0, 4 * timeout),
+            lease_s=2 * timeout + 10,
             retention_days=env_number(RETENTION_ENV, 90, minimum=0),
             guard=OutboundGuard(
                 allow_private=os.environ.get(ALLOW_PRIVATE_ENV, "").strip().lower()
