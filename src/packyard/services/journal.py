@@ -50,27 +50,8 @@ def record(conn: Connection, project_id: str | None, who: Who, change: Change) -
     repo = JournalRepo(conn)
     actor = Actor.of(who)
     now = utcnow()
-    scope = project_id or ""
-    context = requestcontext.current()
     organization_id = _organization(conn, who, project_id)
-    repo.add_audit(
-        AuditRow(
-            id=new_id(),
-            scope=scope,
-            seq=repo.next_seq(f"audit:{scope}"),
-            at=now,
-            status=AuditStatus.OK,
-            action=change.action.value,
-            description=change.description,
-            actor=actor,
-            bucket=change.bucket,
-            record=audit_record(
-                organization_id, project_id, actor, change, status=AuditStatus.OK, at=now
-            ),
-            request_id=context.request_id,
-            source_address=context.source_address,
-        )
-    )
+    _audit(repo, organization_id, project_id, actor, change, now, AuditStatus.OK)
     if not change.events:
         return
     assert project_id is not None, "version events belong to a project"
@@ -112,31 +93,52 @@ def record_failure(
     """Audit a refused change (status FAILED, with its error) in a transaction of its own."""
     actor = Actor.of(who)
     now = utcnow()
+    with store.write(affects_reads=False) as conn:
+        organization_id = _organization(conn, who, project_id)
+        error_text = f"code = {error.code.name} desc = {error.message}"
+        _audit(
+            JournalRepo(conn),
+            organization_id,
+            project_id,
+            actor,
+            change,
+            now,
+            AuditStatus.FAILED,
+            error_text,
+        )
+
+
+def _audit(
+    repo: JournalRepo,
+    organization_id: str,
+    project_id: str | None,
+    actor: Actor,
+    change: Change,
+    now: datetime,
+    status: AuditStatus,
+    error: str | None = None,
+) -> None:
     scope = project_id or ""
     context = requestcontext.current()
-    with store.write(affects_reads=False) as conn:
-        repo = JournalRepo(conn)
-        organization_id = _organization(conn, who, project_id)
-        entry = audit_record(
-            organization_id, project_id, actor, change, status=AuditStatus.FAILED, at=now
+    entry = audit_record(organization_id, project_id, actor, change, status=status, at=now)
+    if error is not None:
+        entry["error"] = error
+    repo.add_audit(
+        AuditRow(
+            id=new_id(),
+            scope=scope,
+            seq=repo.next_seq(f"audit:{scope}"),
+            at=now,
+            status=status,
+            action=change.action.value,
+            description=change.description,
+            actor=actor,
+            bucket=change.bucket,
+            record=entry,
+            request_id=context.request_id,
+            source_address=context.source_address,
         )
-        entry["error"] = f"code = {error.code.name} desc = {error.message}"
-        repo.add_audit(
-            AuditRow(
-                id=new_id(),
-                scope=scope,
-                seq=repo.next_seq(f"audit:{scope}"),
-                at=now,
-                status=AuditStatus.FAILED,
-                action=change.action.value,
-                description=change.description,
-                actor=actor,
-                bucket=change.bucket,
-                record=entry,
-                request_id=context.request_id,
-                source_address=context.source_address,
-            )
-        )
+    )
 
 
 def audit_record(

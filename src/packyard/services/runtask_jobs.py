@@ -43,7 +43,7 @@ from packyard.config import env_number
 from packyard.domain.rules import utcnow
 from packyard.ids import new_id
 from packyard.imagecheck import Finding, PlanError, PlanReport, Untracked
-from packyard.services.background import LoopThread, running
+from packyard.services.background import LoopThread, QueueWorker, running
 from packyard.store.engine import Store
 from packyard.store.runtask_jobs import DONE, FAILED, QUEUED, Job, RunTaskJobRepo
 
@@ -64,7 +64,6 @@ MAX_OUTCOMES = 100
 # pass, per process: kept rare so that an idle registry costs next to nothing).
 POLL_INTERVAL_S = 5.0
 # The queue gauges are read after a pass that worked, else at most this often.
-BACKLOG_SAMPLE_S = 60.0
 _CHUNK = 64 * 1024
 
 
@@ -427,6 +426,12 @@ class RunTaskJobService:
                 last_error=error[:1000],
             )
 
+    def report_backlog(self) -> None:
+        metrics.metrics().run_task_backlog(*self.backlog())
+
+    def housekeeping(self) -> None:
+        """Nothing: finished jobs are kept (they answer re-delivered requests)."""
+
     def backlog(self) -> tuple[int, float]:
         """(unfinished jobs, age in seconds of the oldest one)."""
         with self.store.read() as conn:
@@ -572,28 +577,12 @@ def _too_large(limit: int) -> str:
 THREAD_NAME = "packyard-run-task-worker"
 
 
-class RunTaskWorker(LoopThread):
+class RunTaskWorker(QueueWorker):
     """Runs due jobs until stopped; woken at once when this process queues one."""
 
     def __init__(self, jobs: RunTaskJobService) -> None:
-        super().__init__(
-            THREAD_NAME,
-            self._pass,
-            interval=jobs.settings.poll_interval_s,
-            pause=jobs.wait,
-            wake=jobs.wake,
-        )
+        super().__init__(THREAD_NAME, jobs, interval=jobs.settings.poll_interval_s)
         self.jobs = jobs
-        self._sampled = float("-inf")
-
-    def _pass(self) -> None:
-        worked = False
-        while not self.stopping and self.jobs.run_one():
-            worked = True
-        now = time.monotonic()
-        if worked or now - self._sampled >= BACKLOG_SAMPLE_S:
-            self._sampled = now
-            metrics.metrics().run_task_backlog(*self.jobs.backlog())
 
 
 def worker_running(jobs: RunTaskJobService) -> AbstractContextManager[LoopThread]:

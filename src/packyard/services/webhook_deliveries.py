@@ -44,7 +44,7 @@ from packyard import __version__, metrics
 from packyard.config import env_number
 from packyard.domain.rules import utcnow
 from packyard.domain.webhooks import DEAD, DELIVERED, QUEUED
-from packyard.services.background import LoopThread, running
+from packyard.services.background import LoopThread, QueueWorker, running
 from packyard.services.outbound import IPNetwork, OutboundGuard, Refused, Unresolved
 from packyard.services.secrets import Sealer, UnsealError, webhook_key_context
 from packyard.store.engine import Store
@@ -58,7 +58,6 @@ ALLOW_PRIVATE_ENV = "PACKYARD_WEBHOOK_ALLOW_PRIVATE"
 ALLOWED_NETWORKS_ENV = "PACKYARD_WEBHOOK_ALLOWED_NETWORKS"
 RETENTION_ENV = "PACKYARD_WEBHOOK_RETENTION_DAYS"
 PURGE_BATCH = 1000
-PURGE_EVERY_S = 3600.0
 SIGNATURE_HEADER = "X-HCP-Webhook-Signature"
 USER_AGENT = f"packyard/{__version__}"
 BODY_EXCERPT = 4096
@@ -66,7 +65,6 @@ MAX_HEADERS_KEPT = 50
 # An idle worker looks for due deliveries this often (one read per pass per process);
 # changes made by this process's own webhook calls wake it at once.
 POLL_INTERVAL_S = 2.0
-BACKLOG_SAMPLE_S = 60.0
 
 
 def signature(key: bytes, body: bytes) -> str:
@@ -359,6 +357,12 @@ class WebhookDeliveryService:
             if deleted < PURGE_BATCH:
                 return total
 
+    def report_backlog(self) -> None:
+        metrics.metrics().webhook_backlog(*self.backlog())
+
+    def housekeeping(self) -> None:
+        self.purge()
+
     def backlog(self) -> tuple[int, float]:
         """(unfinished deliveries, age in seconds of the oldest one)."""
         with self.store.read() as conn:
@@ -376,32 +380,12 @@ class WebhookDeliveryService:
 THREAD_NAME = "packyard-webhook-worker"
 
 
-class WebhookWorker(LoopThread):
+class WebhookWorker(QueueWorker):
     """Sends due deliveries until stopped."""
 
     def __init__(self, deliveries: WebhookDeliveryService) -> None:
-        super().__init__(
-            THREAD_NAME,
-            self._pass,
-            interval=deliveries.settings.poll_interval_s,
-            pause=deliveries.wait,
-            wake=deliveries.wake,
-        )
+        super().__init__(THREAD_NAME, deliveries, interval=deliveries.settings.poll_interval_s)
         self.deliveries = deliveries
-        self._sampled = float("-inf")
-        self._purge_at = time.monotonic() + 60.0
-
-    def _pass(self) -> None:
-        if time.monotonic() >= self._purge_at:
-            self._purge_at = time.monotonic() + PURGE_EVERY_S
-            self.deliveries.purge()
-        worked = False
-        while not self.stopping and self.deliveries.run_one():
-            worked = True
-        now = time.monotonic()
-        if worked or now - self._sampled >= BACKLOG_SAMPLE_S:
-            self._sampled = now
-            metrics.metrics().webhook_backlog(*self.deliveries.backlog())
 
 
 def worker_running(deliveries: WebhookDeliveryService) -> AbstractContextManager[LoopThread]:

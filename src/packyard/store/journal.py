@@ -125,19 +125,6 @@ class JournalRepo:
             )
         )
 
-    def add_event(self, row: EventRow) -> None:
-        self.conn.execute(
-            insert(events).values(
-                id=row.id,
-                project_id=row.project_id,
-                seq=row.seq,
-                source=row.source,
-                action=row.action,
-                body=dict(row.body),
-                created_at=row.created_at,
-            )
-        )
-
     def enabled_webhooks(self, project_id: str) -> list[tuple[str, tuple[Subscription, ...]]]:
         """(id, subscriptions) of the project's enabled webhooks."""
         rows = self.conn.execute(
@@ -146,32 +133,6 @@ class JournalRepo:
             )
         )
         return [(r.id, subscriptions_from_json(r.subscriptions)) for r in rows]
-
-    def add_deliveries(
-        self, event: EventRow, webhook_ids: list[str], new_ids: list[str], now: datetime
-    ) -> None:
-        if not webhook_ids:
-            return
-        self.conn.execute(
-            insert(webhook_deliveries),
-            [
-                {
-                    "id": delivery_id,
-                    "webhook_id": webhook_id,
-                    "event_id": event.id,
-                    "seq": event.seq,
-                    "state": QUEUED,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "request": None,
-                    "response": None,
-                    "last_error": "",
-                    "created_at": now,
-                    "finished_at": None,
-                }
-                for webhook_id, delivery_id in zip(webhook_ids, new_ids, strict=True)
-            ],
-        )
 
 
 def _delivery(event: EventRow, webhook_id: str, delivery_id: str, now: datetime) -> dict[str, Any]:
