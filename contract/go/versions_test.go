@@ -298,16 +298,23 @@ func TestUpdateVersionComplete(t *testing.T) {
 	}
 }
 
-// Packer's enforced-provisioner fetch: this registry answers code 12, which
-// Packer ignores (5 would be ignored too; anything else aborts the build).
+// Packer's enforced-provisioner fetch: a bucket no block is linked to has none (an
+// empty list, which Packer injects nothing from); a missing bucket answers code 5,
+// which Packer ignores too.
 func TestGetEnforcedBlocksByBucket(t *testing.T) {
 	s := h(t)
 	bucket := uniq("enforced")
 	s.createBucket(t, bucket, "", nil)
 	p := packer.NewPackerServiceGetEnforcedBlocksByBucketParamsWithContext(ctx(t))
 	p.LocationOrganizationID, p.LocationProjectID, p.BucketName = s.orgID, s.project, bucket
-	_, err := s.packer.PackerServiceGetEnforcedBlocksByBucket(p, nil)
-	re := requireCode(t, err, 12, "GetEnforcedBlocksByBucket")
+	ok, err := s.packer.PackerServiceGetEnforcedBlocksByBucket(p, nil)
+	must(t, err, "GetEnforcedBlocksByBucket")
+	if n := len(ok.Payload.EnforcedBlockDetail); n != 0 {
+		t.Errorf("an unlinked bucket has %d enforced blocks, want 0", n)
+	}
+	p.BucketName = uniq("missing")
+	_, err = s.packer.PackerServiceGetEnforcedBlocksByBucket(p, nil)
+	re := requireCode(t, err, 5, "GetEnforcedBlocksByBucket of a missing bucket")
 	if _, ok := re.(*packer.PackerServiceGetEnforcedBlocksByBucketDefault); !ok {
 		t.Errorf("error type %T, want *PackerServiceGetEnforcedBlocksByBucketDefault", re)
 	}

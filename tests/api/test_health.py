@@ -126,7 +126,8 @@ def test_readyz_answers_within_its_time_limit_when_the_database_never_answers() 
 def test_serve_answers_healthz_on_its_tls_port(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     with ServeProcess(data_dir) as server:
-        assert f"Packyard {__version__} serving on https://" in server.stderr
+        banner = f"Packyard {__version__} serving on https://"
+        assert banner in server.wait_for_stderr(banner)
         context = ssl.create_default_context(cafile=str(data_dir / "tls" / "cert.pem"))
         with httpx.Client(base_url=server.base_url, verify=context, timeout=30) as client:
             _check_plain_json(client.get("/healthz"), 200, {"status": "ok"})

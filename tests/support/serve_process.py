@@ -92,6 +92,14 @@ class ServeProcess:
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
 
+    def wait_for_stderr(self, text: str, timeout: float = 15.0) -> str:
+        """Standard error once it holds ``text`` (the banner may follow the listening socket
+        by a moment on a loaded machine)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.stderr and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.stderr
+
     def start(self) -> ServeProcess:
         self.stdout_path.parent.mkdir(parents=True, exist_ok=True)
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:

@@ -23,6 +23,7 @@ SHARED = Path(
 )
 REFERENCE = SHARED / "reference"
 PACKER_SPEC = REFERENCE / "hcp-packer-2023-01-01.swagger.json"
+PACKER_2021_SPEC = REFERENCE / "hcp-packer-2021-04-30.swagger.json"
 RM_SPEC = REFERENCE / "hcp-resource-manager-2019-12-10.swagger.json"
 
 

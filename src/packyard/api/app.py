@@ -42,6 +42,7 @@ from packyard.api.routes import (
     runtasks,
     sboms,
     search,
+    v20210430,
     versions,
     webhooks,
 )
@@ -188,6 +189,7 @@ def create_app(
         revocation,
         oauth,
         webhooks,
+        v20210430,
     ):
         # The routes go straight into the app's route table. FastAPI matches an
         # included router level by level: 9 passes and 32 route tests per request

@@ -58,6 +58,13 @@ WRITES: dict[str, tuple[AuditAction, str]] = {
     "WebhookService_UpdateWebhookName": (UPDATE, "Renamed webhook"),
     "WebhookService_DeleteWebhook": (DELETE, "Deleted webhook"),
     "Packyard_RedeliverWebhookDelivery": (UPDATE, "Redelivered webhook delivery"),
+    "PackerService_CreateEnforcedBlock": (CREATE, "Created enforced block"),
+    "PackerService_UpdateEnforcedBlock": (UPDATE, "Updated enforced block"),
+    "PackerService_DeleteEnforcedBlock": (DELETE, "Deleted enforced block"),
+    "PackerService_CreateEnforcedBlockVersion": (CREATE, "Created enforced block version"),
+    "PackerService_UpdateEnforcedBlockVersion": (UPDATE, "Updated enforced block version"),
+    "PackerService_DeleteEnforcedBlockVersion": (DELETE, "Deleted enforced block version"),
+    "PackerService_ManageEnforcedBlockLinkedBuckets": (UPDATE, "Linked enforced block to buckets"),
 }
 
 
@@ -79,6 +86,8 @@ async def audit_failure(request: Request, error: ApiError) -> None:
         blocks["bucket"] = {"name": params["bucket_name"]}
     if "fingerprint" in params:
         blocks["version"] = {"fingerprint": params["fingerprint"]}
+    if "enforced_block_id" in params:
+        blocks["enforced_block"] = {"id": params["enforced_block_id"]}
     change = Change(attempted[0], attempted[1], blocks, bucket=str(params.get("bucket_name", "")))
     try:
         await run(svc, record_failure, svc.store, caller.project_id, caller, change, error)

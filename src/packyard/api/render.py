@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from packyard.domain.ancestry import AncestryRelation
+from packyard.domain.enforced import EnforcedBlock, EnforcedBlockVersion, EnforcedLink
 from packyard.domain.enums import RevocationType
 from packyard.domain.models import (
     Artifact,
@@ -299,4 +300,47 @@ def access_entry(e: AccessEntry) -> JSON:
         "name": e.name,
         "role": e.role.value,
         "bucket": e.bucket,
+    }
+
+
+def enforced_block_version(v: EnforcedBlockVersion) -> JSON:
+    return {
+        "id": v.id,
+        "enforced_block_id": v.block_id,
+        "version": v.version,
+        "template_type": v.template_type.value,
+        "block_content": v.block_content,
+        "additional_description": v.additional_description,
+        "created_at": ts(v.created_at),
+        "updated_at": ts(v.updated_at),
+    }
+
+
+def enforced_block(b: EnforcedBlock, org: str, *, with_latest: bool = False) -> JSON:
+    """EnforcedBlock; ``latest_version`` only when fetched by id, as the swagger says."""
+    latest = b.latest_version if with_latest else None
+    return {
+        "id": b.id,
+        "name": b.name,
+        "location": location(org, b.project_id),
+        "labels": b.labels,
+        "resource_name": f"packer/project/{b.project_id}/enforced-block/{b.id}",
+        "latest_version": enforced_block_version(latest) if latest else None,
+        "created_at": ts(b.created_at),
+        "updated_at": ts(b.updated_at),
+    }
+
+
+def enforced_block_detail(b: EnforcedBlock, v: EnforcedBlockVersion) -> JSON:
+    """EnforcedBlockDetail: what Packer reads (``id``, ``name``, ``version.*``)."""
+    return {"id": b.id, "name": b.name, "version": enforced_block_version(v)}
+
+
+def enforced_block_bucket(link: EnforcedLink) -> JSON:
+    return {
+        "id": link.id,
+        "bucket_id": link.bucket_id,
+        "enforced_block_id": link.block_id,
+        "enforced_block_version_id": link.version_id,
+        "created_at": ts(link.created_at),
     }

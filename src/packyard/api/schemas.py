@@ -282,8 +282,74 @@ class ProjectBody(_Doc):
     project: dict[str, Any]
 
 
+class EnforcedBlockVersion(_Doc):
+    id: str
+    enforced_block_id: str
+    version: str
+    template_type: str
+    block_content: str
+    additional_description: str
+    created_at: str | None
+    updated_at: str | None
+
+
+class EnforcedBlock(_Doc):
+    id: str
+    name: str
+    location: Location
+    labels: dict[str, str]
+    resource_name: str
+    latest_version: EnforcedBlockVersion | None
+    created_at: str | None
+    updated_at: str | None
+
+
+class EnforcedBlockDetail(_Doc):
+    id: str
+    name: str
+    version: EnforcedBlockVersion
+
+
 class EnforcedBlocks(_Doc):
-    pass
+    """GetEnforcedBlocksByBucket and GetEnforcedBlockVersions."""
+
+    enforced_block_detail: list[EnforcedBlockDetail]
+
+
+class EnforcedBlockBody(_Doc):
+    enforced_block: EnforcedBlock
+
+
+class EnforcedBlockList(_Doc):
+    enforced_blocks: list[EnforcedBlock]
+
+
+class EnforcedBlockVersionBody(_Doc):
+    enforced_block_version: EnforcedBlockVersion
+
+
+class EnforcedBlockLinkedBucket(_Doc):
+    id: str
+    bucket: Bucket
+    enforced_block_id: str
+    enforced_block_version_id: str
+    created_at: str | None
+
+
+class EnforcedBlockLinkedBuckets(_Doc):
+    linked_buckets: list[EnforcedBlockLinkedBucket]
+
+
+class EnforcedBlockBucket(_Doc):
+    id: str
+    bucket_id: str
+    enforced_block_id: str
+    enforced_block_version_id: str
+    created_at: str | None
+
+
+class EnforcedBlockBuckets(_Doc):
+    enforced_block_buckets: list[EnforcedBlockBucket]
 
 
 class VersionRefDoc(_Doc):
@@ -505,6 +571,17 @@ RESPONSES: dict[str, type[BaseModel]] = {
     "PackerService_AssignChannelVersion": AssignChannelResult,
     "PackerService_ListChannelAssignmentHistory": ChannelHistory,
     "PackerService_GetEnforcedBlocksByBucket": EnforcedBlocks,
+    "PackerService_ListEnforcedBlocks": EnforcedBlockList,
+    "PackerService_CreateEnforcedBlock": EnforcedBlockBody,
+    "PackerService_GetEnforcedBlock": EnforcedBlockBody,
+    "PackerService_UpdateEnforcedBlock": EnforcedBlockBody,
+    "PackerService_DeleteEnforcedBlock": Empty,
+    "PackerService_GetEnforcedBlockVersions": EnforcedBlocks,
+    "PackerService_CreateEnforcedBlockVersion": EnforcedBlockVersionBody,
+    "PackerService_UpdateEnforcedBlockVersion": EnforcedBlockVersionBody,
+    "PackerService_DeleteEnforcedBlockVersion": Empty,
+    "PackerService_GetEnforcedBlockLinkedBuckets": EnforcedBlockLinkedBuckets,
+    "PackerService_ManageEnforcedBlockLinkedBuckets": EnforcedBlockBuckets,
     "PackerService_ListBucketAncestry": AncestryList,
     "PackerService_SearchExternalArtifact": SearchResult,
     "PackerService_ListSboms": SbomList,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from packyard.cli import access, audit, manifest, plan, resources, webhooks
+from packyard.cli import access, audit, enforced, manifest, plan, resources, webhooks
 
 
 def register(app: typer.Typer) -> None:
@@ -18,4 +18,5 @@ def register(app: typer.Typer) -> None:
     app.add_typer(access.access_app, name="access")
     app.add_typer(audit.audit_app, name="audit")
     app.add_typer(webhooks.webhooks_app, name="webhooks")
+    app.add_typer(enforced.enforced_app, name="enforced")
     app.command("ingest-manifest")(manifest.ingest_manifest)

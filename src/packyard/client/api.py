@@ -36,6 +36,10 @@ from packyard.client.models import (
     Channel,
     ChannelAssignment,
     ChannelPromotion,
+    EnforcedBlock,
+    EnforcedBlockDetail,
+    EnforcedBlockLink,
+    EnforcedBlockVersion,
     ExternalArtifact,
     IamPolicy,
     Organization,
@@ -691,6 +695,117 @@ class PackerClient:
         """The channel's assignments, newest first."""
         path = f"{self._channel(bucket, channel)}/history"
         return self._pages(path, "history", ChannelAssignment, page_size=page_size)
+
+    # --- enforced provisioner blocks -------------------------------------------
+    def _enforced(self, block: str | None = None, version: str | None = None) -> str:
+        path = f"{self._base()}/enforced_blocks"
+        if block is not None:
+            path += f"/{_seg(block)}"
+        if version is not None:
+            path += f"/versions/{_seg(version)}"
+        return path
+
+    def list_enforced_blocks(self) -> list[EnforcedBlock]:
+        """Every enforced block of the project, by name."""
+        body = self.request("GET", self._enforced())
+        return [EnforcedBlock.parse(b) for b in body.get("enforced_blocks") or []]
+
+    def get_enforced_block(self, block: str) -> EnforcedBlock:
+        """One block (by id or name) with its latest version."""
+        return EnforcedBlock.parse(self.request("GET", self._enforced(block)).get("enforced_block"))
+
+    def create_enforced_block(
+        self,
+        name: str,
+        block_content: str,
+        *,
+        template_type: str = "HCL2",
+        version: str | None = None,
+        labels: dict[str, str] | None = None,
+        description: str | None = None,
+    ) -> EnforcedBlock:
+        """Create a block with its first version; the content is checked as Packer parses it."""
+        body: dict[str, Any] = {
+            "name": name,
+            "template_type": template_type,
+            "block_content": block_content,
+        }
+        if version:
+            body["version"] = version
+        if labels is not None:
+            body["labels"] = labels
+        if description is not None:
+            body["additional_description"] = description
+        out = self.request("PUT", self._enforced(), json=body)
+        return EnforcedBlock.parse(out.get("enforced_block"))
+
+    def update_enforced_block(
+        self, block: str, *, name: str | None = None, labels: dict[str, str] | None = None
+    ) -> EnforcedBlock:
+        """Rename a block and/or replace its labels."""
+        mask = [p for p, v in (("name", name), ("labels", labels)) if v is not None]
+        body: dict[str, Any] = {"update_mask": ",".join(mask)}
+        if name is not None:
+            body["name"] = name
+        if labels is not None:
+            body["labels"] = labels
+        out = self.request("PATCH", self._enforced(block), json=body)
+        return EnforcedBlock.parse(out.get("enforced_block"))
+
+    def delete_enforced_block(self, block: str) -> None:
+        """Delete a block and its versions; code 9 while a version is linked to a bucket."""
+        self.request("DELETE", self._enforced(block))
+
+    def list_enforced_block_versions(self, block: str) -> list[EnforcedBlockDetail]:
+        """The block's versions, newest first."""
+        body = self.request("GET", self._enforced(block) + "/versions")
+        return [EnforcedBlockDetail.parse(d) for d in body.get("enforced_block_detail") or []]
+
+    def create_enforced_block_version(
+        self,
+        block: str,
+        block_content: str,
+        *,
+        version: str | None = None,
+        template_type: str = "HCL2",
+        description: str | None = None,
+    ) -> EnforcedBlockVersion:
+        body: dict[str, Any] = {"template_type": template_type, "block_content": block_content}
+        if version:
+            body["version"] = version
+        if description is not None:
+            body["additional_description"] = description
+        out = self.request("PUT", self._enforced(block) + "/versions", json=body)
+        return EnforcedBlockVersion.parse(out.get("enforced_block_version"))
+
+    def update_enforced_block_version(
+        self, block: str, version: str, description: str
+    ) -> EnforcedBlockVersion:
+        body = {"additional_description": description, "update_mask": "additional_description"}
+        out = self.request("PATCH", self._enforced(block, version), json=body)
+        return EnforcedBlockVersion.parse(out.get("enforced_block_version"))
+
+    def delete_enforced_block_version(self, block: str, version: str) -> None:
+        """Code 9 while the version is linked to a bucket."""
+        self.request("DELETE", self._enforced(block, version))
+
+    def enforced_block_linked_buckets(self, block: str, version: str) -> list[EnforcedBlockLink]:
+        body = self.request("GET", self._enforced(block, version) + "/buckets")
+        return [EnforcedBlockLink.parse(x) for x in body.get("linked_buckets") or []]
+
+    def link_enforced_block(
+        self, block: str, version: str, buckets: list[str]
+    ) -> list[EnforcedBlockLink]:
+        """Link exactly ``buckets`` to this version (an empty list unlinks all); a bucket
+        linked to another version of the block moves to this one."""
+        body = {"bucket_names": buckets}
+        out = self.request("POST", self._enforced(block, version) + "/buckets", json=body)
+        return [EnforcedBlockLink.parse(x) for x in out.get("enforced_block_buckets") or []]
+
+    def enforced_blocks_for_bucket(self, bucket: str) -> list[EnforcedBlockDetail]:
+        """What ``packer build`` into ``bucket`` injects (Packer's own call)."""
+        body = self.request("GET", f"{self._enforced()}/bucket/{_seg(bucket)}")
+        return [EnforcedBlockDetail.parse(d) for d in body.get("enforced_block_detail") or []]
 
     # --- ancestry and search -------------------------------------------------
     def list_ancestry(

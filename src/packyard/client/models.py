@@ -467,3 +467,48 @@ class IamPolicy(WireModel):
 
     bindings: list[PolicyBinding] = []
     etag: str = ""
+
+
+class EnforcedBlockVersion(WireModel):
+    """One immutable version of an enforced provisioner block."""
+
+    id: str = ""
+    enforced_block_id: str = ""
+    version: str = ""
+    template_type: str = ""
+    block_content: str = ""
+    additional_description: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class EnforcedBlock(WireModel):
+    """A named enforced provisioner block; ``latest_version`` only when fetched by id."""
+
+    id: str = ""
+    name: str = ""
+    labels: dict[str, str] = {}
+    resource_name: str = ""
+    latest_version: EnforcedBlockVersion | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class EnforcedBlockDetail(WireModel):
+    """A block (``id``, ``name``) with one of its versions: what Packer injects."""
+
+    id: str = ""
+    name: str = ""
+    version: EnforcedBlockVersion | None = None
+
+
+class EnforcedBlockLink(WireModel):
+    """A bucket linked to a version of a block (``bucket`` set by GetLinkedBuckets,
+    ``bucket_id`` by ManageLinkedBuckets)."""
+
+    id: str = ""
+    bucket: Bucket | None = None
+    bucket_id: str = ""
+    enforced_block_id: str = ""
+    enforced_block_version_id: str = ""
+    created_at: datetime | None = None

@@ -27,6 +27,7 @@ from packyard.services.lookup import (
     find_version,
     lock_version,
     require_write,
+    version_by_id,
 )
 from packyard.store import deletions
 from packyard.store.engine import Store
@@ -184,6 +185,17 @@ class BuildService:
         if completes:
             metrics.event("versions_completed")
         return updated
+
+    # --- 2021-04-30 API: builds addressed by id alone ---
+    def locate(self, caller: Caller, build_id: str) -> tuple[str, str]:
+        """``(bucket name, fingerprint)`` of the version holding build ``build_id``, in a
+        bucket the caller may see (else 404/5)."""
+        with self.store.read() as conn:
+            version_id = BuildRepo(conn).version_id_of(build_id)
+            found = version_by_id(conn, caller, version_id) if version_id else None
+        if found is None:
+            raise build_missing(build_id)
+        return found[0].name, found[1].fingerprint
 
     def delete(self, caller: Caller, bucket_name: str, fingerprint: str, build_id: str) -> None:
         """Delete one build; the version's name and completion are left as they are."""

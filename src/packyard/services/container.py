@@ -11,6 +11,7 @@ from packyard.services.auth import AuthService
 from packyard.services.buckets import BucketService
 from packyard.services.builds import BuildService
 from packyard.services.channels import ChannelService
+from packyard.services.enforced import EnforcedService
 from packyard.services.generations import GenerationService
 from packyard.services.plancheck import PlanCheckService
 from packyard.services.principals import PrincipalService
@@ -57,6 +58,7 @@ class Services:
     webhook_deliveries: WebhookDeliveryService
     webhooks: WebhookService
     audit: AuditService  # the audit log's reads, retention and streaming
+    enforced: EnforcedService
 
     @classmethod
     def create(cls, store: Store, sealer: Sealer | None = None) -> Services:
@@ -93,4 +95,5 @@ class Services:
             webhook_deliveries=webhook_deliveries,
             webhooks=WebhookService(store, sealer, webhook_deliveries),
             audit=AuditService(store, AuditSettings.from_env()),
+            enforced=EnforcedService(store),
         )

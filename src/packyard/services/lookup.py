@@ -175,3 +175,18 @@ def _check_access(caller: Caller, channel: Channel) -> None:
         raise permission_denied(
             f"The channel {channel.name} is restricted; principal {caller.name!r} cannot access it."
         )
+
+
+# --- 2021-04-30 API: an iteration (version) addressed by its id alone ---
+def version_by_id(
+    conn: Connection, caller: Caller, version_id: str
+) -> tuple[Bucket, Version] | None:
+    """The version ``version_id`` of a bucket of the caller's project that the caller may
+    see, else ``None`` (versions of other projects and hidden buckets answer as missing)."""
+    version = VersionRepo(conn).get_by_id(version_id)
+    if version is None:
+        return None
+    bucket = BucketRepo(conn).get(caller.project_id, version.bucket_name)
+    if bucket is None or bucket.id != version.bucket_id or not can_view_bucket(caller, bucket.id):
+        return None
+    return bucket, version

@@ -16,7 +16,7 @@ from packyard.domain.models import Bucket, Caller, Channel, Version
 from packyard.domain.paging import Page, PageRequest
 from packyard.domain.rules import utcnow, validate_fingerprint
 from packyard.domain.visibility import can_see_channel, restricted_scope
-from packyard.errors import ApiError, already_exists, invalid, not_found, precondition
+from packyard.errors import ApiError, Code, already_exists, invalid, not_found, precondition
 from packyard.ids import new_id
 from packyard.services import recording
 from packyard.services.journal import record
@@ -27,6 +27,7 @@ from packyard.services.lookup import (
     find_version,
     lock_version,
     require_write,
+    version_by_id,
     version_or_10,
 )
 from packyard.services.views import hidden_latest, load_versions
@@ -318,6 +319,39 @@ class VersionService:
                     AuditAction.DELETE, "Deleted version", version, now, events
                 ),
             )
+
+    # --- 2021-04-30 API: iterations addressed by id or incremental version ---
+    def locate(
+        self,
+        caller: Caller,
+        bucket_name: str | None,
+        *,
+        version_id: str | None = None,
+        number: int | None = None,
+    ) -> tuple[str, str]:
+        """``(bucket name, fingerprint)`` of the version with id ``version_id`` (in
+        ``bucket_name`` when given) or numbered ``number`` in ``bucket_name``.
+
+        A missing bucket is 404/5; a missing version 409/10, as for a fingerprint (Packer
+        up to 1.10 creates the iteration on exactly that code).
+        """
+        with self.store.read() as conn:
+            bucket = bucket_or_404(conn, caller, bucket_name) if bucket_name else None
+            if version_id is not None:
+                found = version_by_id(conn, caller, version_id)
+                if found is None or (bucket is not None and found[0].id != bucket.id):
+                    raise ApiError(Code.ABORTED, f"Iteration with id {version_id} not found")
+                return found[0].name, found[1].fingerprint
+            if bucket is None or number is None:
+                raise invalid(
+                    "One of iteration_id, fingerprint or incremental_version is required."
+                )
+            fingerprint = VersionRepo(conn).fingerprint_by_number(bucket.id, number)
+            if fingerprint is None:
+                raise ApiError(
+                    Code.ABORTED, f"Iteration with incremental version {number} not found"
+                )
+            return bucket.name, fingerprint
 
 
 def not_found_version(fingerprint: str) -> ApiError:

@@ -497,3 +497,45 @@ leases = Table(
     Column("owner", String(64), nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
 )
+
+# Enforced provisioner blocks (HCP Plus): a project's named blocks, their immutable
+# versions, and which version of each block every linked bucket runs.
+enforced_blocks = Table(
+    "enforced_blocks",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("project_id", ID, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("project_id", "name"),
+)
+
+enforced_block_versions = Table(
+    "enforced_block_versions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("block_id", ID, ForeignKey("enforced_blocks.id", ondelete="CASCADE"), nullable=False),
+    Column("version", String(128), nullable=False),
+    Column("template_type", String(32), nullable=False),
+    Column("block_content", Text, nullable=False),
+    Column("additional_description", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("block_id", "version"),
+)
+
+# Exactly one version of a block per bucket: linking another version moves the row.
+# The version's foreign key does not cascade, so a linked version cannot be deleted.
+enforced_block_links = Table(
+    "enforced_block_links",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("bucket_id", ID, ForeignKey("buckets.id", ondelete="CASCADE"), nullable=False),
+    Column("block_id", ID, ForeignKey("enforced_blocks.id", ondelete="CASCADE"), nullable=False),
+    Column("version_id", ID, ForeignKey("enforced_block_versions.id"), nullable=False, index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("bucket_id", "block_id"),
+)
+Index("ix_enforced_block_links_block_id", enforced_block_links.c.block_id)

@@ -366,6 +366,15 @@ class VersionRepo:
         row = self.conn.execute(_BY_IDS, {"ids": [version_id]}).first()
         return version_from_row(row) if row else None
 
+    # --- 2021-04-30 API lookups (an iteration by its incremental version) ---
+    def fingerprint_by_number(self, bucket_id: str, number: int) -> str | None:
+        found = self.conn.execute(
+            select(versions.c.fingerprint).where(
+                versions.c.bucket_id == bucket_id, versions.c.number == number
+            )
+        ).scalar_one_or_none()
+        return None if found is None else str(found)
+
     def get_many(self, version_ids: Iterable[str]) -> dict[str, Version]:
         ids = set(version_ids)
         if not ids:
@@ -508,6 +517,13 @@ class BuildRepo:
         rows = self.conn.execute(_ONE_BUILD, {"version_id": version_id, "build_id": build_id})
         found = _builds_from_rows(rows)
         return found[0] if found else None
+
+    # --- 2021-04-30 API lookups (a build by its id alone) ---
+    def version_id_of(self, build_id: str) -> str | None:
+        found = self.conn.execute(
+            select(builds.c.version_id).where(builds.c.id == build_id)
+        ).scalar_one_or_none()
+        return None if found is None else str(found)
 
     def for_version(self, version_id: str) -> list[Build]:
         return self.for_versions([version_id]).get(version_id, [])
