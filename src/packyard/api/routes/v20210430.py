@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 
 from packyard.api import render
 from packyard.api import render_20210430 as r21
 from packyard.api.calls import run
 from packyard.api.deps import CallerDep, ServicesDep
-from packyard.api.links import public_base
 from packyard.api.paging import page_params
 from packyard.api.render_20210430 import (
     ChannelBody,
@@ -27,8 +26,7 @@ from packyard.api.render_20210430 import (
     UpdateIterationBody,
 )
 from packyard.api.responses import JSONBody
-from packyard.api.routes.runtasks import TASK_TYPES
-from packyard.api.wire import RegenerateRunTaskHmacBody
+from packyard.api.routes import runtasks
 from packyard.domain.models import Caller
 from packyard.domain.paging import MAX_PAGE_SIZE, PageRequest
 from packyard.domain.rules import is_unset_time, utcnow
@@ -48,7 +46,6 @@ VersionPage = Annotated[PageRequest, Depends(page_params(set(VERSION_SORT)))]
 BuildPage = Annotated[PageRequest, Depends(page_params(set(BUILD_SORT), MAX_PAGE_SIZE))]
 HistoryPage = Annotated[PageRequest, Depends(page_params(set(HISTORY_SORT)))]
 AncestryPage = Annotated[PageRequest, Depends(page_params(set()))]
-_SECRET = {"Cache-Control": "no-store"}
 
 
 async def _fingerprint(
@@ -435,26 +432,17 @@ async def delete_build(build_id: str, caller: CallerDep, svc: ServicesDep) -> JS
     return JSONBody({})
 
 
-# --- run tasks (the same as 2023-01-01's) ----------------------------------------------
+# --- run tasks: the 2023-01-01 handlers, at this API's paths --------------------------------
 
-
-@router.patch("/runtasks/hmac", operation_id="PackerService_RegenerateTFCRunTaskHmacKey_20210430")
-async def regenerate_run_task_hmac_key(
-    caller: CallerDep, svc: ServicesDep, body: RegenerateRunTaskHmacBody | None = None
-) -> JSONBody:
-    access = await run(svc, svc.runtasks.regenerate_hmac, caller)
-    return JSONBody({"hmac_key": access.hmac_key}, headers=_SECRET)
-
-
-@router.get("/runtasks/{task_type}", operation_id="PackerService_GetRegistryTFCRunTaskAPI_20210430")
-async def get_registry_run_task_api(
-    task_type: str, request: Request, caller: CallerDep, svc: ServicesDep
-) -> JSONBody:
-    if task_type not in TASK_TYPES:
-        raise invalid(
-            f"Unknown run task type {task_type[:100]!r}: the only type is 'validation'.",
-            field="task_type",
-        )
-    access = await run(svc, svc.runtasks.get_api, caller)
-    base = public_base(request.app.state.public_url, request.scope)
-    return JSONBody(render.run_task_api(base, access.api_id, access.hmac_key), headers=_SECRET)
+router.add_api_route(
+    "/runtasks/hmac",
+    runtasks.regenerate_run_task_hmac_key,
+    methods=["PATCH"],
+    operation_id="PackerService_RegenerateTFCRunTaskHmacKey_20210430",
+)
+router.add_api_route(
+    "/runtasks/{task_type}",
+    runtasks.get_registry_run_task_api,
+    methods=["GET"],
+    operation_id="PackerService_GetRegistryTFCRunTaskAPI_20210430",
+)
