@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import BigInteger, Connection, bindparam, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -51,6 +51,24 @@ class EventRow:
     created_at: datetime
 
 
+def _take_numbers(insert_: Any) -> Any:
+    """The counter upsert of :meth:`JournalRepo.next_seqs`, built once per dialect."""
+    count = bindparam("count", type_=BigInteger)
+    return (
+        insert_(journal_sequences)
+        .values(scope=bindparam("scope"), last=count)
+        .on_conflict_do_update(
+            index_elements=[journal_sequences.c.scope],
+            set_={"last": journal_sequences.c.last + count},
+        )
+        .returning(journal_sequences.c.last)
+    )
+
+
+# SQLite's and PostgreSQL's upserts differ only in their dialect's insert; by "is PostgreSQL".
+_TAKE_NUMBERS = {False: _take_numbers(sqlite_insert), True: _take_numbers(pg_insert)}
+
+
 class JournalRepo:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -64,17 +82,9 @@ class JournalRepo:
         """Take ``count`` consecutive numbers of ``scope``; returns the first. One statement
         (an upsert), the first use of a scope included, so that a change always records in
         the same number of statements."""
-        insert_ = pg_insert if self.conn.dialect.name == "postgresql" else sqlite_insert
-        stmt = (
-            insert_(journal_sequences)
-            .values(scope=scope, last=count)
-            .on_conflict_do_update(
-                index_elements=[journal_sequences.c.scope],
-                set_={"last": journal_sequences.c.last + count},
-            )
-            .returning(journal_sequences.c.last)
-        )
-        return int(self.conn.execute(stmt).scalar_one()) - count + 1
+        stmt = _TAKE_NUMBERS[self.conn.dialect.name == "postgresql"]
+        taken = self.conn.execute(stmt, {"scope": scope, "count": count}).scalar_one()
+        return int(taken) - count + 1
 
     def add_events(self, rows: Sequence[EventRow]) -> None:
         """Insert ``rows`` in one statement (an ``executemany``)."""
