@@ -311,7 +311,7 @@ def test_who_reads_and_sets_a_bucket_policy(
         as_who.close()
 
 
-def test_a_policy_change_takes_effect_for_the_member(
+def test_a_bucket_only_member_lists_and_reads_only_its_bucket(
     api: Api, bucket: str, services: Services
 ) -> None:
     outsider = make_member(services, api.tenant, project_role=None, buckets={bucket: Role.VIEWER})

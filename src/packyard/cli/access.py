@@ -63,7 +63,7 @@ def access_list(bucket: BucketOption = None, format: FormatOption = None) -> Non
     if format is Format.json:
         emit_json([e.raw for e in entries])
         return
-    columns = (Column("Scope"), Column("Role"), Column("Type"), Column("Id"), Column("Name", TEXT))
+    columns = (Column("Scope"), Column("Role"), Column("Type"), Column("ID"), Column("Name", TEXT))
     rows: list[list[Cell]] = [
         [_scope(e), e.role, e.member_type, e.member_id, e.name] for e in entries
     ]

@@ -120,7 +120,7 @@ def enforced_list(format: FormatOption = None) -> None:
     if format is Format.json:
         emit_json([b.raw for b in blocks])
         return
-    columns = (Column("Name"), Column("Id"), Column("Labels", LIST), Column("Updated", TIME))
+    columns = (Column("Name"), Column("ID"), Column("Labels", LIST), Column("Updated", TIME))
     rows: list[list[Cell]] = [[b.name, b.id, labels_list(b.labels), b.updated_at] for b in blocks]
     render_rows(columns, rows, format)
 
@@ -137,7 +137,7 @@ def enforced_get(block: BlockArg, format: FormatOption = None) -> None:
     v = b.latest_version
     fields: list[Field] = [
         (Column("Name"), b.name),
-        (Column("Id"), b.id),
+        (Column("ID"), b.id),
         (Column("Labels", LIST), labels_list(b.labels)),
         (Column("Latest version"), v.version if v else ""),
         (Column("Template type"), v.template_type if v else ""),

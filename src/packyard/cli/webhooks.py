@@ -201,7 +201,7 @@ def webhooks_deliveries(name: NameArg, format: FormatOption = None) -> None:
         emit_json([d.raw for d in found])
         return
     columns = (
-        Column("Id"),
+        Column("ID"),
         Column("Event"),
         Column("Action"),
         Column("State", STATUS),

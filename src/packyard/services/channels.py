@@ -235,9 +235,7 @@ class ChannelService:
             load_channels(conn, [channel], caller)
             events = []
             if "version_id" in values:
-                found = recording.loaded(conn, [v for v in (previous_id,) if v])
-                previous = found.get(previous_id) if previous_id else None
-                events.append(recording.assign_event(channel, channel.version, previous))
+                events.append(recording.reassigned(conn, channel, channel.version, previous_id))
             description = "Assigned version to channel" if assigning else "Updated channel"
             change = recording.channel_change(AuditAction.UPDATE, description, channel, events)
             record(conn, caller.project_id, caller, change)
@@ -285,9 +283,7 @@ class ChannelService:
             target = _reload(conn, target.id, caller)
             events = []
             if moved:
-                found = recording.loaded(conn, [v for v in (previous_id,) if v])
-                previous = found.get(previous_id) if previous_id else None
-                events.append(recording.assign_event(target, target.version, previous))
+                events.append(recording.reassigned(conn, target, target.version, previous_id))
             change = recording.channel_change(
                 AuditAction.UPDATE,
                 "Assigned version to channel",

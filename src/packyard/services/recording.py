@@ -74,6 +74,15 @@ def assign_event(
     )
 
 
+def reassigned(
+    conn: Connection, channel: Channel, assigned: Version | None, previous_id: str | None
+) -> VersionEvent:
+    """The ``assign`` event of ``channel`` moved from version ``previous_id`` (loaded here,
+    with its builds: two statements) to ``assigned``."""
+    previous = loaded(conn, [previous_id]).get(previous_id) if previous_id else None
+    return assign_event(channel, assigned, previous)
+
+
 def moves_events(
     conn: Connection, moves: Sequence[ChannelMove], known: Iterable[Version] = ()
 ) -> list[VersionEvent]:
@@ -110,8 +119,7 @@ def latest_moved(
     latest = ChannelRepo(conn).get(bucket.id, MANAGED_CHANNEL)
     if latest is None:
         return []
-    previous = loaded(conn, [previous_id]).get(previous_id) if previous_id else None
-    return [assign_event(latest, version, previous)]
+    return [reassigned(conn, latest, version, previous_id)]
 
 
 # --- changes ---------------------------------------------------------------------------
