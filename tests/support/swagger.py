@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import subprocess
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,35 @@ from typing import Any
 import jsonschema
 import pytest
 
-# The reference specs live in ../shared beside the checkout (PACKYARD_SHARED_DIR overrides).
-SHARED = Path(
-    os.environ.get("PACKYARD_SHARED_DIR") or Path(__file__).resolve().parents[3] / "shared"
-)
+
+def _shared_dir() -> Path:
+    """The reference specs live in ../shared beside the checkout (PACKYARD_SHARED_DIR
+    overrides); a clone of a local checkout (a clean-clone CI run in a temporary directory)
+    finds them beside the checkout it was cloned from."""
+    configured = os.environ.get("PACKYARD_SHARED_DIR")
+    if configured:
+        return Path(configured)
+    checkout = Path(__file__).resolve().parents[2]
+    beside = checkout.parent / "shared"
+    if beside.is_dir():
+        return beside
+    try:
+        origin = subprocess.run(
+            ["git", "-C", str(checkout), "config", "--get", "remote.origin.url"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return beside
+    origin_dir = Path(origin)
+    if origin and origin_dir.is_absolute() and (origin_dir.parent / "shared").is_dir():
+        return origin_dir.parent / "shared"
+    return beside
+
+
+SHARED = _shared_dir()
 REFERENCE = SHARED / "reference"
 PACKER_SPEC = REFERENCE / "hcp-packer-2023-01-01.swagger.json"
 PACKER_2021_SPEC = REFERENCE / "hcp-packer-2021-04-30.swagger.json"
