@@ -78,6 +78,28 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--webhook-pushers", type=int, default=8, help="pushers of the dead-webhook comparison"
     )
+    run.add_argument(
+        "--no-uncached",
+        action="store_true",
+        help="skip the reads on a second server with the response cache off",
+    )
+    run.add_argument(
+        "--no-mixed", action="store_true", help="skip GetChannel while pushers push (mixed load)"
+    )
+    run.add_argument(
+        "--mixed-pushers", type=int, default=16, help="pushers of the mixed load (default 16)"
+    )
+    run.add_argument(
+        "--no-two-servers",
+        action="store_true",
+        help="skip pushes spread over two servers on one PostgreSQL",
+    )
+    run.add_argument(
+        "--two-server-pushers",
+        type=int,
+        default=16,
+        help="pushers of the one-vs-two-servers comparison (default 16)",
+    )
     run.add_argument("--profile", action="store_true", help="py-spy profile of GetChannel")
     run.add_argument("--results-dir", type=Path, default=RESULTS)
     run.add_argument("--keep", action="store_true", help="keep the data directories")
@@ -141,6 +163,11 @@ def _run(args: argparse.Namespace) -> int:
             console_wrk_seconds=max(0.0, args.console_wrk),
             webhook_rounds=max(0, args.webhook_rounds),
             webhook_pushers=max(1, args.webhook_pushers),
+            uncached=not args.no_uncached,
+            mixed=not args.no_mixed,
+            mixed_pushers=max(1, args.mixed_pushers),
+            two_servers=not args.no_two_servers,
+            two_server_pushers=max(1, args.two_server_pushers),
         )
         result = _run_size(opts, tools)
         _write(result, args.results_dir)
@@ -186,6 +213,9 @@ def _run_size(opts: Options, tools: Tools) -> dict[str, Any]:
             "console_wrk_s": opts.console_wrk_seconds if opts.console else 0,
             "webhook_rounds": opts.webhook_rounds,
             "webhook_pushers": opts.webhook_pushers,
+            "uncached": opts.uncached,
+            "mixed_pushers": opts.mixed_pushers if opts.mixed else 0,
+            "two_server_pushers": opts.two_server_pushers if opts.two_servers else 0,
         },
         "backends": {},
     }
@@ -219,6 +249,16 @@ def _notes(result: dict[str, Any], opts: Options) -> list[str]:
         "to every event whose receiver answered its verification, then accepts connections "
         "and never answers (each delivery attempt waits for the 10 s timeout, then backs off); "
         "the webhook and its queued deliveries are deleted after each run with it.",
+        "Uncached reads: a second `packyard serve` on the same database with "
+        "`PACKYARD_RESPONSE_CACHE_MB=0`, after the cached reads, while the first server idles.",
+        "Reads while pushing: the pushers push into the project's other buckets (not the read "
+        "bucket); each push bumps the project's generation, so cached reads miss after it.",
+        "Two servers: one pusher run against the first server, then one spread over it and a "
+        "second server on the same PostgreSQL database, not alternated; PostgreSQL's "
+        "`pg_stat_activity` and ungranted `pg_locks` sampled every ~30 ms from a connection "
+        "of their own (its queries add a little load).",
+        "Cost: user + system CPU time from /proc/<pid>/stat of the server's processes (and of "
+        "PostgreSQL's postmaster and backends) over the measured run only.",
     ]
     for backend, data in result["backends"].items():
         seed_s = data["seed"]["seconds"]
@@ -237,6 +277,21 @@ def _notes(result: dict[str, Any], opts: Options) -> list[str]:
                         f"{endpoint} on {backend} at {conns} connections: {r['errors']} errors "
                         "(non-2xx answers, timeouts or socket errors)."
                     )
+        uncached = data.get("uncached") or {}
+        for endpoint, by_conns in uncached.get("reads", {}).items():
+            for conns, r in by_conns.items():
+                if r["errors"]:
+                    notes.append(
+                        f"Uncached {endpoint} on {backend} at {conns} connections: "
+                        f"{r['errors']} errors."
+                    )
+        mixed = data.get("mixed") or {}
+        if mixed and (mixed["during_pushes"]["errors"] or mixed["push"]["failures"]):
+            notes.append(
+                f"Reads while pushing on {backend}: {mixed['during_pushes']['errors']} read "
+                f"errors, {mixed['push']['failures']} failed pushes (first: "
+                f"{mixed['push']['first_failure'][:160]})."
+            )
         for conns, r in data.get("nginx_static_getchannel", {}).items():
             if r["errors"]:
                 notes.append(f"nginx at {conns} connections: {r['errors']} errors.")

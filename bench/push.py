@@ -9,6 +9,7 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -206,17 +207,40 @@ async def run_pushers(
     channel: str = "dev",
 ) -> PushResult:
     """``pushers`` concurrent Packer runs, each on its own bucket, for ``seconds``."""
+    return await run_pushers_on(
+        [(base_url, token)], prefix, buckets, pushers=pushers, seconds=seconds, channel=channel
+    )
+
+
+async def run_pushers_on(
+    servers: list[tuple[str, str]],
+    prefix: str,
+    buckets: list[str],
+    *,
+    pushers: int,
+    seconds: float,
+    channel: str = "dev",
+) -> PushResult:
+    """``pushers`` concurrent Packer runs, each on its own bucket (``buckets[i % len]``), for
+    ``seconds``, spread over ``servers`` (base URL, token): pusher ``i`` talks to server
+    ``i % len(servers)``."""
     run = secrets.token_hex(3)
     counter = itertools.count()
     outcomes: list[PushOutcome] = []
-    headers = {"Authorization": f"Bearer {token}"}
-    async with LeanClient(base_url, headers) as client:
+    async with AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                LeanClient(base_url, {"Authorization": f"Bearer {token}"})
+            )
+            for base_url, token in servers
+        ]
         deadline = time.perf_counter() + seconds
         started = time.perf_counter()
         cpu_started = time.process_time()
 
         async def pusher(i: int) -> None:
             bucket = buckets[i % len(buckets)]
+            client = clients[i % len(clients)]
             while time.perf_counter() < deadline:
                 fp = f"push-{run}-{i}-{next(counter)}"
                 outcomes.append(await push_version(client, prefix, bucket, fp, channel=channel))

@@ -7,6 +7,16 @@ from pathlib import Path
 from typing import Any
 
 HOT = "16"  # the connection count the throughput targets are judged at
+HOT_PUSHERS = 16  # the pusher count the write-path comparisons are judged at
+NGINX_RATIO = 0.28  # cached GetChannel on SQLite vs nginx serving its body
+RSS_MB = 100.0  # the default single-worker server at size L after the whole benchmark
+UNCACHED_GETCHANNEL = {"sqlite": 3000.0, "postgresql": 2000.0}  # req/s at 16 connections, L
+MIXED_RATIO = 0.5  # GetChannel while 16 pushers push vs quiet
+MIXED_P99_MS = 20.0
+PG_CACHED_P99_MS = 15.0  # every cached read on PostgreSQL at 16 connections, size L
+PG_PUSH_RATIO = 0.8  # PostgreSQL's push rate vs SQLite's (16 pushers)
+TWO_SERVERS_RATIO = 1.0  # two servers on one PostgreSQL vs one
+CACHED_READS = ("GetChannel", "GetVersion", "GetBucket", "ListBuckets", "SearchExternalArtifact")
 
 
 def _reads(result: dict[str, Any] | None, backend: str, endpoint: str) -> dict[str, Any] | None:
@@ -35,6 +45,153 @@ def _target(
     }
 
 
+def cost_figures(
+    count: int, per: int, server_s: float | None, database_s: float | None, **about: Any
+) -> dict[str, Any]:
+    """CPU seconds a piece of work cost the server (and PostgreSQL), and per ``per`` units
+    of it (a million requests, a thousand pushes)."""
+
+    def each(seconds: float | None) -> float | None:
+        return round(seconds / count * per, 3) if seconds is not None and count else None
+
+    return {
+        **about,
+        "count": count,
+        "per": per,
+        "server_cpu_s": server_s,
+        "database_cpu_s": database_s,
+        "server_cpu_s_per": each(server_s),
+        "database_cpu_s_per": each(database_s),
+    }
+
+
+def _at_l(result: dict[str, Any], value: float | None, unit: str) -> tuple[float | None, str]:
+    """A value judged at size L only: at other sizes it is reported in the note."""
+    if result.get("size") == "L":
+        return value, ""
+    shown = "not measured" if value is None else f"{value:,.4g} {unit}"
+    return None, f"judged at size L; {shown} at size {result.get('size')}"
+
+
+def _push_rate(data: dict[str, Any], pushers: int) -> float | None:
+    return next(
+        (p["versions_per_s"] for p in data.get("push", []) if p["pushers"] == pushers), None
+    )
+
+
+def _round3_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 19's targets: uncached reads, reads while pushing, PostgreSQL's write path with
+    one and two servers, and PostgreSQL's cached read latency."""
+    backends = result.get("backends", {})
+    sqlite = backends.get("sqlite", {})
+    pg = backends.get("postgresql", {})
+    out: list[dict[str, Any]] = []
+    for backend, data in (("sqlite", sqlite), ("postgresql", pg)):
+        if not data:
+            continue
+        uncached = data.get("uncached") or {}
+        got = (uncached.get("reads", {}).get("GetChannel") or {}).get(HOT)
+        value, note = _at_l(result, got["requests_per_s"] if got else None, "req/s")
+        out.append(
+            _target(
+                f"Uncached GetChannel on {backend} (response cache off), 16 connections",
+                value,
+                UNCACHED_GETCHANNEL[backend],
+                at_least=True,
+                unit="req/s",
+                note=note if uncached else "not run",
+            )
+        )
+    for backend, data in (("sqlite", sqlite), ("postgresql", pg)):
+        if not data:
+            continue
+        mixed = data.get("mixed") or {}
+        during = mixed.get("during_pushes") or {}
+        what = (
+            f"{mixed['pushers']} pushers into other buckets of the project"
+            if mixed
+            else "pushes into other buckets of the project"
+        )
+        pushed = (mixed.get("push") or {}).get("versions_per_s")
+        note = (
+            f"{during['requests_per_s']:,.0f} vs {mixed['quiet']['requests_per_s']:,.0f} req/s "
+            f"quiet; {pushed:.1f} versions/s pushed meanwhile"
+            if mixed
+            else "not run"
+        )
+        out.append(
+            _target(
+                f"GetChannel on {backend} while {what} vs quiet (16 connections)",
+                mixed.get("ratio"),
+                MIXED_RATIO,
+                at_least=True,
+                unit="x quiet",
+                note=note,
+            )
+        )
+        out.append(
+            _target(
+                f"GetChannel on {backend} while pushing, p99 latency (16 connections)",
+                during.get("latency_p99_ms"),
+                MIXED_P99_MS,
+                at_least=False,
+                unit="ms",
+                note="" if mixed else "not run",
+            )
+        )
+    sqlite_rate = _push_rate(sqlite, HOT_PUSHERS) if sqlite else None
+    pg_rate = _push_rate(pg, HOT_PUSHERS) if pg else None
+    out.append(
+        _target(
+            f"Push rate on PostgreSQL vs SQLite ({HOT_PUSHERS} pushers, write path)",
+            pg_rate / sqlite_rate if pg_rate is not None and sqlite_rate else None,
+            PG_PUSH_RATIO,
+            at_least=True,
+            unit="x SQLite",
+            note=(
+                f"{pg_rate:.1f} vs {sqlite_rate:.1f} versions/s"
+                if pg_rate is not None and sqlite_rate
+                else f"needs both backends pushed with {HOT_PUSHERS} pushers"
+            ),
+        )
+    )
+    if pg:
+        two = pg.get("two_servers") or {}
+        out.append(
+            _target(
+                "Push rate with the pushers spread over two servers on one PostgreSQL vs one "
+                f"server ({two.get('pushers', HOT_PUSHERS)} pushers)",
+                two.get("ratio"),
+                TWO_SERVERS_RATIO,
+                at_least=True,
+                unit="x one server",
+                note=(
+                    f"{two['two_servers']['push']['versions_per_s']:.1f} vs "
+                    f"{two['one_server']['push']['versions_per_s']:.1f} versions/s"
+                    if two
+                    else "not run"
+                ),
+            )
+        )
+        worst: tuple[float, str] | None = None
+        for endpoint in CACHED_READS:
+            got = _reads(result, "postgresql", endpoint)
+            if got and (worst is None or got["latency_p99_ms"] > worst[0]):
+                worst = (got["latency_p99_ms"], endpoint)
+        value, note = _at_l(result, worst[0] if worst else None, "ms")
+        out.append(
+            _target(
+                "Every cached read on PostgreSQL, 16 connections, p99 latency (the slowest)",
+                value,
+                PG_CACHED_P99_MS,
+                at_least=False,
+                unit="ms",
+                note="; ".join(x for x in (f"slowest: {worst[1]}" if worst else "", note) if x),
+            )
+        )
+    return out
+
+
 def evaluate(
     result: dict[str, Any], s_result: dict[str, Any] | None, l_result: dict[str, Any] | None
 ) -> list[dict[str, Any]]:
@@ -49,7 +206,7 @@ def evaluate(
         _target(
             "GetChannel on SQLite, 16 connections, vs nginx serving the same body statically",
             ratio,
-            0.20,
+            NGINX_RATIO,
             at_least=True,
             unit="x nginx",
             note="" if sqlite else "SQLite not run",
@@ -141,19 +298,23 @@ def evaluate(
                 note=rev.get("skipped", "") if rev else "not run",
             )
         )
+    out += _round3_targets(result)
     for backend, data in (("sqlite", sqlite), ("postgresql", pg)):
         if data and "console" in data:
             out.append(_console_target(result, backend, data["console"]))
     for backend, data in (("sqlite", sqlite), ("postgresql", pg)):
         if not data:
             continue
-        peak = (data.get("memory_mb") or {}).get("under_load_peak") or {}
-        rss = peak.get("resident")
+        memory = data.get("memory_mb") or {}
+        peak = memory.get("under_load_peak") or {}
+        after = memory.get("after_benchmark") or {}
+        found = [m["resident"] for m in (peak, after) if m.get("resident") is not None]
+        rss = max(found) if found else None
         target = _target(
-            f"Server RSS under load at size L on {backend} (resident pages of all its "
-            "processes, each counted once)",
+            f"Server RSS at size L on {backend}, peak under load and after the whole benchmark "
+            "(resident pages of all its processes, each counted once)",
             rss if result.get("size") == "L" else None,
-            200.0,
+            RSS_MB,
             at_least=False,
             unit="MB",
             note=(
@@ -300,6 +461,167 @@ def _dead_webhook_markdown(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _wrk_cells(r: dict[str, Any] | None) -> str:
+    if not r:
+        return "— | — | —"
+    return f"{_fmt(r['requests_per_s'])} | {r['latency_p50_ms']:.2f} | {r['latency_p99_ms']:.2f}"
+
+
+def _uncached_markdown(result: dict[str, Any]) -> list[str]:
+    found = {b: d["uncached"] for b, d in result["backends"].items() if d.get("uncached")}
+    if not found:
+        return []
+    lines = [
+        "",
+        "## Uncached reads (a second server with `PACKYARD_RESPONSE_CACHE_MB=0`)",
+        "",
+        "The same reads on a server started on the same database with the response cache off "
+        "(the first server idles meanwhile): every request does the work the statements column "
+        "counts. Cached: the read-path table's figures beside them.",
+        "",
+        "| backend | endpoint | conns | req/s | p50 ms | p99 ms | errors | cached req/s "
+        "| uncached / cached |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for backend, u in found.items():
+        cached_reads = result["backends"][backend].get("reads", {})
+        for endpoint, by_conns in u.get("reads", {}).items():
+            for conns, r in by_conns.items():
+                cached = (cached_reads.get(endpoint) or {}).get(conns) or {}
+                rate = cached.get("requests_per_s")
+                ratio = r["requests_per_s"] / rate if rate else None
+                lines.append(
+                    f"| {backend} | {endpoint} | {conns} | {_wrk_cells(r)} | {r['errors']} | "
+                    f"{_fmt(rate)} | {_fmt(ratio, 3)} |"
+                )
+    lines.append("")
+    for backend, u in found.items():
+        lines.append(
+            f"- {backend}: the uncached server's `/metrics` counted {u.get('requests_counted')} "
+            f"requests, cache hit ratio {_fmt(u.get('cache_hit_ratio'), 3)} "
+            "(— : no cache lookups, the cache is off)."
+        )
+    return lines
+
+
+def _mixed_markdown(result: dict[str, Any]) -> list[str]:
+    found = {b: d["mixed"] for b, d in result["backends"].items() if d.get("mixed")}
+    if not found:
+        return []
+    lines = [
+        "",
+        "## Reads while pushing (response cache on)",
+        "",
+        "GetChannel with wrk on a quiet server, then again while pushers push continuously into "
+        "other buckets of the same project (every push bumps the project's generation, which the "
+        "cache checks). The push rate is over the pushers' whole run, which starts "
+        "a second before the reads and ends a second after them.",
+        "",
+        "| backend | conns | pushers | quiet req/s | quiet p50 ms | quiet p99 ms "
+        "| pushing req/s | pushing p50 ms | pushing p99 ms | ratio | versions/s meanwhile "
+        "| failed pushes | read errors |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for backend, m in found.items():
+        during = m["during_pushes"]
+        lines.append(
+            f"| {backend} | {m['connections']} | {m['pushers']} | {_wrk_cells(m['quiet'])} | "
+            f"{_wrk_cells(during)} | {_fmt(m['ratio'], 3)} | "
+            f"{m['push']['versions_per_s']:.1f} | {m['push']['failures']} | {during['errors']} |"
+        )
+    return lines
+
+
+def _ranked(title: str, found: dict[str, float]) -> str:
+    items = "; ".join(f"`{k}` {v:.2f}" for k, v in found.items())
+    return f"  - {title}: {items or 'none'}"
+
+
+def _two_servers_markdown(result: dict[str, Any]) -> list[str]:
+    two = (result["backends"].get("postgresql") or {}).get("two_servers")
+    if not two:
+        return []
+    lines = [
+        "",
+        "## Two servers on one PostgreSQL",
+        "",
+        f"{two['pushers']} pushers on {two['buckets']} buckets of the project against one server, "
+        "then the same pushers spread over two `packyard serve` processes on the same database "
+        "(pusher i on server i mod 2). `pg_stat_activity` and the ungranted `pg_locks` were "
+        "sampled from a connection of their own throughout; the figures are averages per sample "
+        "(backends of the benchmark's database). CPU: both servers' processes, and PostgreSQL's.",
+        "",
+        "| servers | versions/s | p50 ms | p99 ms | failed | backends | active "
+        "| waiting on locks | idle in transaction | samples (ms apart) "
+        "| server CPU s / 1,000 pushes | PostgreSQL CPU s / 1,000 pushes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    runs = (two["one_server"], two["two_servers"])
+    for run in runs:
+        p, a, c = run["push"], run["activity"], run.get("cost") or {}
+        lines.append(
+            f"| {run['servers']} | {p['versions_per_s']:.1f} | {p['version_p50_ms']:.0f} | "
+            f"{p['version_p99_ms']:.0f} | {p['failures']} | {a['avg_backends']:.2f} | "
+            f"{a['avg_active']:.2f} | {a['avg_waiting_on_locks']:.2f} | "
+            f"{a['avg_idle_in_transaction']:.2f} | {a['samples']} ({_fmt(a['interval_ms'])}) | "
+            f"{_fmt(c.get('server_cpu_s_per'), 2)} | {_fmt(c.get('database_cpu_s_per'), 2)} |"
+        )
+    lines += ["", f"Ratio, two servers vs one: {_fmt(two['ratio'], 3)} x. Per sample, on average:"]
+    for run in runs:
+        a = run["activity"]
+        lines.append(f"- {run['servers']} server(s):")
+        lines.append(_ranked("waiting on locks, by relation", a["waiting_by_relation"]))
+        lines.append(_ranked("waiting on locks, by statement", a["waiting_by_statement"]))
+        lines.append(_ranked("their blockers (state: statement)", a["blockers"]))
+        lines.append(
+            _ranked("idle in transaction, by last statement", a["idle_in_transaction_by_statement"])
+        )
+        lines.append(_ranked("wait events of backends not idle", a["wait_events"]))
+        if a.get("error"):
+            lines.append(f"  - sampling stopped: {a['error']}")
+    return lines
+
+
+def _cost_markdown(result: dict[str, Any]) -> list[str]:
+    rows = []
+    for backend, data in result["backends"].items():
+        cost = data.get("cost") or {}
+        for key, what in (
+            ("getchannel_cached", "GetChannel, cached"),
+            ("getchannel_uncached", "GetChannel, uncached"),
+            ("push", "pushes (two-build versions)"),
+        ):
+            c = cost.get(key)
+            if not c:
+                continue
+            load = (
+                f"{c['connections']} connections"
+                if "connections" in c
+                else f"{c.get('pushers')} pushers"
+            )
+            unit = "million requests" if c["per"] == 1_000_000 else "thousand pushes"
+            rows.append(
+                f"| {backend} | {what} | {load} | {c['count']:,} | {unit} | "
+                f"{_fmt(c['server_cpu_s'], 2)} | {_fmt(c['server_cpu_s_per'], 1)} | "
+                f"{_fmt(c['database_cpu_s'], 2)} | {_fmt(c['database_cpu_s_per'], 1)} |"
+            )
+    if not rows:
+        return []
+    return [
+        "",
+        "## Cost (CPU seconds)",
+        "",
+        "User + system CPU time of the server's processes (granian's supervisor and its "
+        "workers, from `/proc/<pid>/stat`) during the measurement, per million requests or per "
+        "thousand pushes; PostgreSQL's processes (the postmaster and its backends) beside it.",
+        "",
+        "| backend | work | load | count | unit | server CPU s | server CPU s per unit "
+        "| PostgreSQL CPU s | PostgreSQL CPU s per unit |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        *rows,
+    ]
+
+
 def markdown(result: dict[str, Any]) -> str:
     m = result["machine"]
     lines = [
@@ -402,6 +724,10 @@ def markdown(result: dict[str, Any]) -> str:
                 f"{p['version_p99_ms']:.0f} |"
             )
     lines += _dead_webhook_markdown(result)
+    lines += _uncached_markdown(result)
+    lines += _mixed_markdown(result)
+    lines += _two_servers_markdown(result)
+    lines += _cost_markdown(result)
     lines += [
         "",
         "## Revocation and memory",
@@ -411,8 +737,8 @@ def markdown(result: dict[str, Any]) -> str:
         "and PSS beside it.",
         "",
         "| backend | revocation | processes | resident after start | resident peak under load "
-        "| RSS summed, peak | PSS, peak |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| resident after the benchmark | RSS summed, peak | PSS, peak |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for backend, data in result["backends"].items():
         rev = data.get("revocation") or {}
@@ -424,9 +750,11 @@ def markdown(result: dict[str, Any]) -> str:
         memory = data.get("memory_mb") or {}
         start = memory.get("after_start") or {}
         peak = memory.get("under_load_peak") or {}
+        after = memory.get("after_benchmark") or {}
         lines.append(
             f"| {backend} | {rev_text} | {peak.get('processes', '—')} | "
             f"{_fmt(start.get('resident'))} MB | {_fmt(peak.get('resident'))} MB | "
+            f"{_fmt(after.get('resident'))} MB | "
             f"{_fmt(peak.get('rss_sum'))} MB | {_fmt(peak.get('pss'))} MB |"
         )
     lines += [

@@ -8,17 +8,26 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench import console, profiling, webhooks
+from bench import console, profiling, scenarios, webhooks
 from bench.loadgen import WrkResult, run_wrk, static_server
 from bench.push import PushResult, project_prefix, run_pushers
+from bench.report import cost_figures
 from bench.seed import RevocationShape, SeedReport, Shape, Targets, seed
-from bench.server import MemorySampler, packyard_server, server_memory
+from bench.server import (
+    CpuClock,
+    MemorySampler,
+    RunningServer,
+    packyard_server,
+    server_memory,
+)
 from bench.sqlcount import Endpoint, count_push, count_request, counter_for, read_endpoints
 from packyard.domain.models import Principal
 from packyard.server import prepare
@@ -52,6 +61,41 @@ class Options:
     console_wrk_seconds: float = 5.0  # wrk per page at the highest connection count; 0: none
     webhook_rounds: int = 2  # push alternations without / with a dead webhook receiver; 0: none
     webhook_pushers: int = 8
+    uncached: bool = True  # the reads again on a server with the response cache off
+    mixed: bool = True  # GetChannel while pushers push into other buckets of the project
+    mixed_pushers: int = 16
+    two_servers: bool = True  # PostgreSQL: pushers on one server vs spread over two
+    two_server_pushers: int = 16
+
+
+# The connection and pusher counts the costs (and issue 19's targets) are taken at, when run.
+COST_CONNECTIONS = 16
+COST_PUSHERS = 16
+MIXED_CONNECTIONS = 16
+
+
+@dataclass(slots=True)
+class _CpuTally:
+    """Requests of one or more wrk runs and the CPU seconds they cost (server, database)."""
+
+    pids: tuple[int | None, int | None]
+    count: int = 0
+    seconds: list[float | None] = field(default_factory=lambda: [0.0, 0.0])
+
+    def run(self, fn: Callable[[], WrkResult]) -> WrkResult:
+        with CpuClock(*self.pids) as clock:
+            got = fn()
+        self.count += got.requests
+        self.seconds = [
+            None if a is None or b is None else a + b
+            for a, b in zip(self.seconds, clock.seconds, strict=True)
+        ]
+        return got
+
+
+def _pick(wanted: int, configured: list[int]) -> int | None:
+    """``wanted`` if it is among the configured counts, else the highest one."""
+    return wanted if wanted in configured else max(configured, default=None)
 
 
 @dataclass(slots=True)
@@ -100,14 +144,20 @@ def run_backend(backend: str, opts: Options, tools: Tools, log: Log) -> dict[str
         if opts.console:
             user, out["console"] = _console_sql(services, report.targets, log, backend)
         services.store.dispose()
-        with packyard_server(
-            data_dir,
-            db_url,
-            creds,
-            log_dir=workdir,
-            workers=opts.workers,
-            env=webhooks.SERVER_ENV if opts.webhook_rounds else None,
-        ) as srv:
+        base_env = webhooks.SERVER_ENV if opts.webhook_rounds else {}
+
+        def start(env: dict[str, str]) -> AbstractContextManager[RunningServer]:
+            """One more ``packyard serve`` on this run's database, ``env`` added."""
+            return packyard_server(
+                data_dir,
+                db_url,
+                creds,
+                log_dir=workdir,
+                workers=opts.workers,
+                env={**base_env, **env},
+            )
+
+        with start({}) as srv:
             pages: Callable[[], None] | None = None
             if user is not None:
                 found, url, console_user = out["console"], srv.base_url, user
@@ -130,6 +180,10 @@ def run_backend(backend: str, opts: Options, tools: Tools, log: Log) -> dict[str
                     workdir,
                     log,
                     console_pages=pages,
+                    start_server=start,
+                    main=srv,
+                    database_url=db_url,
+                    database_pid=_postmaster_pid(cluster),
                 )
             )
         return out
@@ -140,6 +194,16 @@ def run_backend(backend: str, opts: Options, tools: Tools, log: Log) -> dict[str
             log(f"[{backend}] kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _postmaster_pid(cluster: Any) -> int | None:
+    """PostgreSQL's postmaster (its backends are its children), for their CPU time."""
+    if cluster is None:
+        return None
+    try:
+        return int((cluster.datadir / "postmaster.pid").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _console_sql(
@@ -284,9 +348,15 @@ def _measure_server(
     log: Log,
     *,
     console_pages: Callable[[], None] | None = None,
+    start_server: scenarios.StartServer | None = None,
+    main: RunningServer | None = None,
+    database_url: str | None = None,
+    database_pid: int | None = None,
 ) -> dict[str, Any]:
-    """The API's reads, then the console's pages (``console_pages``), the pushes, the
-    profile and the revocation, with the server's memory sampled throughout."""
+    """The API's reads, the same reads uncached on a second server (``start_server``), the
+    console's pages (``console_pages``), the pushes, the reads while pushing, two servers
+    pushing on one PostgreSQL, the profile and the revocation, with the server's memory
+    sampled throughout and the CPU time of the cost figures."""
     targets = report.targets
     endpoints = [*read_endpoints(targets), FLOOR]
     headers = {"Authorization": f"Bearer {token}"}
@@ -303,6 +373,15 @@ def _measure_server(
     memory_at_start = server_memory(pid)
     reads: dict[str, dict[str, Any]] = {}
     nginx: dict[str, Any] = {}
+    cost: dict[str, Any] = {}
+    cost_conns = _pick(COST_CONNECTIONS, opts.connections)
+    cost_pushers = _pick(COST_PUSHERS, opts.pushers)
+    uncached: dict[str, Any] | None = None
+    mixed: dict[str, Any] | None = None
+    two_servers: dict[str, Any] | None = None
+    prefix = project_prefix(targets.organization_id, targets.project_id)
+    others = scenarios.other_buckets(targets.push_buckets, targets.bucket)
+    scenario_log: Log = lambda m: log(f"[{backend}] {m}")  # noqa: E731
     with MemorySampler(pid) as sampler:
         for conns in opts.connections:
             for ep in endpoints:
@@ -310,15 +389,27 @@ def _measure_server(
                     continue
                 url = base_url + ep.path
                 _wrk(tools, url, ep, token, conns, opts.warmup)  # warm-up, discarded
+                tally = (
+                    _CpuTally((pid, database_pid))
+                    if ep.name == "GetChannel" and conns == cost_conns
+                    else None
+                )
                 if ep.name == "GetChannel" and tools.nginx is not None:
-                    static_runs, runs = _alternate(tools, url, ep, token, conns, opts, bodies)
+                    static_runs, runs = _alternate(
+                        tools, url, ep, token, conns, opts, bodies, tally
+                    )
                     nginx[str(conns)] = _summary(static_runs)
                     nginx[str(conns)]["runs"] = [r.to_json() for r in static_runs]
                     reads.setdefault(ep.name, {})[str(conns)] = _summary(runs)
                     reads[ep.name][str(conns)]["runs"] = [r.to_json() for r in runs]
                 else:
-                    result = _wrk(tools, url, ep, token, conns, opts.duration)
+                    measure = partial(_wrk, tools, url, ep, token, conns, opts.duration)
+                    result = tally.run(measure) if tally else measure()
                     reads.setdefault(ep.name, {})[str(conns)] = result.to_json()
+                if tally is not None:
+                    cost["getchannel_cached"] = cost_figures(
+                        tally.count, 1_000_000, *tally.seconds, connections=conns
+                    )
                 got = reads[ep.name][str(conns)]
                 log(
                     f"[{backend}] {ep.name:<22} c={conns:<3} {got['requests_per_s']:>8.1f} req/s "
@@ -333,11 +424,30 @@ def _measure_server(
                         f"p99 {n['latency_p99_ms']:.2f} ms"
                         + (f" errors {n['errors']}" if n["errors"] else "")
                     )
+        if opts.uncached and start_server is not None:
+            log(f"[{backend}] the reads again on a second server with the response cache off")
+            uncached = scenarios.uncached_reads(
+                start_server,
+                tools.wrk,
+                [ep for ep in endpoints if ep is not FLOOR and ep.name not in skipped],
+                connections=opts.connections,
+                warmup=opts.warmup,
+                duration=opts.duration,
+                cost_connections=cost_conns or 0,
+                database_pid=database_pid,
+                scrape=_scrape_metrics,
+                log=scenario_log,
+            )
+            if uncached["cost_getchannel"]:
+                cost["getchannel_uncached"] = uncached["cost_getchannel"]
         if console_pages is not None:  # on the registry as seeded, before the pushes
             console_pages()
         push_results = []
         for n in opts.pushers:
-            pushed = _push(base_url, token, targets, pushers=n, seconds=opts.duration)
+            with CpuClock(pid, database_pid) as clock:
+                pushed = _push(base_url, token, targets, pushers=n, seconds=opts.duration)
+            if n == cost_pushers:
+                cost["push"] = cost_figures(pushed.versions, 1000, *clock.seconds, pushers=n)
             push_results.append(pushed.to_json())
             log(
                 f"[{backend}] push, {n} pusher(s): {pushed.versions_per_s:.1f} versions/s "
@@ -348,6 +458,49 @@ def _measure_server(
         dead_webhook = None
         if opts.webhook_rounds:
             dead_webhook = _push_dead_webhook(backend, base_url, token, targets, opts, log)
+        if opts.mixed and "GetChannel" not in skipped:
+            log(
+                f"[{backend}] GetChannel quiet, then while {opts.mixed_pushers} pushers push "
+                "into other buckets of the project"
+            )
+            mixed = scenarios.mixed_load(
+                tools.wrk,
+                base_url,
+                token,
+                endpoints[0],
+                lambda seconds: _push(
+                    base_url,
+                    token,
+                    targets,
+                    pushers=opts.mixed_pushers,
+                    seconds=seconds,
+                    buckets=others,
+                ),
+                connections=MIXED_CONNECTIONS,
+                pushers=opts.mixed_pushers,
+                warmup=opts.warmup,
+                duration=opts.duration,
+                log=scenario_log,
+            )
+        if (
+            opts.two_servers
+            and backend == "postgresql"
+            and database_url
+            and start_server is not None
+            and main is not None
+        ):
+            log(f"[{backend}] {opts.two_server_pushers} pushers on one server, then on two")
+            two_servers = scenarios.two_servers(
+                start_server,
+                main,
+                prefix,
+                others,
+                database_url,
+                pushers=opts.two_server_pushers,
+                duration=opts.duration,
+                database_pid=database_pid,
+                log=scenario_log,
+            )
         peak = sampler.peak
     scrape = _scrape_metrics(base_url)
     log(
@@ -364,6 +517,7 @@ def _measure_server(
                 backend, pid, base_url, token, targets, opts, workdir, log
             )
     revocation = _revoke(base_url, token, targets, log, backend) if opts.revocation else None
+    memory_after = server_memory(pid)
     ratio = {
         c: round(reads["GetChannel"][c]["requests_per_s"] / nginx[c]["requests_per_s"], 4)
         for c in nginx
@@ -377,10 +531,15 @@ def _measure_server(
         "response_bytes": {k: len(v) for k, v in bodies.items()},
         "push": push_results,
         "push_dead_webhook": dead_webhook,
+        "uncached": uncached,
+        "mixed": mixed,
+        "two_servers": two_servers,
+        "cost": cost,
         "revocation": revocation,
         "memory_mb": {
             "after_start": memory_at_start.to_json() if memory_at_start else None,
             "under_load_peak": peak.to_json() if peak else None,
+            "after_benchmark": memory_after.to_json() if memory_after else None,
         },
         "profile": profile,
         "metrics_scrape": scrape,
@@ -449,6 +608,7 @@ def _alternate(
     conns: int,
     opts: Options,
     bodies: dict[str, bytes],
+    tally: _CpuTally | None = None,
 ) -> tuple[list[WrkResult], list[WrkResult]]:
     """nginx serving GetChannel's body, then Packyard, ``nginx_rounds`` times, same wrk settings."""
     assert tools.nginx is not None
@@ -459,7 +619,8 @@ def _alternate(
         _wrk(tools, static_url, ep, token, conns, opts.warmup)
         for _ in range(max(1, opts.nginx_rounds)):
             static_runs.append(_wrk(tools, static_url, ep, token, conns, opts.duration))
-            runs.append(_wrk(tools, url, ep, token, conns, opts.duration))
+            measure = partial(_wrk, tools, url, ep, token, conns, opts.duration)
+            runs.append(tally.run(measure) if tally else measure())
     return static_runs, runs
 
 
@@ -553,15 +714,22 @@ def _profile_push(
 
 
 def _push(
-    base_url: str, token: str, targets: Targets, *, pushers: int, seconds: float
+    base_url: str,
+    token: str,
+    targets: Targets,
+    *,
+    pushers: int,
+    seconds: float,
+    buckets: list[str] | None = None,
 ) -> PushResult:
-    """``pushers`` concurrent Packer pushes into the seeded push buckets for ``seconds``."""
+    """``pushers`` concurrent Packer pushes into ``buckets`` (the seeded push buckets) for
+    ``seconds``."""
     return asyncio.run(
         run_pushers(
             base_url,
             token,
             project_prefix(targets.organization_id, targets.project_id),
-            targets.push_buckets,
+            buckets or targets.push_buckets,
             pushers=pushers,
             seconds=seconds,
             channel=targets.push_channel,

@@ -109,6 +109,52 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) that ``pid`` and its descendants have used so far, in seconds;
+    ``None`` once the process is gone. Take the difference of two readings."""
+    own = _cpu_ticks(pid)
+    if own is None:
+        return None
+    children = (_cpu_ticks(child) for child in _descendants(pid))
+    return (own + sum(t for t in children if t is not None)) / os.sysconf("SC_CLK_TCK")
+
+
+def stat_cpu_ticks(stat: str) -> int:
+    """utime + stime (fields 14 and 15) of a ``/proc/<pid>/stat`` line, in clock ticks. The
+    fields are counted after the command name, which is in parentheses and may hold spaces
+    and parentheses itself."""
+    fields = stat.rpartition(")")[2].split()  # fields[0] is field 3, the state
+    return int(fields[11]) + int(fields[12])
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    try:
+        return stat_cpu_ticks(Path(f"/proc/{pid}/stat").read_text())
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class CpuClock:
+    """CPU seconds the processes of ``pids`` (and their descendants) use inside the block:
+    ``seconds`` per pid, ``None`` where a process was gone at either end."""
+
+    def __init__(self, *pids: int | None) -> None:
+        self.pids = pids
+        self._start: list[float | None] = []
+        self.seconds: list[float | None] = []
+
+    def __enter__(self) -> CpuClock:
+        self._start = [cpu_seconds(pid) if pid else None for pid in self.pids]
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        end = [cpu_seconds(pid) if pid else None for pid in self.pids]
+        self.seconds = [
+            None if a is None or b is None else round(b - a, 3)
+            for a, b in zip(self._start, end, strict=True)
+        ]
+
+
 class MemorySampler:
     """Samples a server's memory in the background; ``peak`` holds the largest values seen."""
 
