@@ -27,6 +27,11 @@ def current() -> RequestContext:
     return _current.get()
 
 
+def may_change() -> bool:
+    """Whether the current request is one that may change something (not a ``GET``)."""
+    return _current.get() is not NONE
+
+
 def enter(context: RequestContext) -> contextvars.Token[RequestContext]:
     return _current.set(context)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import gc
+import importlib
 import ipaddress
 import json
 import logging
@@ -17,6 +19,7 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
@@ -28,7 +31,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, ProgrammingError, SQLAlchemyError
 
 from packyard import logs
-from packyard.api.app import create_app
 from packyard.api.metrics import ACCESS_LOGGER
 from packyard.config import (
     CREDENTIALS_FILE,
@@ -50,13 +52,21 @@ from packyard.files import (
     tighten_with_notice,
 )
 from packyard.metrics import multiprocess_dir
-from packyard.services.bootstrap import ensure_bootstrapped, startup_lock
-from packyard.services.container import Services
 from packyard.services.secrets import KEY_FILE, check_secret_key, load_sealer
 from packyard.startup import StartupError, notice
 from packyard.store.engine import Store
-from packyard.store.migrate import upgrade
 from packyard.tls import ensure_certificate
+
+if TYPE_CHECKING:
+    from packyard.services.container import Services
+
+# httpx imports its own command-line client whenever click is installed (Typer installs
+# it): rich's syntax highlighting and pygments' lexers, about 5 MB resident in the
+# server, whose worker processes share its pages, for a program Packyard never runs. A
+# None entry makes that import fail, which httpx handles (``httpx.main`` then says it
+# cannot run). The modules that bring httpx in are therefore imported inside the
+# functions below, after this line has run.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +105,9 @@ def prepare(data_dir: Path, db_url: str | None, *, check_key: bool = True) -> tu
     the secret-key check (:func:`check_secret_key`), for the command that resets what it
     guards.
     """
+    from packyard.services.bootstrap import ensure_bootstrapped, startup_lock
+    from packyard.services.container import Services
+
     url = database_url(data_dir, db_url)
     check_database_scheme(url)
     try:
@@ -113,7 +126,7 @@ def prepare(data_dir: Path, db_url: str | None, *, check_key: bool = True) -> tu
     services = Services.create(store, sealer)
     try:
         with startup_lock(store, data_dir):
-            upgrade(store)
+            migrate_in_child(url, data_dir)
             _, created = ensure_bootstrapped(services, data_dir)
             if check_key:
                 check_secret_key(store, sealer)
@@ -128,6 +141,55 @@ def prepare(data_dir: Path, db_url: str | None, *, check_key: bool = True) -> tu
         store.dispose()
         raise database_error(store, url, exc) from None
     return services, created
+
+
+def migrate_in_child(url: str, data_dir: Path) -> None:
+    """Bring the database schema to the newest revision, in a short-lived child process.
+
+    Alembic, Mako (which loads pygments) and the migration scripts, about 10 MB resident
+    once loaded, then never enter this process, whose pages the server's worker processes
+    share: they would be counted in the server's memory for as long as it runs. The
+    child opens its own connection and leaves with ``os._exit``, so nothing it inherited
+    (the parent's connections, the start-up lock) is closed or released by it. Its
+    failure arrives here as the one line :func:`prepare` would have shown.
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        message = "database migration did not finish"
+        try:
+            message = _migrate(url, data_dir)
+        finally:
+            with contextlib.suppress(OSError):
+                os.write(write_end, message.encode()[:4000])
+            os._exit(1 if message else 0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        message = reader.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise StartupError(message or "database migration failed")
+
+
+def _migrate(url: str, data_dir: Path) -> str:
+    """Migrate with a Store of this process's own; the failure as one line, or ""."""
+    from packyard.store.migrate import upgrade
+
+    store = Store(url)
+    try:
+        upgrade(store)
+    except StartupError as exc:
+        return exc.message
+    except OSError as exc:
+        return data_dir_error(data_dir, exc).message
+    except SQLAlchemyError as exc:
+        return database_error(store, url, exc).message
+    except Exception as exc:  # a bug must still end in one line, never a traceback
+        return f"database migration failed: {type(exc).__name__}: {scrub(str(exc), url)}"
+    finally:
+        store.dispose()
+    return ""
 
 
 SUPPORTED_SCHEMES = ("postgresql", "postgres", "sqlite")
@@ -245,6 +307,9 @@ def worker_app() -> FastAPI:
     opens its own connections, caches and background scheduler (scheduled
     rollbacks are claimed with row locks, so each is applied once).
     """
+    from packyard.api.app import create_app
+    from packyard.services.container import Services
+
     spec = json.loads(os.environ[WORKER_SPEC_ENV])
     _exit_with(spec["supervisor_pid"])
     _configure_logging(spec["log_level"], spec.get("log_format", "text"), spec.get("access_log"))
@@ -462,8 +527,10 @@ def run(options: ServeOptions, services: Services) -> None:
         respawn_failed_workers=True,
         workers_kill_timeout=SHUTDOWN_GRACE_S,
     )
-    # Workers are forked from this process: objects that exist now are never
-    # collected, so the memory pages holding them stay shared with every worker.
+    # Workers are forked from this process: what they run is imported now, and objects
+    # that exist now are never collected, so the memory pages holding them stay shared
+    # with every worker.
+    importlib.import_module("packyard.api.app")
     gc.collect()
     gc.freeze()
     try:

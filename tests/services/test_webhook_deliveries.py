@@ -105,6 +105,8 @@ def emit(svc: Services, tenant: TenantFixture, count: int = 1) -> list[str]:
                     ),
                 ),
             )
+        # Recorded at COMMIT (the journal numbers its rows last): read them after it.
+        with svc.store.read() as conn:
             ids.append(
                 conn.execute(
                     select(events.c.id).order_by(events.c.seq.desc()).limit(1)

@@ -3,24 +3,28 @@
 The consumer read path (GetChannel, GetVersion, GetBucket, the lists and
 SearchExternalArtifact) is answered from memory when the same request, by a
 caller who sees the same buckets and restricted channels on the same project,
-was answered before and nothing in that project changed since:
+was answered before and nothing it shows changed since:
 
 1. the caller is authorized exactly as on the normal path (the token is always
    verified; the role comes from the same short-lived role cache — a caller
    whose role is not cached takes the normal path);
-2. the project's generation is read from the database by the probe
-   (:mod:`packyard.store.probe`) — one primary-key lookup, on every request;
+2. the generation of what the response depends on is read from the database by
+   the probe (:mod:`packyard.store.probe`), one statement on every request: for a
+   request about a bucket, the keys of that bucket, of the buckets its ancestry
+   edges lead to, of the project and the global key; for a project-wide request
+   (the registry, ListBuckets, search), every key of the project;
 3. a stored response is sent only if it was computed at that very generation and
    no scheduled revocation took effect since it was computed;
 4. a response is stored the second time it is asked for at one generation (what
    is read once between writes is not worth storing).
 
-On a miss the generation is read *before* the normal path computes the
-response, so the stored response is never older than its generation. Every write
-transaction bumps the generation of the project it changes before it commits
-(:mod:`packyard.store.generations`), so a response cached before a write is never
-served after that write has returned, by this server or any other server on the
-same database.
+On a miss the generation (and which keys the response depends on) is read
+*before* the normal path computes the response, so the stored response is never
+older than its generation. Every write transaction bumps the keys of what it
+changes before it commits (:mod:`packyard.store.generations`), so a response
+cached before a write is never served after that write has returned, by this
+server or any other server on the same database; pushes into one bucket leave
+the cached responses about unrelated buckets of the project valid.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from packyard.api.calls import run
 from packyard.domain.access import ViewKey, view_key
 from packyard.errors import ApiError
 from packyard.services.container import Services
+from packyard.store.generations import Buckets
 from packyard.store.probe import GenerationProbe, open_probe
 
 _PROJECT_PATH = re.compile(
@@ -65,6 +70,7 @@ class CachedResponse:
     body: bytes
     size: int
     route: object = None  # the route that answered (labels the request's metrics)
+    buckets: Buckets = None  # the bucket keys ``generation`` sums (None: the project's all)
 
 
 class ResponseCache:
@@ -83,9 +89,22 @@ class ResponseCache:
     def __len__(self) -> int:
         return len(self._items)
 
-    def get(self, key: CacheKey, generation: int, now: float) -> CachedResponse | None:
+    def peek(self, key: CacheKey) -> CachedResponse | None:
+        """The entry stored for ``key``, valid or not (the LRU order stays as it is)."""
+        return self._items.get(key)
+
+    def get(
+        self, key: CacheKey, generation: int, now: float, buckets: Buckets = None
+    ) -> CachedResponse | None:
+        """The entry for ``key`` if it was computed at ``generation`` of the keys
+        ``buckets`` and has not expired."""
         entry = self._items.get(key)
-        if entry is None or entry.generation != generation or now >= entry.expires:
+        if (
+            entry is None
+            or entry.generation != generation
+            or entry.buckets != buckets
+            or now >= entry.expires
+        ):
             self.misses += 1
             return None
         self._items.move_to_end(key)
@@ -150,31 +169,35 @@ class CachedReadMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         probe = self.cache.probe
-        project = _cacheable_project(scope) if probe is not None else None
-        if probe is None or project is None:
+        target = _cacheable_target(scope) if probe is not None else None
+        if probe is None or target is None:
             await self.app(scope, receive, send)
             return
-        org, project_id = project
+        org, project_id, bucket = target
         body, receive = await _keyed_body(scope, receive)
         view = self._view(scope, org, project_id)
         if body is None or view is None:
             await self.app(scope, receive, send)
             return
         key: CacheKey = (_raw_path(scope), scope.get("query_string", b""), body, view)
+        responses = self.cache.responses
+        # The keys of the stored response (its bucket's ancestry neighbours included),
+        # else those of the request alone: enough to tell a second ask from a first.
+        stored = responses.peek(key)
+        keys = stored.buckets if stored is not None else None if bucket is None else (bucket,)
         self.cache.probes += 1
-        generation = await probe.generation(project_id)
+        generation = await probe.generation(project_id, keys)
         if generation is None:
             await self.app(scope, receive, send)
             return
-        responses = self.cache.responses
-        hit = responses.get(key, generation, time.time())
+        hit = responses.get(key, generation, time.time(), keys)
         if hit is not None:
             scope["route"] = hit.route
             await send(hit.start)
             await send({"type": "http.response.body", "body": hit.body})
             return
         if responses.seen_twice(key, generation):
-            await self._fill(key, project_id, scope, receive, send)
+            await self._fill(key, project_id, bucket, scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
@@ -192,10 +215,16 @@ class CachedReadMiddleware:
         return None if caller is None else view_key(caller)
 
     async def _fill(
-        self, key: CacheKey, project_id: str, scope: Scope, receive: Receive, send: Send
+        self,
+        key: CacheKey,
+        project_id: str,
+        bucket: str | None,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
     ) -> None:
         services = self.cache.services
-        validity = await run(services, services.generations.validity, project_id)
+        validity = await run(services, services.generations.validity, project_id, bucket)
         start: Message | None = None
         chunks: list[bytes] = []
         complete = False
@@ -218,12 +247,21 @@ class CachedReadMiddleware:
         size = len(body) + sum(len(k) + len(v) for k, v in headers)
         size += len(key[0]) + len(key[1]) + len(key[2]) + _ENTRY_OVERHEAD
         stored = {"type": "http.response.start", "status": 200, "headers": [*headers, _HIT]}
-        entry = CachedResponse(validity.generation, expires, stored, body, size, scope.get("route"))
+        entry = CachedResponse(
+            validity.generation,
+            expires,
+            stored,
+            body,
+            size,
+            scope.get("route"),
+            validity.buckets,
+        )
         self.cache.responses.put(key, entry)
 
 
-def _cacheable_project(scope: Scope) -> tuple[str, str] | None:
-    """``(organization, project)`` when the request is a cacheable read, else ``None``."""
+def _cacheable_target(scope: Scope) -> tuple[str, str, str | None] | None:
+    """``(organization, project, bucket)`` when the request is a cacheable read, else
+    ``None``; ``bucket`` is ``None`` for a project-wide read."""
     if scope["type"] != "http":
         return None
     match = _PROJECT_PATH.match(scope["path"])
@@ -236,7 +274,8 @@ def _cacheable_project(scope: Scope) -> tuple[str, str] | None:
         return None
     if b"%" in _raw_path(scope):
         return None  # escaped paths take the normal path and its guards
-    return match["org"], match["project"]
+    bucket = rest.split("/", 2)[1] if rest.startswith("buckets/") else None
+    return match["org"], match["project"], bucket
 
 
 def _raw_path(scope: Scope) -> bytes:

@@ -2,13 +2,19 @@
 
 Each service call is one database transaction. Where it runs depends on the database:
 
-- **SQLite**: on the event loop itself. The database is a local file; a call takes
-  tens of microseconds to a few milliseconds of CPU and never waits on a network.
-  Handing it to a worker thread and back (a condition variable, two GIL hand-offs)
-  cost more than the call: 0.3 to 0.8 ms of CPU per request on the 2-core benchmark
-  machine, the largest single cost of a Packer push. A worker process then serves one
-  SQLite call at a time, as a synchronous server worker would, and ``packyard serve
-  --workers N`` runs N at a time. Writers may wait for another process's write turn
+- **SQLite, reads** (``GET``): on the event loop itself. The database is a local file;
+  a read takes tens of microseconds to a few milliseconds of CPU and never waits on a
+  network. Handing it to a worker thread and back (a condition variable, two GIL
+  hand-offs) cost more than the call: 0.3 to 0.8 ms of CPU per request on the 2-core
+  benchmark machine.
+- **SQLite, requests that may write** (every other method): on one writer thread per
+  process. Run on the event loop, a push's calls (about 1 ms of CPU each) held it so
+  long that cached reads queued behind them: GetChannel fell to 0.06x its quiet
+  throughput while 16 pushers pushed into other buckets. On the thread they give way
+  to the event loop at every statement (``sqlite3`` releases the interpreter lock),
+  and reads kept 0.37x, with p99 37 → 6 ms; pushes cost more CPU each (78 → 55
+  versions/s with 16 pushers at size S). One thread because SQLite takes one writer at
+  a time anyway; writers may also wait for another process's write turn
   (:mod:`packyard.store.writer_queue`), which lasts one short transaction.
 - **PostgreSQL**: on the worker threads. Every statement waits for a round trip and a
   writer may wait for a row lock held by another server, so the event loop keeps
@@ -25,6 +31,7 @@ import anyio
 import anyio.to_thread
 from starlette.concurrency import run_in_threadpool
 
+from packyard import requestcontext
 from packyard.services.container import Services
 
 P = ParamSpec("P")
@@ -35,10 +42,17 @@ HASHING_THREADS = 4
 
 
 async def run(svc: Services, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-    """``fn(*args, **kwargs)``, inline on SQLite, on a worker thread on PostgreSQL."""
-    if svc.store.is_sqlite:
+    """``fn(*args, **kwargs)``; where it runs is explained in the module's docstring."""
+    if not svc.store.is_sqlite:
+        return await run_in_threadpool(fn, *args, **kwargs)
+    if not requestcontext.may_change():
         return fn(*args, **kwargs)
-    return await run_in_threadpool(fn, *args, **kwargs)
+    return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=_sqlite_writer())
+
+
+@cache
+def _sqlite_writer() -> anyio.CapacityLimiter:
+    return anyio.CapacityLimiter(1)
 
 
 @cache

@@ -18,6 +18,7 @@ from packyard.domain.visibility import restricted_scope, sees_restricted_channel
 from packyard.errors import ApiError, Code, invalid, not_found
 from packyard.services.lookup import bucket_or_404, channel_or_404
 from packyard.services.views import hidden_latest
+from packyard.store import generations
 from packyard.store.ancestry import AncestryRepo, LineageRepo
 from packyard.store.engine import Store
 from packyard.store.schema import buckets, builds, channels, version_edges, versions
@@ -141,7 +142,7 @@ def record_parent(
         raise invalid("A version cannot be its own parent.", field="parent_version_id")
 
     parent = conn.execute(
-        select(versions.c.id, versions.c.bucket_id)
+        select(versions.c.id, versions.c.bucket_id, buckets.c.name.label("bucket_name"))
         .join(buckets, buckets.c.id == versions.c.bucket_id)
         .where(versions.c.id == version_id, buckets.c.project_id == caller.project_id)
     ).first()
@@ -178,6 +179,7 @@ def record_parent(
         )
     ).first()
     if existing is None:
+        generations.touch(conn, parent.bucket_name)  # its has_descendants and children change
         try:
             with conn.begin_nested():
                 conn.execute(
@@ -193,6 +195,7 @@ def record_parent(
         except IntegrityError:
             pass
     elif existing.parent_channel_id is None and channel_id is not None:
+        generations.touch(conn, parent.bucket_name)
         conn.execute(
             version_edges.update()
             .where(

@@ -18,7 +18,7 @@ from packyard.services import recording
 from packyard.services.journal import record
 from packyard.services.lookup import bucket_or_404, require_project_write, require_write
 from packyard.services.views import hidden_latest, load_buckets, load_channels, load_versions
-from packyard.store import overview
+from packyard.store import generations, overview
 from packyard.store.ancestry import AncestryRepo
 from packyard.store.buckets import BucketRepo
 from packyard.store.channels import ChannelRepo
@@ -218,6 +218,7 @@ class BucketService:
         new_labels = validate_labels(labels)
         with self.store.write(caller.project_id) as conn:
             bucket = bucket_or_404(conn, caller, name, write=True)
+            generations.confine(conn, bucket.name)
             BucketRepo(conn).update(
                 bucket.id, description=new_description, labels=new_labels, updated_at=utcnow()
             )

@@ -29,7 +29,7 @@ from packyard.services.lookup import (
     require_write,
     version_by_id,
 )
-from packyard.store import deletions
+from packyard.store import deletions, generations
 from packyard.store.engine import Store
 from packyard.store.versions import BuildRepo, VersionRepo
 
@@ -94,6 +94,7 @@ class BuildService:
         try:
             with self.store.write(caller.project_id) as conn:
                 bucket, version = lock_version(conn, caller, bucket_name, fingerprint)
+                generations.confine(conn, bucket.name)
                 if version.complete:
                     raise _complete_error(version)
                 build = Build(
@@ -129,6 +130,8 @@ class BuildService:
                 repo.insert(created)
                 latest = bucket.latest_version_id
                 done = _write(conn, caller, bucket, version, created, change, now, update=False)
+                if done:  # a number for the version, `latest` moved: neighbours show both
+                    generations.reveal(conn, bucket.name)
                 _record(conn, caller, bucket, version, created, now, created=True)
                 if done:
                     _record_completion(conn, caller, bucket, version, latest, now)
@@ -151,6 +154,7 @@ class BuildService:
         now = utcnow()
         with self.store.write(caller.project_id) as conn:
             bucket, version = lock_version(conn, caller, bucket_name, fingerprint)
+            generations.confine(conn, bucket.name)
             context = BuildRepo(conn).under_lock(bucket.id, version.id, build_id)
             build = next((b for b in context.builds if b.id == build_id), None)
             if build is None:
@@ -179,6 +183,7 @@ class BuildService:
             )
             _record(conn, caller, bucket, version, updated, now, created=False)
             if completes:
+                generations.reveal(conn, bucket.name)
                 _record_completion(conn, caller, bucket, version, latest, now)
         if updated.status is BuildStatus.DONE and build.status is not BuildStatus.DONE:
             metrics.event("builds_completed")

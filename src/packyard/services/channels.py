@@ -29,11 +29,13 @@ from packyard.services.journal import record
 from packyard.services.lookup import (
     bucket_or_404,
     channel_or_404,
+    find_channel,
     find_version,
     lock_channel,
     require_write,
 )
 from packyard.services.views import load_channels, load_versions
+from packyard.store import generations
 from packyard.store.channels import ChannelRepo
 from packyard.store.engine import Store
 from packyard.store.versions import VersionRepo
@@ -137,8 +139,7 @@ class ChannelService:
 
     def get(self, caller: Caller, bucket_name: str, name: str) -> Channel:
         with self.store.read() as conn:
-            bucket = bucket_or_404(conn, caller, bucket_name)
-            channel = channel_or_404(conn, caller, bucket, name)
+            channel = find_channel(conn, caller, bucket_name, name)
             load_channels(conn, [channel], caller)
         return channel
 
@@ -157,6 +158,7 @@ class ChannelService:
         try:
             with self.store.write(caller.project_id) as conn:
                 bucket = bucket_or_404(conn, caller, bucket_name, write=True)
+                generations.confine(conn, bucket.name, reveal=True)
                 repo = ChannelRepo(conn)
                 if repo.get(bucket.id, name) is not None:
                     raise exists
@@ -207,6 +209,7 @@ class ChannelService:
             bucket, channel, version = lock_channel(
                 conn, caller, bucket_name, name, fingerprint=fingerprint if assigning else None
             )
+            generations.confine(conn, bucket.name, reveal=True)
             # HCP Packer moves a managed channel; its restriction is the owner's to set
             # (the Terraform provider sends mask `restricted` when it adopts `latest`).
             if channel.managed and assigning:
@@ -266,6 +269,7 @@ class ChannelService:
         now = utcnow()
         with self.store.write(caller.project_id) as conn:
             bucket = bucket_or_404(conn, caller, bucket_name, write=True)
+            generations.confine(conn, bucket.name, reveal=True)
             target = channel_or_404(conn, caller, bucket, target_name, lock=True)
             if target.managed:
                 raise precondition(f"Cannot assign to managed channel '{target.name}'")

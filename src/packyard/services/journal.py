@@ -11,7 +11,7 @@ A refused change (bad input, no permission) is recorded by :func:`record_failure
 transaction of its own since the change's was rolled back.
 
 Records are numbered per project (``seq``) in commit order: see
-:meth:`packyard.store.journal.JournalRepo.next_seq`.
+:mod:`packyard.store.journal`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import string
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from packyard import requestcontext
 from packyard.domain.events import (
@@ -39,38 +39,37 @@ from packyard.errors import ApiError
 from packyard.ids import new_id
 from packyard.store.engine import Store
 from packyard.store.journal import AuditRow, EventRow, JournalRepo
-from packyard.store.schema import projects, registries
+from packyard.store.schema import projects
 
 Who = Caller | Operator | Actor
 _EVENT_ID_ALPHABET = string.ascii_letters + string.digits
+_ORGANIZATION = select(projects.c.organization_id).where(projects.c.id == bindparam("project_id"))
 
 
 def record(conn: Connection, project_id: str | None, who: Who, change: Change) -> None:
-    """Audit ``change`` (status OK) and record its events, inside the caller's transaction."""
+    """Audit ``change`` (status OK) and record its events, inside the caller's transaction.
+
+    The rows are queued and written, numbered, when the transaction commits
+    (:func:`packyard.store.journal.flush`)."""
     repo = JournalRepo(conn)
     actor = Actor.of(who)
     now = utcnow()
-    organization_id = _organization(conn, who, project_id)
-    _audit(repo, organization_id, project_id, actor, change, now, AuditStatus.OK)
     if not change.events:
+        organization_id = _organization(conn, who, project_id)
+        _audit(repo, organization_id, project_id, actor, change, now, AuditStatus.OK)
         return
     assert project_id is not None, "version events belong to a project"
-    registry_id = (
-        conn.execute(select(registries.c.id).where(registries.c.project_id == project_id)).scalar()
-        or ""
-    )
-    hooks = repo.enabled_webhooks(project_id)
-    # A fixed number of statements for any number of events (a revocation cascade
-    # records one per version it revokes): one block of numbers, one insert of each kind.
-    first = repo.next_seqs(f"events:{project_id}", len(change.events))
+    found = repo.project_hooks(project_id)
+    organization_id = who.organization_id if isinstance(who, Caller) else found.organization_id
+    _audit(repo, organization_id, project_id, actor, change, now, AuditStatus.OK)
+    registry_id = found.registry_id
     rows: list[EventRow] = []
     deliveries: list[tuple[EventRow, str, str]] = []
-    for offset, event in enumerate(change.events):
+    for event in change.events:
         event_id = new_event_id("packer")
         row = EventRow(
             id=event_id,
             project_id=project_id,
-            seq=first + offset,
             source=VERSION_SOURCE,
             action=event.action.value,
             body=envelope(event_id, organization_id, project_id, registry_id, event, actor),
@@ -80,11 +79,10 @@ def record(conn: Connection, project_id: str | None, who: Who, change: Change) -
         resources = [registry_id, str(event.payload.get("bucket", {}).get("id", ""))]
         deliveries += [
             (row, hook_id, new_id())
-            for hook_id, subs in hooks
+            for hook_id, subs in found.webhooks
             if subscribed(subs, VERSION_SOURCE, event.action.value, resources)
         ]
-    repo.add_events(rows)
-    repo.add_delivery_rows(deliveries, now)
+    repo.add_events(rows, deliveries)
 
 
 def record_failure(
@@ -127,7 +125,7 @@ def _audit(
         AuditRow(
             id=new_id(),
             scope=scope,
-            seq=repo.next_seq(f"audit:{scope}"),
+            seq=0,  # taken when the transaction commits
             at=now,
             status=status,
             action=change.action.value,
@@ -196,9 +194,7 @@ def _organization(conn: Connection, who: Who, project_id: str | None) -> str:
         return who.organization_id
     if project_id is None:
         return ""
-    organization_id: str = conn.execute(
-        select(projects.c.organization_id).where(projects.c.id == project_id)
-    ).scalar_one()
+    organization_id: str = conn.execute(_ORGANIZATION, {"project_id": project_id}).scalar_one()
     return organization_id
 
 

@@ -164,9 +164,25 @@ def channel_or_404(
 ) -> Channel:
     channel = ChannelRepo(conn).get(bucket.id, name, lock=lock)
     if channel is None:
-        raise not_found(f"Error: The channel with identifier {name} does not exist.")
+        raise channel_missing(name)
     _check_access(caller, channel)
     return channel
+
+
+def find_channel(conn: Connection, caller: Caller, bucket_name: str, name: str) -> Channel:
+    """:func:`bucket_or_404` then :func:`channel_or_404`, read in one query."""
+    found = ChannelRepo(conn).find_in_bucket(caller.project_id, bucket_name, name)
+    if found is None or not can_view_bucket(caller, found[0].id):
+        raise bucket_missing(bucket_name)
+    channel = found[1]
+    if channel is None:
+        raise channel_missing(name)
+    _check_access(caller, channel)
+    return channel
+
+
+def channel_missing(name: str) -> ApiError:
+    return not_found(f"Error: The channel with identifier {name} does not exist.")
 
 
 def _check_access(caller: Caller, channel: Channel) -> None:

@@ -111,14 +111,21 @@ def moves_events(
 
 
 def latest_moved(
-    conn: Connection, bucket: Bucket, previous_id: str | None, version: Version
+    conn: Connection,
+    bucket: Bucket,
+    previous_id: str | None,
+    version: Version,
+    known: dict[str, Version] | None = None,
 ) -> list[VersionEvent]:
-    """The ``assign`` event of `latest` moved to the just completed ``version``."""
+    """The ``assign`` event of `latest` moved to the just completed ``version`` (the previous
+    latest is loaded unless ``known`` holds it)."""
     if bucket.latest_version_id != version.id or previous_id == version.id:
         return []
     latest = ChannelRepo(conn).get(bucket.id, MANAGED_CHANNEL)
     if latest is None:
         return []
+    if previous_id and known is not None and previous_id in known:
+        return [assign_event(latest, version, known[previous_id])]
     return [reassigned(conn, latest, version, previous_id)]
 
 
@@ -148,9 +155,14 @@ def completion(
     conn: Connection, bucket: Bucket, version: Version, previous_latest: str | None, now: datetime
 ) -> Change:
     """A version just completed: its ``complete`` event, and `latest`'s ``assign``."""
-    fresh = loaded(conn, [version.id])[version.id]
+    # The previous latest (if `latest` moved) is loaded with the version: two statements, not four.
+    wanted = [version.id]
+    if previous_latest and previous_latest != version.id and bucket.latest_version_id == version.id:
+        wanted.append(previous_latest)
+    found = loaded(conn, wanted)
+    fresh = found[version.id]
     events = [version_event(EventAction.COMPLETE, fresh, now)]
-    events += latest_moved(conn, bucket, previous_latest, fresh)
+    events += latest_moved(conn, bucket, previous_latest, fresh, found)
     return version_change(AuditAction.UPDATE, "Completed version", fresh, now, events)
 
 

@@ -31,7 +31,7 @@ from packyard.services.lookup import (
     version_or_10,
 )
 from packyard.services.views import hidden_latest, load_versions
-from packyard.store import deletions
+from packyard.store import deletions, generations
 from packyard.store.ancestry import LineageRepo
 from packyard.store.buckets import BucketRepo
 from packyard.store.channels import ChannelRepo
@@ -213,6 +213,7 @@ class VersionService:
         try:
             with self.store.write(caller.project_id) as conn:
                 bucket = bucket_or_404(conn, caller, bucket_name, write=True)
+                generations.confine(conn, bucket.name)
                 version = Version(
                     id=new_id(),
                     bucket_id=bucket.id,
@@ -253,6 +254,7 @@ class VersionService:
         completed = False
         with self.store.write(caller.project_id) as conn:
             bucket, version = lock_version(conn, caller, bucket_name, fingerprint)
+            generations.confine(conn, bucket.name, reveal=True)
             if not version.complete:
                 statuses = BuildRepo(conn).statuses(version.id)
                 if BuildStatus.DONE not in statuses:

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, bindparam, delete, select, update
 
 from packyard.domain.models import Bucket
 from packyard.domain.paging import Page, PageRequest, SortKey
+from packyard.store.lean import LeanSelect
 from packyard.store.pagination import SortColumn, paginate
 from packyard.store.schema import buckets
 from packyard.store.visibility import visible_condition
@@ -20,10 +21,11 @@ BUCKET_SORT = {
 }
 
 
-_BY_NAME = select(buckets).where(
+_BY_NAME_SELECT = select(buckets).where(
     buckets.c.project_id == bindparam("project_id"), buckets.c.name == bindparam("name")
 )
-_BY_NAME_LOCKED = _BY_NAME.with_for_update()
+_BY_NAME = LeanSelect(_BY_NAME_SELECT)
+_BY_NAME_LOCKED = _BY_NAME_SELECT.with_for_update()
 
 _UPDATE = update(buckets).where(buckets.c.id == bindparam("row_id"))  # SET what is given
 _ADD_VERSIONS = (
@@ -42,8 +44,11 @@ class BucketRepo:
         self.conn = conn
 
     def get(self, project_id: str, name: str, *, lock: bool = False) -> Bucket | None:
-        q = _BY_NAME_LOCKED if lock else _BY_NAME
-        row = self.conn.execute(q, {"project_id": project_id, "name": name}).first()
+        params = {"project_id": project_id, "name": name}
+        if lock:
+            row = self.conn.execute(_BY_NAME_LOCKED, params).first()
+        else:
+            row = _BY_NAME.first(self.conn, params)
         return bucket_from_row(row) if row else None
 
     def insert(self, bucket: Bucket) -> None:
@@ -96,15 +101,14 @@ def bucket_from_labeled(row: Any) -> Bucket:
 
 def bucket_from_row(row: Any, *, prefix: str = "") -> Bucket:
     """A bucket from the ``buckets`` columns of ``row``, named ``<prefix><column>``."""
-    m = row._mapping
     return Bucket(
-        id=m[prefix + "id"],
-        project_id=m[prefix + "project_id"],
-        name=m[prefix + "name"],
-        description=m[prefix + "description"],
-        labels=dict(m[prefix + "labels"] or {}),
-        version_count=m[prefix + "version_count"],
-        latest_version_id=m[prefix + "latest_version_id"],
-        created_at=m[prefix + "created_at"],
-        updated_at=m[prefix + "updated_at"],
+        id=getattr(row, prefix + "id"),
+        project_id=getattr(row, prefix + "project_id"),
+        name=getattr(row, prefix + "name"),
+        description=getattr(row, prefix + "description"),
+        labels=dict(getattr(row, prefix + "labels") or {}),
+        version_count=getattr(row, prefix + "version_count"),
+        latest_version_id=getattr(row, prefix + "latest_version_id"),
+        created_at=getattr(row, prefix + "created_at"),
+        updated_at=getattr(row, prefix + "updated_at"),
     )

@@ -14,6 +14,7 @@ from packyard.domain.models import Bucket, Channel, ChannelAssignment, Version
 from packyard.domain.paging import Page, PageRequest, SortKey
 from packyard.ids import new_id
 from packyard.store.buckets import LABELED_COLUMNS, bucket_from_labeled
+from packyard.store.lean import LeanSelect
 from packyard.store.pagination import SortColumn, paginate
 from packyard.store.schema import buckets, channel_assignments, channels, versions
 from packyard.store.versions import version_row
@@ -27,10 +28,11 @@ HISTORY_SORT = {
 _SELECT = select(channels, buckets.c.name.label("bucket_name")).join(
     buckets, buckets.c.id == channels.c.bucket_id
 )
-_BY_NAME = _SELECT.where(
+_BY_NAME_SELECT = _SELECT.where(
     channels.c.bucket_id == bindparam("bucket_id"), channels.c.name == bindparam("name")
 )
-_BY_NAME_LOCKED = _BY_NAME.with_for_update(of=channels)
+_BY_NAME = LeanSelect(_BY_NAME_SELECT)
+_BY_NAME_LOCKED = _BY_NAME_SELECT.with_for_update(of=channels)
 
 _UPDATE = update(channels).where(channels.c.id == bindparam("row_id"))  # SET what is given
 
@@ -47,6 +49,16 @@ _CHANNEL_IN_BUCKET = (
     .where(buckets.c.project_id == bindparam("project_id"), buckets.c.name == bindparam("name"))
 )
 _LOCK_IN_BUCKET = _CHANNEL_IN_BUCKET.with_for_update(of=[buckets, channels])
+# A reader's bucket and, if it exists, its channel: one statement.
+_FIND_IN_BUCKET = LeanSelect(
+    select(*LABELED_COLUMNS, *_LABELED)
+    .select_from(buckets)
+    .outerjoin(
+        channels,
+        and_(channels.c.bucket_id == buckets.c.id, channels.c.name == bindparam("channel")),
+    )
+    .where(buckets.c.project_id == bindparam("project_id"), buckets.c.name == bindparam("name"))
+)
 _LOCK_WITH_VERSION = (
     _CHANNEL_IN_BUCKET.add_columns(versions)
     .join(
@@ -116,9 +128,29 @@ class ChannelRepo:
         return {r.id: channel_from_row(r) for r in rows}
 
     def get(self, bucket_id: str, name: str, *, lock: bool = False) -> Channel | None:
-        q = _BY_NAME_LOCKED if lock else _BY_NAME
-        row = self.conn.execute(q, {"bucket_id": bucket_id, "name": name}).first()
+        params = {"bucket_id": bucket_id, "name": name}
+        if lock:
+            row = self.conn.execute(_BY_NAME_LOCKED, params).first()
+        else:
+            row = _BY_NAME.first(self.conn, params)
         return channel_from_row(row) if row else None
+
+    def find_in_bucket(
+        self, project_id: str, bucket_name: str, name: str
+    ) -> tuple[Bucket, Channel | None] | None:
+        """The bucket named ``bucket_name`` and its channel ``name``, in one query.
+
+        ``None`` when the bucket does not exist; the channel is ``None`` when it does not.
+        """
+        row = _FIND_IN_BUCKET.first(
+            self.conn, {"project_id": project_id, "name": bucket_name, "channel": name}
+        )
+        if row is None:
+            return None
+        bucket = bucket_from_labeled(row)
+        if row.c_id is None:
+            return bucket, None
+        return bucket, channel_from_row(row, prefix="c_", bucket_name=bucket.name)
 
     def lock_in_bucket(
         self, project_id: str, bucket_name: str, name: str, *, fingerprint: str | None = None
@@ -344,18 +376,17 @@ def _timeline_entry(row: Any) -> TimelineEntry:
 def channel_from_row(row: Any, *, prefix: str = "", bucket_name: str | None = None) -> Channel:
     """A channel from the ``channels`` columns of ``row``, named ``<prefix><column>``; its
     bucket's name from ``bucket_name`` or the row's ``bucket_name`` column."""
-    m = row._mapping
     return Channel(
-        id=m[prefix + "id"],
-        bucket_id=m[prefix + "bucket_id"],
-        bucket_name=bucket_name if bucket_name is not None else m["bucket_name"],
-        name=m[prefix + "name"],
-        managed=m[prefix + "managed"],
-        restricted=m[prefix + "restricted"],
-        version_id=m[prefix + "version_id"],
-        author_id=m[prefix + "author_id"],
-        created_at=m[prefix + "created_at"],
-        updated_at=m[prefix + "updated_at"],
+        id=getattr(row, prefix + "id"),
+        bucket_id=getattr(row, prefix + "bucket_id"),
+        bucket_name=bucket_name if bucket_name is not None else row.bucket_name,
+        name=getattr(row, prefix + "name"),
+        managed=getattr(row, prefix + "managed"),
+        restricted=getattr(row, prefix + "restricted"),
+        version_id=getattr(row, prefix + "version_id"),
+        author_id=getattr(row, prefix + "author_id"),
+        created_at=getattr(row, prefix + "created_at"),
+        updated_at=getattr(row, prefix + "updated_at"),
     )
 
 

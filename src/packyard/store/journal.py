@@ -1,15 +1,33 @@
 """The transactional outbox: audit entries, events and their webhook deliveries, written in
-the transaction of the change they record."""
+the transaction of the change they record.
+
+Records are queued on the connection while the transaction runs (:meth:`JournalRepo.add_audit`,
+:meth:`JournalRepo.add_events`) and written by :func:`flush`, which
+:meth:`packyard.store.engine.Store.write` calls just before it commits. There each scope's
+numbers (``seq``) are taken from its counter row in ``journal_sequences``; that row stays
+locked until the commit, so a scope's records are numbered in commit order. Taken last, the
+lock is held for the end of the transaction only, not across the change's statements: on
+PostgreSQL the numbers and every row are written by one statement.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, bindparam, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    RootTransaction,
+    bindparam,
+    insert,
+    select,
+    text,
+    true,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from packyard.domain.events import Actor, AuditStatus, Subscription, SubscriptionEvent
@@ -17,11 +35,15 @@ from packyard.store.schema import (
     audit_events,
     events,
     journal_sequences,
+    projects,
+    registries,
     webhook_deliveries,
     webhooks,
 )
 
 QUEUED = "queued"
+# Key of Connection.info: the records queued by the open write transaction.
+_PENDING = "packyard_journal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,20 +64,39 @@ class AuditRow:
 
 @dataclass(frozen=True, slots=True)
 class EventRow:
+    """An event to record; its ``seq`` is taken when its transaction commits."""
+
     id: str
     project_id: str
-    seq: int
     source: str
     action: str
     body: Mapping[str, Any]
     created_at: datetime
 
 
-def _take_numbers(insert_: Any) -> Any:
-    """The counter upsert of :meth:`JournalRepo.next_seqs`, built once per dialect."""
+@dataclass(frozen=True, slots=True)
+class ProjectHooks:
+    """What recording a project's events needs: its organization, its registry's id ("" when
+    it has none) and its enabled webhooks as (id, subscriptions)."""
+
+    organization_id: str
+    registry_id: str
+    webhooks: tuple[tuple[str, tuple[Subscription, ...]], ...]
+
+
+@dataclass(slots=True)
+class _Pending:
+    transaction: RootTransaction
+    audit: list[AuditRow] = field(default_factory=list)  # seq not taken yet (0)
+    events: list[EventRow] = field(default_factory=list)
+    deliveries: list[tuple[str, str, str, datetime]] = field(default_factory=list)
+    hooks: dict[str, ProjectHooks] = field(default_factory=dict)
+
+
+def _take_numbers() -> Any:
     count = bindparam("count", type_=BigInteger)
     return (
-        insert_(journal_sequences)
+        sqlite_insert(journal_sequences)
         .values(scope=bindparam("scope"), last=count)
         .on_conflict_do_update(
             index_elements=[journal_sequences.c.scope],
@@ -65,101 +106,283 @@ def _take_numbers(insert_: Any) -> Any:
     )
 
 
-# SQLite's and PostgreSQL's upserts differ only in their dialect's insert; by "is PostgreSQL".
-_TAKE_NUMBERS = {False: _take_numbers(sqlite_insert), True: _take_numbers(pg_insert)}
+# SQLite: one upsert per counter, then one insert (an executemany) per kind of row.
+_TAKE_NUMBERS = _take_numbers()
+_INSERT_AUDIT = insert(audit_events)
+_INSERT_EVENTS = insert(events)
+_INSERT_DELIVERIES = insert(webhook_deliveries)
+
+# PostgreSQL: the counters and every row in one statement, the rows passed as JSON arrays so
+# that its text (and the server's prepared plan) is the same for any number of them. Counters
+# are upserted in scope order, so two transactions never wait on each other's in a cycle.
+_FLUSH_PG = text(
+    """
+WITH counters AS (
+    INSERT INTO journal_sequences AS s (scope, last)
+    SELECT c.scope, c.n FROM json_to_recordset(CAST(:counters AS json)) AS c(scope text, n bigint)
+    ON CONFLICT (scope) DO UPDATE SET last = s.last + excluded.last
+    RETURNING s.scope, s.last
+), audit AS (
+    INSERT INTO audit_events (id, scope, seq, at, status, action, description, actor_type,
+        actor_id, actor_name, bucket, record, request_id, source_address)
+    SELECT a.id, a.scope, c.last - a.n + a.k, a.at, a.status, a.action, a.description,
+        a.actor_type, a.actor_id, a.actor_name, a.bucket, a.record, a.request_id,
+        a.source_address
+    FROM json_to_recordset(CAST(:audit AS json)) AS a(id text, scope text, k bigint, n bigint,
+        at timestamp, status text, action text, description text, actor_type text,
+        actor_id text, actor_name text, bucket text, record json, request_id text,
+        source_address text)
+    JOIN counters AS c ON c.scope = 'audit:' || a.scope
+), recorded AS (
+    INSERT INTO events (id, project_id, seq, source, action, body, created_at)
+    SELECT e.id, e.project_id, c.last - e.n + e.k, e.source, e.action, e.body, e.at
+    FROM json_to_recordset(CAST(:events AS json)) AS e(id text, project_id text, k bigint,
+        n bigint, source text, action text, body json, at timestamp)
+    JOIN counters AS c ON c.scope = 'events:' || e.project_id
+    RETURNING events.id, events.seq
+)
+INSERT INTO webhook_deliveries (id, webhook_id, event_id, seq, state, attempts,
+    next_attempt_at, request, response, last_error, created_at, finished_at)
+SELECT d.id, d.webhook_id, d.event_id, r.seq, 'queued', 0, d.at, 'null', 'null', '', d.at, NULL
+FROM json_to_recordset(CAST(:deliveries AS json)) AS d(id text, webhook_id text,
+    event_id text, at timestamp)
+JOIN recorded AS r ON r.id = d.event_id
+"""
+)
+
+# The project's organization, registry and enabled webhooks, in one statement (a project has
+# at most one registry).
+_PROJECT_HOOKS = (
+    select(
+        projects.c.organization_id,
+        registries.c.id.label("registry_id"),
+        webhooks.c.id.label("webhook_id"),
+        webhooks.c.subscriptions,
+    )
+    .select_from(
+        projects.outerjoin(registries, registries.c.project_id == projects.c.id).outerjoin(
+            webhooks,
+            (webhooks.c.project_id == projects.c.id) & (webhooks.c.enabled.is_(true())),
+        )
+    )
+    .where(projects.c.id == bindparam("project_id"))
+)
+_ENABLED_WEBHOOKS = select(webhooks.c.id, webhooks.c.subscriptions).where(
+    webhooks.c.project_id == bindparam("project_id"), webhooks.c.enabled.is_(true())
+)
 
 
 class JournalRepo:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def next_seq(self, scope: str) -> int:
-        """The next number of ``scope``'s records. The counter row stays locked until the
-        transaction ends, so numbers are taken (and committed) in order."""
-        return self.next_seqs(scope, 1)
-
-    def next_seqs(self, scope: str, count: int) -> int:
-        """Take ``count`` consecutive numbers of ``scope``; returns the first. One statement
-        (an upsert), the first use of a scope included, so that a change always records in
-        the same number of statements."""
-        stmt = _TAKE_NUMBERS[self.conn.dialect.name == "postgresql"]
-        taken = self.conn.execute(stmt, {"scope": scope, "count": count}).scalar_one()
-        return int(taken) - count + 1
-
-    def add_events(self, rows: Sequence[EventRow]) -> None:
-        """Insert ``rows`` in one statement (an ``executemany``)."""
-        if not rows:
-            return
-        self.conn.execute(
-            insert(events),
-            [
-                {
-                    "id": r.id,
-                    "project_id": r.project_id,
-                    "seq": r.seq,
-                    "source": r.source,
-                    "action": r.action,
-                    "body": dict(r.body),
-                    "created_at": r.created_at,
-                }
-                for r in rows
-            ],
-        )
-
-    def add_delivery_rows(self, items: Sequence[tuple[EventRow, str, str]], now: datetime) -> None:
-        """Queue one delivery per (event, webhook id, delivery id), in one statement."""
-        if not items:
-            return
-        self.conn.execute(
-            insert(webhook_deliveries),
-            [_delivery(event, hook, delivery, now) for event, hook, delivery in items],
-        )
-
     def add_audit(self, row: AuditRow) -> None:
-        self.conn.execute(
-            insert(audit_events).values(
-                id=row.id,
-                scope=row.scope,
-                seq=row.seq,
-                at=row.at,
-                status=row.status.value,
-                action=row.action,
-                description=row.description,
-                actor_type=row.actor.type.value,
-                actor_id=row.actor.id,
-                actor_name=row.actor.name,
-                bucket=row.bucket,
-                record=dict(row.record),
-                request_id=row.request_id,
-                source_address=row.source_address,
+        """Queue ``row`` (its ``seq`` is taken when the transaction commits)."""
+        self._pending().audit.append(row)
+
+    def add_events(
+        self, rows: Sequence[EventRow], deliveries: Sequence[tuple[EventRow, str, str]]
+    ) -> None:
+        """Queue ``rows`` and one delivery per (event, webhook id, delivery id)."""
+        pending = self._pending()
+        pending.events += rows
+        pending.deliveries += [
+            (delivery_id, hook_id, event.id, event.created_at)
+            for event, hook_id, delivery_id in deliveries
+        ]
+
+    def project_hooks(self, project_id: str) -> ProjectHooks:
+        """The project's organization, registry and enabled webhooks: one statement, once per
+        transaction."""
+        pending = self._pending()
+        found = pending.hooks.get(project_id)
+        if found is None:
+            rows = self.conn.execute(_PROJECT_HOOKS, {"project_id": project_id}).all()
+            found = ProjectHooks(
+                organization_id=rows[0].organization_id if rows else "",
+                registry_id=(rows[0].registry_id or "") if rows else "",
+                webhooks=tuple(
+                    (r.webhook_id, subscriptions_from_json(r.subscriptions))
+                    for r in rows
+                    if r.webhook_id is not None
+                ),
             )
-        )
+            pending.hooks[project_id] = found
+        return found
 
     def enabled_webhooks(self, project_id: str) -> list[tuple[str, tuple[Subscription, ...]]]:
         """(id, subscriptions) of the project's enabled webhooks."""
-        rows = self.conn.execute(
-            select(webhooks.c.id, webhooks.c.subscriptions).where(
-                webhooks.c.project_id == project_id, webhooks.c.enabled.is_(True)
-            )
-        )
+        rows = self.conn.execute(_ENABLED_WEBHOOKS, {"project_id": project_id})
         return [(r.id, subscriptions_from_json(r.subscriptions)) for r in rows]
 
+    def _pending(self) -> _Pending:
+        transaction = self.conn.get_transaction()
+        assert transaction is not None, "records are written inside a write transaction"
+        pending: _Pending | None = self.conn.info.get(_PENDING)
+        # A record queued by an earlier transaction on this connection was rolled back.
+        if pending is None or pending.transaction is not transaction:
+            pending = self.conn.info[_PENDING] = _Pending(transaction)
+        return pending
 
-def _delivery(event: EventRow, webhook_id: str, delivery_id: str, now: datetime) -> dict[str, Any]:
-    return {
-        "id": delivery_id,
-        "webhook_id": webhook_id,
-        "event_id": event.id,
-        "seq": event.seq,
-        "state": QUEUED,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "request": None,
-        "response": None,
-        "last_error": "",
-        "created_at": now,
-        "finished_at": None,
-    }
+
+def flush(conn: Connection) -> None:
+    """Number and write the records the transaction queued: call it last before COMMIT."""
+    pending: _Pending | None = conn.info.pop(_PENDING, None)
+    if pending is None or pending.transaction is not conn.get_transaction():
+        return
+    if not pending.audit and not pending.events:
+        return
+    counts: dict[str, int] = {}
+    audit_k: list[int] = []
+    for row in pending.audit:
+        key = f"audit:{row.scope}"
+        counts[key] = counts.get(key, 0) + 1
+        audit_k.append(counts[key])
+    events_k: list[int] = []
+    for event in pending.events:
+        key = f"events:{event.project_id}"
+        counts[key] = counts.get(key, 0) + 1
+        events_k.append(counts[key])
+    if conn.dialect.name == "postgresql":
+        _flush_pg(conn, pending, counts, audit_k, events_k)
+    else:
+        _flush_sqlite(conn, pending, counts, audit_k, events_k)
+
+
+def _flush_pg(
+    conn: Connection,
+    pending: _Pending,
+    counts: dict[str, int],
+    audit_k: list[int],
+    events_k: list[int],
+) -> None:
+    counters = [{"scope": scope, "n": n} for scope, n in sorted(counts.items())]
+    audit = [
+        {
+            "id": r.id,
+            "scope": r.scope,
+            "k": k,
+            "n": counts[f"audit:{r.scope}"],
+            "at": _naive_utc(r.at),
+            "status": r.status.value,
+            "action": r.action,
+            "description": r.description,
+            "actor_type": r.actor.type.value,
+            "actor_id": r.actor.id,
+            "actor_name": r.actor.name,
+            "bucket": r.bucket,
+            "record": r.record,
+            "request_id": r.request_id,
+            "source_address": r.source_address,
+        }
+        for r, k in zip(pending.audit, audit_k, strict=True)
+    ]
+    recorded = [
+        {
+            "id": e.id,
+            "project_id": e.project_id,
+            "k": k,
+            "n": counts[f"events:{e.project_id}"],
+            "source": e.source,
+            "action": e.action,
+            "body": e.body,
+            "at": _naive_utc(e.created_at),
+        }
+        for e, k in zip(pending.events, events_k, strict=True)
+    ]
+    deliveries = [
+        {"id": d, "webhook_id": hook, "event_id": event, "at": _naive_utc(at)}
+        for d, hook, event, at in pending.deliveries
+    ]
+    conn.execute(
+        _FLUSH_PG,
+        {
+            "counters": json.dumps(counters),
+            "audit": json.dumps(audit),
+            "events": json.dumps(recorded),
+            "deliveries": json.dumps(deliveries),
+        },
+    )
+
+
+def _flush_sqlite(
+    conn: Connection,
+    pending: _Pending,
+    counts: dict[str, int],
+    audit_k: list[int],
+    events_k: list[int],
+) -> None:
+    first: dict[str, int] = {}
+    for scope, n in sorted(counts.items()):
+        last = conn.execute(_TAKE_NUMBERS, {"scope": scope, "count": n}).scalar_one()
+        first[scope] = int(last) - n + 1
+    if pending.audit:
+        conn.execute(
+            _INSERT_AUDIT,
+            [
+                {
+                    "id": r.id,
+                    "scope": r.scope,
+                    "seq": first[f"audit:{r.scope}"] + k - 1,
+                    "at": r.at,
+                    "status": r.status.value,
+                    "action": r.action,
+                    "description": r.description,
+                    "actor_type": r.actor.type.value,
+                    "actor_id": r.actor.id,
+                    "actor_name": r.actor.name,
+                    "bucket": r.bucket,
+                    "record": dict(r.record),
+                    "request_id": r.request_id,
+                    "source_address": r.source_address,
+                }
+                for r, k in zip(pending.audit, audit_k, strict=True)
+            ],
+        )
+    if not pending.events:
+        return
+    seqs: dict[str, int] = {}
+    rows = []
+    for e, k in zip(pending.events, events_k, strict=True):
+        seqs[e.id] = first[f"events:{e.project_id}"] + k - 1
+        rows.append(
+            {
+                "id": e.id,
+                "project_id": e.project_id,
+                "seq": seqs[e.id],
+                "source": e.source,
+                "action": e.action,
+                "body": dict(e.body),
+                "created_at": e.created_at,
+            }
+        )
+    conn.execute(_INSERT_EVENTS, rows)
+    if pending.deliveries:
+        conn.execute(
+            _INSERT_DELIVERIES,
+            [
+                {
+                    "id": d,
+                    "webhook_id": hook,
+                    "event_id": event,
+                    "seq": seqs[event],
+                    "state": QUEUED,
+                    "attempts": 0,
+                    "next_attempt_at": at,
+                    "request": None,
+                    "response": None,
+                    "last_error": "",
+                    "created_at": at,
+                    "finished_at": None,
+                }
+                for d, hook, event, at in pending.deliveries
+            ],
+        )
+
+
+def _naive_utc(value: datetime) -> str:
+    """``value`` as PostgreSQL's ``timestamp`` columns hold it (UTC, no zone)."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat()
 
 
 def subscriptions_from_json(value: Any) -> tuple[Subscription, ...]:

@@ -31,7 +31,7 @@ from packyard.store.ancestry import relation_from_row, relation_select
 from packyard.store.buckets import BUCKET_SORT, bucket_from_row
 from packyard.store.pagination import paginate
 from packyard.store.schema import buckets, channels, version_edges, versions
-from packyard.store.versions import parent_edges
+from packyard.store.versions import parent_edge_rows
 from packyard.store.visibility import (
     as_flag,
     is_precompiled,
@@ -141,7 +141,7 @@ def attach_parents_status(
         return
     by_id = {v.id: v for v in items}
     statuses: dict[str, list[Any]] = defaultdict(list)
-    for e in conn.execute(parent_edges(include_restricted, visible), {"ids": list(by_id)}):
+    for e in parent_edge_rows(conn, by_id, include_restricted, visible):
         statuses[e.child_version_id].append(
             edge_status(
                 e.parent_channel_id,

@@ -1,12 +1,13 @@
-"""The per-request generation probe: one indexed lookup, no ORM, no thread hop.
+"""The per-request generation probe: one indexed statement, no ORM, no thread hop.
 
-A cached response is served only after the probe has read its project's
-generation (:mod:`packyard.store.generations`) from the database. The probe
-uses a dedicated DB-API connection in autocommit mode, so every probe sees every
-transaction committed before it started, whichever process committed it:
+A cached response is served only after the probe has read the sum of the keys it
+depends on (:mod:`packyard.store.generations`) from the database: a few
+primary-key lookups, or one primary-key range for a project-wide response. The
+probe uses a dedicated DB-API connection in autocommit mode, so every probe sees
+every transaction committed before it started, whichever process committed it:
 
-- SQLite: a ``sqlite3`` connection (``query_only``) queried on the event loop (a
-  primary-key lookup in WAL mode takes microseconds and never waits for writers);
+- SQLite: a ``sqlite3`` connection (``query_only``) queried on the event loop (an
+  index lookup in WAL mode takes microseconds and never waits for writers);
 - PostgreSQL: one ``psycopg`` async connection per server process.
 
 Any failure makes the probe answer ``None``: the request then takes the normal,
@@ -18,19 +19,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import psycopg
 from sqlalchemy.engine import make_url
 
 from packyard.store.engine import Store
-from packyard.store.generations import PROBE_SQL
+from packyard.store.generations import Buckets, probe_params, probe_sql
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger(__name__)
 
 
 class GenerationProbe(Protocol):
-    async def generation(self, project_id: str) -> int | None: ...
+    async def generation(self, project_id: str, bucket_names: Buckets) -> int | None: ...
 
     async def aclose(self) -> None: ...
 
@@ -46,11 +49,13 @@ class SQLiteProbe:
         conn.execute("PRAGMA busy_timeout=1000")
         return conn
 
-    async def generation(self, project_id: str) -> int | None:
+    async def generation(self, project_id: str, bucket_names: Buckets) -> int | None:
+        count = None if bucket_names is None else len(bucket_names)
+        params = probe_params("sqlite", project_id, bucket_names)
         try:
             if self._conn is None:
                 self._conn = self._connect()
-            row = self._conn.execute(PROBE_SQL["sqlite"], (project_id,)).fetchone()
+            row = self._conn.execute(probe_sql("sqlite", count), params).fetchone()
         except sqlite3.Error as exc:
             log.warning("response cache probe failed: %s", exc)
             await self.aclose()
@@ -64,51 +69,57 @@ class SQLiteProbe:
 
 
 class PostgresProbe:
-    """One async connection; concurrent probes of a project share one round trip.
+    """One async connection; concurrent probes of the same keys share one round trip.
 
     A probe must start after the request that asked for it arrived. Requests that
-    ask while a probe of their project is in flight therefore join the *next*
+    ask while a probe of their keys is in flight therefore join the *next*
     batch, whose query starts only after they joined; one round trip then answers
     all of them.
     """
 
     def __init__(self, conninfo: str) -> None:
+        # Imported here: a SQLite server never loads the driver (~7 MB resident).
+        import psycopg
+
+        self._connect = psycopg.AsyncConnection.connect
+        self._error = psycopg.Error
         self._conninfo = conninfo
         self._conn: psycopg.AsyncConnection[tuple[int]] | None = None
         self._lock = asyncio.Lock()  # one statement at a time on the connection
-        self._waiting: dict[str, asyncio.Future[int | None]] = {}
+        self._waiting: dict[tuple[str, Buckets], asyncio.Future[int | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def generation(self, project_id: str) -> int | None:
-        batch = self._waiting.get(project_id)
+    async def generation(self, project_id: str, bucket_names: Buckets) -> int | None:
+        keys = (project_id, bucket_names)
+        batch = self._waiting.get(keys)
         if batch is None:
             batch = asyncio.get_running_loop().create_future()
-            self._waiting[project_id] = batch
-            task = asyncio.ensure_future(self._answer(project_id))
+            self._waiting[keys] = batch
+            task = asyncio.ensure_future(self._answer(keys))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return await asyncio.shield(batch)
 
-    async def _answer(self, project_id: str) -> None:
+    async def _answer(self, keys: tuple[str, Buckets]) -> None:
         async with self._lock:
             # Whoever joined until now is answered by the query below, which starts later.
-            batch = self._waiting.pop(project_id)
+            batch = self._waiting.pop(keys)
             value: int | None = None
             try:
-                value = await self._query(project_id)
+                value = await self._query(*keys)
             finally:
                 if not batch.done():
                     batch.set_result(value)
 
-    async def _query(self, project_id: str) -> int | None:
+    async def _query(self, project_id: str, bucket_names: Buckets) -> int | None:
+        count = None if bucket_names is None else len(bucket_names)
+        params = probe_params("postgresql", project_id, bucket_names)
         try:
             if self._conn is None or self._conn.closed:
-                self._conn = await psycopg.AsyncConnection.connect(
-                    self._conninfo, autocommit=True, connect_timeout=5
-                )
-            cur = await self._conn.execute(PROBE_SQL["postgresql"], (project_id,), prepare=True)
+                self._conn = await self._connect(self._conninfo, autocommit=True, connect_timeout=5)
+            cur = await self._conn.execute(probe_sql("postgresql", count), params, prepare=True)
             row = await cur.fetchone()
-        except psycopg.Error as exc:
+        except self._error as exc:
             log.warning("response cache probe failed: %s", exc)
             await self._close()
             return None

@@ -50,15 +50,17 @@ signing_keys = Table(
     Column("retire_at", UTCDateTime, nullable=True),
 )
 
-# One monotonic counter per project (scope = project id) plus a global one
-# (scope "*"), bumped in every write transaction. Cached read responses are valid
-# while the sum of their project's counter and the global one is unchanged; see
-# ``packyard.store.generations``.
+# Monotonic counters bumped in every write transaction: per project (scope = project
+# id) a project-wide one (bucket "") and one per bucket name, plus a global one (scope
+# "*"). Cached read responses are valid while the sum of the counters they depend on
+# is unchanged; see ``packyard.store.generations``.
 cache_generations = Table(
     "cache_generations",
     metadata,
     Column("scope", ID, primary_key=True),
+    Column("bucket", String(128), primary_key=True, server_default=""),
     Column("generation", BigInteger, nullable=False),
+    sqlite_with_rowid=False,  # a project's key range is read straight from the primary key
 )
 
 organizations = Table(

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect
-from sqlalchemy.types import TypeDecorator
+import orjson
+from sqlalchemy import ARRAY, ColumnElement, DateTime, Dialect, String, bindparam
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.types import NullType, TypeDecorator, TypeEngine
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -53,12 +58,83 @@ class UTCDateTime(TypeDecorator[datetime]):
         def from_text(value: str | None) -> datetime | None:
             if value is None:
                 return None
-            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+            # Parsed with its offset in one C call (3x faster than parse, then replace).
+            return datetime.fromisoformat(value + "+00:00")
 
         return from_text
+
+
+def json_loads(text: str | bytes) -> Any:
+    """JSON columns as read: orjson, ~4x faster than the standard library. What orjson
+    reads differently goes to the standard library: ``NaN`` (refused) and integers of 20
+    digits or more (orjson turns those beyond 64 bits into floats)."""
+    if _LONG_NUMBER.search(text if isinstance(text, str) else text.decode()) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
+_LONG_NUMBER = re.compile(r"\d{20}")
 
 
 def _naive_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("naive datetimes are not stored")
     return value.astimezone(UTC).replace(tzinfo=None)
+
+
+class _IdList(TypeDecorator[list[str]]):
+    """A list of strings bound as one parameter: JSON text on SQLite, an array on PostgreSQL."""
+
+    impl = String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(ARRAY(String))
+        return dialect.type_descriptor(String())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        items = list(value)
+        return orjson.dumps(items).decode() if dialect.name == "sqlite" else items
+
+
+class InList(ColumnElement[Any]):
+    """``column IN (<list parameter>)`` with one parameter whatever the list's length.
+
+    SQLAlchemy's expanding ``IN`` renders one placeholder per item, so the SQL text
+    changes with the count and is rewritten on every execution; this form keeps one
+    statement text (``IN (SELECT value FROM json_each(?))`` on SQLite, ``= ANY(%s)``
+    on PostgreSQL), which :class:`packyard.store.lean.LeanSelect` needs and which
+    both planners answer from the column's index.
+    """
+
+    inherit_cache = True
+    type: TypeEngine[Any] = NullType()  # Boolean() would make SQLite render "… = 1" after it
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("param", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, column: ColumnElement[Any], name: str) -> None:
+        self.column = column
+        self.param = bindparam(name, type_=_IdList())
+
+
+def in_list(column: ColumnElement[Any], name: str) -> InList:
+    return InList(column, name)
+
+
+@compiles(InList, "sqlite")
+def _in_list_sqlite(element: InList, compiler: Any, **kw: Any) -> str:
+    # Both fragments are rendered by the compiler (a column name, a placeholder).
+    column, param = compiler.process(element.column, **kw), compiler.process(element.param, **kw)
+    return f"{column} IN (SELECT value FROM json_each({param}))"  # noqa: S608
+
+
+@compiles(InList, "postgresql")
+def _in_list_postgresql(element: InList, compiler: Any, **kw: Any) -> str:
+    column = compiler.process(element.column, **kw)
+    return f"{column} = ANY({compiler.process(element.param, **kw)})"

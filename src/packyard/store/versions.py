@@ -30,6 +30,7 @@ from packyard.domain.models import Artifact, Bucket, Build, RevokedAncestor, Ver
 from packyard.domain.paging import Page, PageRequest, SortKey
 from packyard.domain.rules import aggregate_status, edge_status
 from packyard.store.buckets import LABELED_COLUMNS, bucket_from_labeled
+from packyard.store.lean import LeanSelect
 from packyard.store.pagination import SortColumn, paginate
 from packyard.store.schema import (
     artifacts,
@@ -39,6 +40,7 @@ from packyard.store.schema import (
     version_edges,
     versions,
 )
+from packyard.store.types import in_list
 from packyard.store.visibility import (
     as_flag,
     is_precompiled,
@@ -106,7 +108,7 @@ _FINGERPRINT_IN_BUCKET = and_(
 # A bucket and one of its versions in one query. Readers take the bucket and, if the
 # version exists, the loaded version; writers lock both rows (the bucket first, as
 # bucket_or_404 then version_or_10 do) and take the version row alone.
-_IN_BUCKET = (
+_IN_BUCKET = LeanSelect(
     select(*LABELED_COLUMNS, *_VERSION_COLUMNS)
     .select_from(buckets)
     .outerjoin(versions, _FINGERPRINT_IN_BUCKET)
@@ -125,11 +127,13 @@ _IN_BUCKET_LOCKED = (
 
 # The read path's statements are built once: constructing SQLAlchemy expressions on
 # every request costs more than running the SQL.
-_BY_FINGERPRINT = _version_select().where(
-    versions.c.bucket_id == bindparam("bucket_id"),
-    versions.c.fingerprint == bindparam("fingerprint"),
+_BY_FINGERPRINT = LeanSelect(
+    _version_select().where(
+        versions.c.bucket_id == bindparam("bucket_id"),
+        versions.c.fingerprint == bindparam("fingerprint"),
+    )
 )
-_BY_IDS = _version_select().where(versions.c.id.in_(bindparam("ids", expanding=True)))
+_BY_IDS = LeanSelect(_version_select().where(in_list(versions.c.id, "ids")))
 
 
 def _parent_edges(scope: RestrictedScope, visible: frozenset[str] | None = None) -> Select[Any]:
@@ -153,20 +157,32 @@ def _parent_edges(scope: RestrictedScope, visible: frozenset[str] | None = None)
         )
         .outerjoin(channels, joined)
         .where(
-            version_edges.c.child_version_id.in_(bindparam("ids", expanding=True)),
+            in_list(version_edges.c.child_version_id, "ids"),
             visible_condition(version_edges.c.parent_bucket_id, visible),
         )
     )
 
 
-PARENT_EDGES = {seen: _parent_edges(seen) for seen in (True, False)}
+PARENT_EDGES = {seen: LeanSelect(_parent_edges(seen)) for seen in (True, False)}
 
 
-def parent_edges(scope: RestrictedScope, visible: frozenset[str] | None = None) -> Select[Any]:
+def parent_edges(
+    scope: RestrictedScope, visible: frozenset[str] | None = None
+) -> LeanSelect | Select[Any]:
     """:func:`_parent_edges`, built once for the common cases."""
     if is_precompiled(scope, visible):
         return PARENT_EDGES[as_flag(scope)]
     return _parent_edges(scope, visible)
+
+
+def parent_edge_rows(
+    conn: Connection, ids: Iterable[str], scope: RestrictedScope, visible: frozenset[str] | None
+) -> list[Any]:
+    """The rows of :func:`parent_edges` for the versions ``ids``."""
+    query, params = parent_edges(scope, visible), {"ids": list(ids)}
+    if isinstance(query, LeanSelect):
+        return query.rows(conn, params)
+    return list(conn.execute(query, params))
 
 
 _BY_FINGERPRINTS = _version_select().where(
@@ -245,10 +261,10 @@ _ARTIFACT_COLUMNS = (
     artifacts.c.created_at.label("artifact_created_at"),
 )
 _ARTIFACT_ORDER = (artifacts.c.created_at, artifacts.c.id)
-_BUILDS_WITH_ARTIFACTS = (
+_BUILDS_WITH_ARTIFACTS = LeanSelect(
     select(builds, *_ARTIFACT_COLUMNS)
     .outerjoin(artifacts, artifacts.c.build_id == builds.c.id)
-    .where(builds.c.version_id.in_(bindparam("ids", expanding=True)))
+    .where(in_list(builds.c.version_id, "ids"))
     .order_by(builds.c.created_at, builds.c.id, *_ARTIFACT_ORDER)
 )
 # What a build update reads once it holds the bucket lock: every build of the version
@@ -319,9 +335,7 @@ class VersionRepo:
                 .where(versions.c.bucket_id == bucket_id, versions.c.fingerprint == fingerprint)
                 .with_for_update()
             )
-        row = self.conn.execute(
-            _BY_FINGERPRINT, {"bucket_id": bucket_id, "fingerprint": fingerprint}
-        ).first()
+        row = _BY_FINGERPRINT.first(self.conn, {"bucket_id": bucket_id, "fingerprint": fingerprint})
         return version_from_row(row) if row else None
 
     def find_in_bucket(
@@ -332,9 +346,9 @@ class VersionRepo:
         ``None`` when the bucket does not exist; the version is ``None`` when it does
         not. The version is loaded like :meth:`get` loads it.
         """
-        row = self.conn.execute(
-            _IN_BUCKET, {"project_id": project_id, "name": bucket_name, "fingerprint": fingerprint}
-        ).first()
+        row = _IN_BUCKET.first(
+            self.conn, {"project_id": project_id, "name": bucket_name, "fingerprint": fingerprint}
+        )
         if row is None:
             return None
         return bucket_from_labeled(row), version_from_row(row) if row.id is not None else None
@@ -363,7 +377,7 @@ class VersionRepo:
             self.conn.execute(
                 select(versions.c.id).where(versions.c.id == version_id).with_for_update()
             )
-        row = self.conn.execute(_BY_IDS, {"ids": [version_id]}).first()
+        row = _BY_IDS.first(self.conn, {"ids": [version_id]})
         return version_from_row(row) if row else None
 
     # --- 2021-04-30 API lookups (an iteration by its incremental version) ---
@@ -379,8 +393,7 @@ class VersionRepo:
         ids = set(version_ids)
         if not ids:
             return {}
-        rows = self.conn.execute(_BY_IDS, {"ids": list(ids)})
-        return {r.id: version_from_row(r) for r in rows}
+        return {r.id: version_from_row(r) for r in _BY_IDS.rows(self.conn, {"ids": list(ids)})}
 
     def inherited_copies(self, origin_ids: Select[Any]) -> list[tuple[Version, str]]:
         """The versions holding an inherited copy of the revocation of one of ``origin_ids``
@@ -485,7 +498,7 @@ class VersionRepo:
         grouped = BuildRepo(self.conn).for_versions(by_id.keys())
         for vid, blds in grouped.items():
             by_id[vid].builds = blds
-        edges = self.conn.execute(parent_edges(include_restricted, visible), {"ids": list(by_id)})
+        edges = parent_edge_rows(self.conn, by_id, include_restricted, visible)
         statuses: dict[str, list[Any]] = defaultdict(list)
         for e in edges:
             statuses[e.child_version_id].append(
@@ -506,7 +519,7 @@ class BuildRepo:
 
     def for_versions(self, version_ids: Iterable[str]) -> dict[str, list[Build]]:
         """Builds of the given versions with their artifacts, in one query."""
-        rows = self.conn.execute(_BUILDS_WITH_ARTIFACTS, {"ids": list(version_ids)})
+        rows = _BUILDS_WITH_ARTIFACTS.rows(self.conn, {"ids": list(version_ids)})
         out: dict[str, list[Build]] = defaultdict(list)
         for b in _builds_from_rows(rows):
             out[b.version_id].append(b)

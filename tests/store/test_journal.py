@@ -1,0 +1,114 @@
+"""The journal numbers a project's records in commit order, with writers in parallel."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import event, select
+
+from packyard.domain.enums import Role
+from packyard.domain.events import AuditAction, Change, EventAction, VersionEvent
+from packyard.services.container import Services
+from packyard.services.journal import record
+from packyard.store.schema import audit_events, events
+from tests.support.factories import TenantFixture
+
+WRITERS = 6
+PER_WRITER = 8
+
+
+def _seqs(services: Services, project_id: str) -> tuple[list[int], list[int]]:
+    with services.store.read() as conn:
+        audit = conn.execute(
+            select(audit_events.c.seq).where(audit_events.c.scope == project_id)
+        ).scalars()
+        recorded = conn.execute(
+            select(events.c.seq).where(events.c.project_id == project_id)
+        ).scalars()
+        return sorted(audit), sorted(recorded)
+
+
+def test_seqs_follow_commit_order_with_concurrent_writers(
+    services: Services, tenant: TenantFixture
+) -> None:
+    """A reader never sees a record while one numbered before it is still to commit: every
+    snapshot holds numbers 1..n without a gap (what audit cursors and deliveries rely on)."""
+    project = tenant.project_id
+    caller = tenant.caller(Role.ADMIN)
+    engine = services.store.engine
+
+    def slow_commit(_: Any) -> None:  # after the numbers are taken, before COMMIT
+        time.sleep(random.uniform(0, 0.004))
+
+    event.listen(engine, "commit", slow_commit)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def write(i: int) -> None:
+        try:
+            for n in range(PER_WRITER):
+                change = Change(
+                    AuditAction.CREATE,
+                    "Created version",
+                    bucket="golden",
+                    events=tuple(
+                        VersionEvent(EventAction.CREATE, {"bucket": {"id": f"b-{i}"}})
+                        for _ in range(1 + n % 2)  # one or two numbers per transaction
+                    ),
+                )
+                with services.store.write(project) as conn:
+                    record(conn, project, caller, change)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    snapshots: list[tuple[list[int], list[int]]] = []
+
+    def read() -> None:
+        while not done.is_set():
+            snapshots.append(_seqs(services, project))
+
+    writers = [threading.Thread(target=write, args=(i,)) for i in range(WRITERS)]
+    reader = threading.Thread(target=read)
+    try:
+        reader.start()
+        for t in writers:
+            t.start()
+        for t in writers:
+            t.join()
+    finally:
+        done.set()
+        reader.join()
+        event.remove(engine, "commit", slow_commit)
+    assert errors == []
+    audit, recorded = _seqs(services, project)
+    events_per_writer = sum(1 + n % 2 for n in range(PER_WRITER))
+    assert audit == list(range(1, WRITERS * PER_WRITER + 1))
+    assert recorded == list(range(1, WRITERS * events_per_writer + 1))
+    assert len(snapshots) > 1
+    for seen_audit, seen_events in snapshots:
+        assert seen_audit == list(range(1, len(seen_audit) + 1))
+        assert seen_events == list(range(1, len(seen_events) + 1))
+
+
+def test_a_rolled_back_change_records_nothing(services: Services, tenant: TenantFixture) -> None:
+    """Records queued by a transaction that rolls back are dropped with it, not written by the
+    next transaction on the same connection."""
+    project = tenant.project_id
+    caller = tenant.caller(Role.ADMIN)
+    before = _seqs(services, project)
+
+    class Boom(Exception):
+        pass
+
+    try:
+        with services.store.write(project) as conn:
+            record(conn, project, caller, Change(AuditAction.CREATE, "Created bucket"))
+            raise Boom
+    except Boom:
+        pass
+    with services.store.write(project) as conn:
+        pass
+    assert _seqs(services, project) == before
