@@ -50,6 +50,14 @@ async def run(svc: Services, fn: Callable[P, T], /, *args: P.args, **kwargs: P.k
     return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=_sqlite_writer())
 
 
+async def run_read(svc: Services, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """:func:`run` for a read asked with a method that may write (SearchExternalArtifact is
+    a ``POST``): inline on SQLite like every read."""
+    if svc.store.is_sqlite:
+        return fn(*args, **kwargs)
+    return await run_in_threadpool(fn, *args, **kwargs)
+
+
 @cache
 def _sqlite_writer() -> anyio.CapacityLimiter:
     return anyio.CapacityLimiter(1)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from packyard.api import render
-from packyard.api.calls import run
+from packyard.api.calls import run_read
 from packyard.api.deps import CallerDep, ServicesDep
 from packyard.api.paging import page_params
 from packyard.api.responses import JSONBody
@@ -24,7 +24,7 @@ SearchPage = Annotated[PageRequest, Depends(page_params(set()))]
 async def search_external_artifact(
     body: SearchExternalArtifactBody, caller: CallerDep, svc: ServicesDep, page: SearchPage
 ) -> JSONBody:
-    result = await run(
+    result = await run_read(
         svc,
         svc.search.external_artifact,
         caller,
