@@ -1,4 +1,5 @@
-"""Service calls run on the event loop with SQLite and on worker threads with PostgreSQL."""
+"""Where service calls run: reads on the event loop with SQLite, a request that may write on
+SQLite's writer thread, everything on worker threads with PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,22 +8,64 @@ import threading
 
 import pytest
 
-from packyard.api.calls import run
+from packyard import requestcontext
+from packyard.api.calls import run, run_read
 from packyard.errors import ApiError, Code
 from packyard.services.container import Services
 
 
-def test_where_a_service_call_runs(services: Services) -> None:
-    async def main() -> tuple[str, str]:
-        loop_thread = threading.current_thread().name
-        call_thread = await run(services, lambda: threading.current_thread().name)
-        return loop_thread, call_thread
+def _threads(services: Services, *, changing: bool) -> tuple[str, str, str]:
+    """(event loop's thread, run's thread, run_read's thread) in a request that may change
+    something or in one that may not."""
 
-    loop_thread, call_thread = asyncio.run(main())
+    def name() -> str:
+        return threading.current_thread().name
+
+    async def main() -> tuple[str, str, str]:
+        token = requestcontext.enter(requestcontext.RequestContext("req", "127.0.0.1"))
+        if not changing:
+            requestcontext.leave(token)
+        return name(), await run(services, name), await run_read(services, name)
+
+    return asyncio.run(main())
+
+
+def test_a_read_runs_on_the_event_loop_with_sqlite_only(services: Services) -> None:
+    loop, call, read = _threads(services, changing=False)
     if services.store.is_sqlite:
-        assert call_thread == loop_thread
+        assert call == read == loop
     else:
-        assert call_thread != loop_thread
+        assert loop not in (call, read)
+
+
+def test_a_request_that_may_write_runs_on_a_thread_but_its_declared_reads_do_not(
+    services: Services,
+) -> None:
+    loop, call, read = _threads(services, changing=True)
+    assert call != loop
+    assert (read == loop) is services.store.is_sqlite
+
+
+def test_sqlite_writes_take_turns_on_one_thread(services: Services) -> None:
+    if not services.store.is_sqlite:
+        pytest.skip("PostgreSQL writes run on the worker threads, several at a time")
+    running = 0
+    most = 0
+
+    def write() -> str:
+        nonlocal running, most  # one at a time, so no lock is needed
+        running += 1
+        most = max(most, running)
+        threading.Event().wait(0.01)
+        running -= 1
+        return threading.current_thread().name
+
+    async def main() -> list[str]:
+        requestcontext.enter(requestcontext.RequestContext("req", "127.0.0.1"))
+        return await asyncio.gather(*(run(services, write) for _ in range(5)))
+
+    assert len(asyncio.run(main())) == 5
+    assert most == 1
 
 
 def test_arguments_results_and_errors_pass_through(services: Services) -> None:

@@ -65,13 +65,18 @@ def read_loop(clients: list[httpx.Client], path: str, seen: Observed, done: thre
                 seen.stale.append((floor, got))
 
 
-def race(base_urls: list[str], token: str, org: str, project: str) -> Observed:
-    """Writer and readers spread over ``base_urls``; returns what the readers saw."""
+def _project_clients(
+    base_urls: list[str], token: str, org: str, project: str
+) -> list[httpx.Client]:
+    """One client per server, on the project's API path, with the token."""
     headers = {"Authorization": f"Bearer {token}"}
     prefix = f"/packer/2023-01-01/organizations/{org}/projects/{project}"
-    clients = [
-        httpx.Client(base_url=url + prefix, headers=headers, timeout=30) for url in base_urls
-    ]
+    return [httpx.Client(base_url=url + prefix, headers=headers, timeout=30) for url in base_urls]
+
+
+def race(base_urls: list[str], token: str, org: str, project: str) -> Observed:
+    """Writer and readers spread over ``base_urls``; returns what the readers saw."""
+    clients = _project_clients(base_urls, token, org, project)
     seen = Observed()
     try:
         assert clients[0].put("/buckets", json={"name": "hot"}).status_code == 200
@@ -222,11 +227,7 @@ def ancestry_reader(
 
 
 def ancestry_race(base_urls: list[str], token: str, org: str, project: str) -> Ancestry:
-    headers = {"Authorization": f"Bearer {token}"}
-    prefix = f"/packer/2023-01-01/organizations/{org}/projects/{project}"
-    clients = [
-        httpx.Client(base_url=url + prefix, headers=headers, timeout=30) for url in base_urls
-    ]
+    clients = _project_clients(base_urls, token, org, project)
     seen = Ancestry()
     try:
         first = clients[0]

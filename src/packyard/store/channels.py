@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, delete, func, or_, select, update
 
 from packyard.domain.access import RestrictedScope
 from packyard.domain.models import Bucket, Channel, ChannelAssignment, Version
@@ -39,26 +39,23 @@ _UPDATE = update(channels).where(channels.c.id == bindparam("row_id"))  # SET wh
 # Lock a bucket row, then its channel row (and a version row of the bucket), as
 # bucket_or_404, channel_or_404 and a version lookup do one after the other.
 _LABELED = tuple(c.label(f"c_{c.name}") for c in channels.c)
-_CHANNEL_IN_BUCKET = (
-    select(*LABELED_COLUMNS, *_LABELED)
-    .select_from(buckets)
-    .join(
-        channels,
-        and_(channels.c.bucket_id == buckets.c.id, channels.c.name == bindparam("channel")),
+
+
+def _channel_in_bucket(*, outer: bool) -> Select[Any]:
+    """The bucket named ``name`` of a project and its channel ``channel``: both (a
+    writer's lock), or the bucket and, if it exists, the channel (``outer``, a reader)."""
+    in_bucket = and_(channels.c.bucket_id == buckets.c.id, channels.c.name == bindparam("channel"))
+    return (
+        select(*LABELED_COLUMNS, *_LABELED)
+        .select_from(buckets)
+        .join(channels, in_bucket, isouter=outer)
+        .where(buckets.c.project_id == bindparam("project_id"), buckets.c.name == bindparam("name"))
     )
-    .where(buckets.c.project_id == bindparam("project_id"), buckets.c.name == bindparam("name"))
-)
+
+
+_CHANNEL_IN_BUCKET = _channel_in_bucket(outer=False)
 _LOCK_IN_BUCKET = _CHANNEL_IN_BUCKET.with_for_update(of=[buckets, channels])
-# A reader's bucket and, if it exists, its channel: one statement.
-_FIND_IN_BUCKET = LeanSelect(
-    select(*LABELED_COLUMNS, *_LABELED)
-    .select_from(buckets)
-    .outerjoin(
-        channels,
-        and_(channels.c.bucket_id == buckets.c.id, channels.c.name == bindparam("channel")),
-    )
-    .where(buckets.c.project_id == bindparam("project_id"), buckets.c.name == bindparam("name"))
-)
+_FIND_IN_BUCKET = LeanSelect(_channel_in_bucket(outer=True))
 _LOCK_WITH_VERSION = (
     _CHANNEL_IN_BUCKET.add_columns(versions)
     .join(

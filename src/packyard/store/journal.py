@@ -259,21 +259,11 @@ def _flush_pg(
     counters = [{"scope": scope, "n": n} for scope, n in sorted(counts.items())]
     audit = [
         {
-            "id": r.id,
-            "scope": r.scope,
+            **_audit_columns(r),
             "k": k,
             "n": counts[f"audit:{r.scope}"],
             "at": _naive_utc(r.at),
-            "status": r.status.value,
-            "action": r.action,
-            "description": r.description,
-            "actor_type": r.actor.type.value,
-            "actor_id": r.actor.id,
-            "actor_name": r.actor.name,
-            "bucket": r.bucket,
             "record": r.record,
-            "request_id": r.request_id,
-            "source_address": r.source_address,
         }
         for r, k in zip(pending.audit, audit_k, strict=True)
     ]
@@ -305,6 +295,23 @@ def _flush_pg(
     )
 
 
+def _audit_columns(r: AuditRow) -> dict[str, Any]:
+    """An audit entry's columns that both databases take as they are."""
+    return {
+        "id": r.id,
+        "scope": r.scope,
+        "status": r.status.value,
+        "action": r.action,
+        "description": r.description,
+        "actor_type": r.actor.type.value,
+        "actor_id": r.actor.id,
+        "actor_name": r.actor.name,
+        "bucket": r.bucket,
+        "request_id": r.request_id,
+        "source_address": r.source_address,
+    }
+
+
 def _flush_sqlite(
     conn: Connection,
     pending: _Pending,
@@ -321,20 +328,10 @@ def _flush_sqlite(
             _INSERT_AUDIT,
             [
                 {
-                    "id": r.id,
-                    "scope": r.scope,
+                    **_audit_columns(r),
                     "seq": first[f"audit:{r.scope}"] + k - 1,
                     "at": r.at,
-                    "status": r.status.value,
-                    "action": r.action,
-                    "description": r.description,
-                    "actor_type": r.actor.type.value,
-                    "actor_id": r.actor.id,
-                    "actor_name": r.actor.name,
-                    "bucket": r.bucket,
                     "record": dict(r.record),
-                    "request_id": r.request_id,
-                    "source_address": r.source_address,
                 }
                 for r, k in zip(pending.audit, audit_k, strict=True)
             ],
