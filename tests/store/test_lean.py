@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from packyard.store.engine import Store
 from packyard.store.lean import LeanSelect
-from packyard.store.types import UTCDateTime, in_list, json_loads
+from packyard.store.types import UTCDateTime, in_list, json_loads, json_rows, utc_from_json
 
 _meta = MetaData()
 _things = Table(
@@ -35,10 +35,24 @@ _things = Table(
     Column("labels", JSON, nullable=True),
     Column("at", UTCDateTime, nullable=True),
 )
+_parts = Table(
+    "lean_parts",
+    _meta,
+    Column("id", String(20), primary_key=True),
+    Column("thing_id", String(20), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)
 _T0 = datetime(2026, 12, 5, 18, 0, 0, 123456, tzinfo=UTC)
 
 _BY_IDS = select(_things).where(in_list(_things.c.id, "ids")).order_by(_things.c.id)
 _AFTER = select(_things.c.id).where(_things.c.at > bindparam("since", type_=UTCDateTime))
+_WITH_PARTS = select(
+    _things.c.id,
+    select(json_rows(_parts.c.id, _parts.c.at))
+    .where(_parts.c.thing_id == _things.c.id)
+    .scalar_subquery()
+    .label("parts"),
+).order_by(_things.c.id)
 _WITH_LITERAL = select(_things.c.id).where(_things.c.n > 1, _things.c.id == bindparam("id"))
 
 
@@ -54,6 +68,14 @@ def things(store: Store) -> Iterator[Store]:
                 {"id": "c", "n": 3, "flag": True, "labels": {"k": [1, 2]}, "at": _T0},
             ],
         )
+        conn.execute(
+            _parts.insert(),
+            [
+                {"id": "p1", "thing_id": "a", "at": _T0},
+                {"id": "p2", "thing_id": "a", "at": _T0.replace(microsecond=120000)},
+                {"id": "p3", "thing_id": "c", "at": _T0.replace(microsecond=0)},
+            ],
+        )
     yield store
     _meta.drop_all(store.engine)
 
@@ -67,6 +89,18 @@ def test_rows_are_those_sqlalchemy_reads_with_the_column_types_applied(things: S
     first = got[0]
     assert (first.id, first.flag, first.labels, first.at) == ("a", True, {"os": "linux"}, _T0)
     assert first.at.tzinfo is UTC
+
+
+def test_json_rows_aggregate_a_parents_children_with_their_timestamps(things: Store) -> None:
+    lean = LeanSelect(_WITH_PARTS)
+    with things.read() as conn:
+        rows = lean.rows(conn, {})
+    parts = {r.id: sorted((part_id, utc_from_json(at)) for part_id, at in r.parts) for r in rows}
+    assert parts == {
+        "a": [("p1", _T0), ("p2", _T0.replace(microsecond=120000))],
+        "b": [],  # no children: an empty array, not null
+        "c": [("p3", _T0.replace(microsecond=0))],
+    }
 
 
 def test_a_list_parameter_may_be_empty_or_long(things: Store) -> None:
@@ -121,3 +155,23 @@ def test_json_columns_fall_back_to_the_standard_library_for_what_orjson_refuses(
     assert json_loads('{"a": [1, "b"]}') == {"a": [1, "b"]}
     assert math.isnan(json_loads('{"x": NaN}')["x"])
     assert json_loads("[123456789012345678901234567890]") == [123456789012345678901234567890]
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        18446744073709551615,  # the largest orjson reads as an integer
+        18446744073709551616,
+        -9223372036854775808,  # the smallest
+        -9223372036854775809,
+        1234567890123456789,
+    ],
+)
+def test_json_integers_keep_every_digit(number: int) -> None:
+    for document in (f'{{"n": {number}}}', f'{{"n": {number}}}'.encode()):
+        value = json_loads(document)["n"]
+        assert (type(value), value) == (int, number)
+
+
+def test_json_text_beyond_ascii_reads_the_same() -> None:
+    assert json_loads('{"ü": "٣٣٣٣٣٣٣٣٣٣٣٣٣٣٣٣٣٣٣٣", "n": 1}') == {"ü": "٣" * 20, "n": 1}

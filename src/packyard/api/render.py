@@ -35,11 +35,19 @@ API_PREFIX = "/packer/2023-01-01"
 JSON = dict[str, Any]
 
 
-def ts(value: datetime | None) -> str | None:
-    """RFC 3339 in UTC with microseconds: ``2026-11-30T01:02:03.000004Z``."""
+def ts(value: datetime | None) -> datetime | str | None:
+    """RFC 3339 in UTC with microseconds: ``2026-11-30T01:02:03.000004Z``.
+
+    A UTC time with a fraction is handed to the encoder as it is: orjson writes exactly
+    that text (``JSONBody``), six times faster than ``isoformat``, and an uncached
+    GetChannel has 25 of them. Other times are formatted here, so that the six digits of
+    a whole second and the conversion of other offsets stay the same.
+    """
     if value is None:
         return None
-    if value.tzinfo is UTC:  # what the store and the clock give: drop the "+00:00"
+    if value.tzinfo is UTC:  # what the store and the clock give
+        if value.microsecond:
+            return value
         return value.isoformat(timespec="microseconds")[:-6] + "Z"
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)

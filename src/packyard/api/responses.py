@@ -14,7 +14,8 @@ class JSONBody(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        # UTC datetimes (from ``render.ts``) as RFC 3339 with "Z".
+        return orjson.dumps(content, option=orjson.OPT_UTC_Z)
 
 
 def error_response(error: ApiError, headers: dict[str, str] | None = None) -> JSONBody:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ARRAY, ColumnElement, DateTime, Dialect, String, bindparam
+from sqlalchemy import ARRAY, JSON, ColumnElement, DateTime, Dialect, String, bindparam
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import NullType, TypeDecorator, TypeEngine
 
@@ -66,17 +66,23 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def json_loads(text: str | bytes) -> Any:
     """JSON columns as read: orjson, ~4x faster than the standard library. What orjson
-    reads differently goes to the standard library: ``NaN`` (refused) and integers of 20
-    digits or more (orjson turns those beyond 64 bits into floats)."""
-    if _LONG_NUMBER.search(text if isinstance(text, str) else text.decode()) is None:
+    reads differently goes to the standard library: ``NaN`` (refused) and integers
+    beyond 64 bits (orjson turns them into floats), found as runs of 19 digits or more
+    (the shortest such integer is ``-9223372036854775809``)."""
+    raw = text.encode() if isinstance(text, str) else text
+    # One C pass over the bytes: a regex scan cost 15 times orjson's parse of the text.
+    if _LONG_RUN not in raw.translate(_ASCII_DIGITS):
         try:
-            return orjson.loads(text)
+            return orjson.loads(raw)
         except orjson.JSONDecodeError:
             pass
     return json.loads(text)
 
 
-_LONG_NUMBER = re.compile(r"\d{20}")
+# Every ASCII digit becomes "0" and every other byte a blank: a long number is a long
+# run of zeros.
+_ASCII_DIGITS = bytes(ord("0") if chr(i).isdigit() and i < 128 else ord(" ") for i in range(256))
+_LONG_RUN = b"0" * 19
 
 
 def _naive_utc(value: datetime) -> datetime:
@@ -138,3 +144,39 @@ def _in_list_sqlite(element: InList, compiler: Any, **kw: Any) -> str:
 def _in_list_postgresql(element: InList, compiler: Any, **kw: Any) -> str:
     column = compiler.process(element.column, **kw)
     return f"{column} = ANY({compiler.process(element.param, **kw)})"
+
+
+class JsonRows(FunctionElement[Any]):
+    """An aggregate of the selected rows as one JSON array of arrays (``[]`` for none).
+
+    A parent read with its children in one statement, one row per parent: an outer
+    join repeats the parent's columns on every child row, and each row is a row
+    step (on SQLite a release and retake of the interpreter lock) and a row of
+    Python. Values come back as JSON gives them: timestamps as text
+    (:func:`utc_from_json`), in no particular order.
+    """
+
+    name = "json_rows"
+    type = JSON()
+    inherit_cache = True
+
+
+def json_rows(*columns: ColumnElement[Any]) -> JsonRows:
+    return JsonRows(*columns)
+
+
+@compiles(JsonRows, "sqlite")
+def _json_rows_sqlite(element: JsonRows, compiler: Any, **kw: Any) -> str:
+    return f"json_group_array(json_array({compiler.process(element.clauses, **kw)}))"
+
+
+@compiles(JsonRows, "postgresql")
+def _json_rows_postgresql(element: JsonRows, compiler: Any, **kw: Any) -> str:
+    values = compiler.process(element.clauses, **kw)
+    return f"coalesce(json_agg(json_build_array({values})), '[]'::json)"
+
+
+def utc_from_json(text: str) -> datetime:
+    """A UTCDateTime column's value as JSON aggregates write it: SQLite's stored text
+    (``2026-12-05 18:00:00.123456``) or PostgreSQL's ``2026-12-05T18:00:00.12``."""
+    return datetime.fromisoformat(text + "+00:00")

@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -40,7 +41,7 @@ from packyard.store.schema import (
     version_edges,
     versions,
 )
-from packyard.store.types import in_list
+from packyard.store.types import in_list, json_rows, utc_from_json
 from packyard.store.visibility import (
     as_flag,
     is_precompiled,
@@ -261,11 +262,25 @@ _ARTIFACT_COLUMNS = (
     artifacts.c.created_at.label("artifact_created_at"),
 )
 _ARTIFACT_ORDER = (artifacts.c.created_at, artifacts.c.id)
+_ARTIFACT_ORDER_KEY = attrgetter("created_at", "id")  # the same order, of Artifact objects
+# One row per build, its artifacts aggregated (a version's 15 artifacts were 15 rows).
 _BUILDS_WITH_ARTIFACTS = LeanSelect(
-    select(builds, *_ARTIFACT_COLUMNS)
-    .outerjoin(artifacts, artifacts.c.build_id == builds.c.id)
+    select(
+        builds,
+        select(
+            json_rows(
+                artifacts.c.id,
+                artifacts.c.external_identifier,
+                artifacts.c.region,
+                artifacts.c.created_at,
+            )
+        )
+        .where(artifacts.c.build_id == builds.c.id)
+        .scalar_subquery()
+        .label("artifacts"),
+    )
     .where(in_list(builds.c.version_id, "ids"))
-    .order_by(builds.c.created_at, builds.c.id, *_ARTIFACT_ORDER)
+    .order_by(builds.c.created_at, builds.c.id)
 )
 # What a build update reads once it holds the bucket lock: every build of the version
 # (their statuses decide completion), the artifacts of the updated build only, and
@@ -521,7 +536,13 @@ class BuildRepo:
         """Builds of the given versions with their artifacts, in one query."""
         rows = _BUILDS_WITH_ARTIFACTS.rows(self.conn, {"ids": list(version_ids)})
         out: dict[str, list[Build]] = defaultdict(list)
-        for b in _builds_from_rows(rows):
+        for r in rows:
+            b = build_from_row(r)
+            b.artifacts = sorted(
+                # the aggregate's values in Artifact's field order
+                (Artifact(i, e, g, utc_from_json(at)) for i, e, g, at in r.artifacts),
+                key=_ARTIFACT_ORDER_KEY,
+            )
             out[b.version_id].append(b)
         return out
 
