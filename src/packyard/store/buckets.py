@@ -21,6 +21,7 @@ BUCKET_SORT = {
 }
 
 
+_PROJECT_BUCKETS = select(buckets).where(buckets.c.project_id == bindparam("project_id"))
 _BY_NAME_SELECT = select(buckets).where(
     buckets.c.project_id == bindparam("project_id"), buckets.c.name == bindparam("name")
 )
@@ -80,17 +81,19 @@ class BucketRepo:
         self, project_id: str, page: PageRequest, *, visible: frozenset[str] | None = None
     ) -> Page[Bucket]:
         """A page of the project's buckets; only those in ``visible`` (``None``: all)."""
+        query = _PROJECT_BUCKETS
+        if visible is not None:  # a caller with bucket grants
+            query = query.where(visible_condition(buckets.c.id, visible))
         return paginate(
             self.conn,
-            select(buckets).where(
-                buckets.c.project_id == project_id, visible_condition(buckets.c.id, visible)
-            ),
+            query,
             page,
             sort_columns=BUCKET_SORT,
             default_order=(SortKey("name"),),
             id_column=buckets.c.id,
             convert=bucket_from_row,
             scope=f"buckets:{project_id}",
+            params={"project_id": project_id},
         )
 
 

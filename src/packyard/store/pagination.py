@@ -98,11 +98,13 @@ def paginate(
     id_column: ColumnElement[Any],
     convert: Any,
     scope: str,
+    params: dict[str, Any] | None = None,
 ) -> Page[Any]:
     """Run ``query`` one page at a time.
 
     ``scope`` names the listing (and its filters) so a token from one listing is
-    refused by another. ``convert`` maps result rows to domain objects.
+    refused by another. ``convert`` maps result rows to domain objects; ``params``
+    are the values of the query's bound parameters.
     """
     order = tuple(page.order_by) or tuple(default_order)
     signature = scope + "|" + ",".join(f"{k.field}:{int(k.descending)}" for k in order)
@@ -148,7 +150,7 @@ def paginate(
     q = q.order_by(*ordering).limit(page.size + 1)
     key_exprs = [expr.label(f"_k{i}") for i, (expr, _, _) in enumerate(keys)]
     q = q.add_columns(*key_exprs)
-    rows = list(conn.execute(q))
+    rows = list(conn.execute(q, params))
     more = len(rows) > page.size
     rows = rows[: page.size]
     if backwards:

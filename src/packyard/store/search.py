@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Select, bindparam, select
 
 from packyard.domain.paging import Page, PageRequest, SortKey
 from packyard.store.pagination import SortColumn, paginate
@@ -40,35 +40,19 @@ class SearchRepo:
         visible: frozenset[str] | None = None,
     ) -> Page[BuildMatch]:
         """Builds of the project with an artifact ``external_identifier``, newest version first;
-        only those of buckets in ``visible`` (``None``: every bucket).
-
-        The artifact side is an ``IN`` over the (project_id, external_identifier)
-        index; a build holding the identifier in several regions is listed once.
-        """
-        matching = select(artifacts.c.build_id).where(
-            artifacts.c.project_id == project_id,
-            artifacts.c.external_identifier == external_identifier,
-        )
-        if region:
-            matching = matching.where(artifacts.c.region == region)
-        query = (
-            select(
-                builds.c.id.label("build_id"),
-                builds.c.version_id,
-                buckets.c.id.label("bucket_id"),
-                buckets.c.name.label("bucket_name"),
-                buckets.c.labels.label("bucket_labels"),
+        only those of buckets in ``visible`` (``None``: every bucket)."""
+        if visible is None:
+            query = _MATCHES[(bool(region), bool(platform))]
+        else:  # a caller with bucket grants: a statement of its own
+            query = _matches(bool(region), bool(platform)).where(
+                visible_condition(buckets.c.id, visible)
             )
-            .join(versions, versions.c.id == builds.c.version_id)
-            .join(buckets, buckets.c.id == versions.c.bucket_id)
-            .where(
-                builds.c.id.in_(matching),
-                buckets.c.project_id == project_id,
-                visible_condition(buckets.c.id, visible),
-            )
-        )
-        if platform:
-            query = query.where(builds.c.platform == platform)
+        params = {
+            "project_id": project_id,
+            "external_identifier": external_identifier,
+            "region": region,
+            "platform": platform,
+        }
         filters = "\x00".join((external_identifier, platform or "", region or ""))
         digest = hashlib.sha256(filters.encode()).hexdigest()[:32]
         return paginate(
@@ -80,7 +64,46 @@ class SearchRepo:
             id_column=builds.c.id,
             convert=_match_from_row,
             scope=f"search:{project_id}:{digest}",
+            params=params,
         )
+
+
+def _matches(by_region: bool, by_platform: bool) -> Select[Any]:
+    """Builds holding a matching artifact, with their bucket; parameters ``project_id``,
+    ``external_identifier``, and ``region`` and ``platform`` when filtered by them.
+
+    The artifact side is an ``IN`` over the (project_id, external_identifier) index; a
+    build holding the identifier in several regions is listed once.
+    """
+    matching = select(artifacts.c.build_id).where(
+        artifacts.c.project_id == bindparam("project_id"),
+        artifacts.c.external_identifier == bindparam("external_identifier"),
+    )
+    if by_region:
+        matching = matching.where(artifacts.c.region == bindparam("region"))
+    query = (
+        select(
+            builds.c.id.label("build_id"),
+            builds.c.version_id,
+            buckets.c.id.label("bucket_id"),
+            buckets.c.name.label("bucket_name"),
+            buckets.c.labels.label("bucket_labels"),
+        )
+        .join(versions, versions.c.id == builds.c.version_id)
+        .join(buckets, buckets.c.id == versions.c.bucket_id)
+        .where(builds.c.id.in_(matching), buckets.c.project_id == bindparam("project_id"))
+    )
+    if by_platform:
+        query = query.where(builds.c.platform == bindparam("platform"))
+    return query
+
+
+# Built once: the expressions cost more Python than the search's own SQL.
+_MATCHES = {
+    (by_region, by_platform): _matches(by_region, by_platform)
+    for by_region in (False, True)
+    for by_platform in (False, True)
+}
 
 
 def _match_from_row(row: Any) -> BuildMatch:
