@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import anyio.to_thread
 import pytest
 
 from packyard import requestcontext
-from packyard.api.calls import run, run_read
+from packyard.api.app import create_app
+from packyard.api.calls import run, run_read, stop_worker_threads
 from packyard.errors import ApiError, Code
 from packyard.services.container import Services
 
@@ -78,3 +80,48 @@ def test_arguments_results_and_errors_pass_through(services: Services) -> None:
     with pytest.raises(ApiError) as caught:
         asyncio.run(run(services, divide, 6, by=0))
     assert caught.value.code is Code.INVALID_ARGUMENT
+
+
+def _worker_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "AnyIO worker thread"]
+
+
+def test_the_apps_worker_threads_stop_when_its_lifespan_ends(services: Services) -> None:
+    """anyio stops its threads only when the task it took for the loop's root ends; under
+    granian that ran too late, and ``packyard serve`` never exited after SIGTERM. Here the
+    root task (``main``) outlives the lifespan, so only the lifespan can stop them."""
+    app = create_app(services, response_cache_mb=0, background_jobs=False)
+    before = set(_worker_threads())
+
+    async def main() -> list[threading.Thread]:
+        async with app.router.lifespan_context(app):
+            requestcontext.enter(requestcontext.RequestContext("req", "127.0.0.1"))
+            gate = threading.Barrier(2 if not services.store.is_sqlite else 1)
+            await asyncio.gather(*(run(services, gate.wait) for _ in range(gate.parties)))
+            started = [t for t in _worker_threads() if t not in before]
+            assert started, "the calls ran on anyio's worker threads"
+        for thread in started:
+            thread.join(timeout=5)
+        return started
+
+    assert not [t for t in asyncio.run(main()) if t.is_alive()]
+
+
+def test_stopping_worker_threads_lets_a_running_call_finish() -> None:
+    finished = threading.Event()
+    release = threading.Event()
+
+    def slow() -> str:
+        release.wait(5)
+        finished.set()
+        return "done"
+
+    async def main() -> str:
+        call = asyncio.ensure_future(anyio.to_thread.run_sync(slow))
+        await asyncio.sleep(0.05)
+        stop_worker_threads()
+        release.set()
+        return await call
+
+    assert asyncio.run(main()) == "done"
+    assert finished.is_set()

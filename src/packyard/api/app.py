@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from packyard import __version__
 from packyard.api import docs, errors, health
 from packyard.api.cache import CachedReadMiddleware, ReadCache
+from packyard.api.calls import stop_worker_threads
 from packyard.api.direct import DirectRoutes
 from packyard.api.links import SlashRedirect
 from packyard.api.metrics import RequestObserver, flushing
@@ -133,6 +134,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         async with AsyncExitStack() as stack:
+            stack.callback(stop_worker_threads)  # last, once nothing else needs them
             if read_cache is not None:
                 read_cache.open()
                 stack.push_async_callback(read_cache.close)

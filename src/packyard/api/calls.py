@@ -23,6 +23,7 @@ Each service call is one database transaction. Where it runs depends on the data
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from functools import cache, partial
 from typing import ParamSpec, TypeVar
@@ -75,3 +76,23 @@ async def run_hashing(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) 
     ``HASHING_THREADS`` at a time, so a burst of sign-ins neither stalls other requests nor
     takes every core and much memory."""
     return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=_hashing_threads())
+
+
+def stop_worker_threads() -> None:
+    """Stop anyio's worker threads; the app's lifespan calls this as the server stops.
+
+    anyio stops each worker thread when the task it took for the event loop's root task
+    finishes. Under granian that is the worker process's main task, whose completion
+    stops the event loop before the callbacks that stop the threads can run. The
+    threads, which are not daemons, then wait for work forever, and the process never
+    exits after SIGTERM or SIGINT: after load on PostgreSQL, where every service call runs
+    on them, ``packyard serve`` had to be killed. A thread still running a call stops
+    when the call returns.
+    """
+    for thread in threading.enumerate():
+        stop = getattr(thread, "stop", None)
+        if thread.name == _ANYIO_WORKER and thread.is_alive() and callable(stop):
+            stop()
+
+
+_ANYIO_WORKER = "AnyIO worker thread"  # anyio's name for its worker threads
