@@ -11,7 +11,7 @@ import pytest
 
 from packyard import requestcontext
 from packyard.api.app import create_app
-from packyard.api.calls import run, run_read, stop_worker_threads
+from packyard.api.calls import WORKER_THREADS, run, run_read, stop_worker_threads
 from packyard.errors import ApiError, Code
 from packyard.services.container import Services
 
@@ -125,3 +125,26 @@ def test_stopping_worker_threads_lets_a_running_call_finish() -> None:
 
     assert asyncio.run(main()) == "done"
     assert finished.is_set()
+
+
+def test_postgresql_reads_do_not_wait_for_threads_busy_with_writes(services: Services) -> None:
+    if services.store.is_sqlite:
+        pytest.skip("SQLite reads run on the event loop")
+    release = threading.Event()
+
+    def write() -> None:
+        release.wait(10)
+
+    async def main() -> str:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+        token = requestcontext.enter(requestcontext.RequestContext("req", "127.0.0.1"))
+        writes = [asyncio.ensure_future(run(services, write)) for _ in range(WORKER_THREADS + 1)]
+        requestcontext.leave(token)
+        await asyncio.sleep(0.05)  # every write thread is taken, one more write waits
+        try:
+            return await asyncio.wait_for(run(services, lambda: "read"), timeout=5)
+        finally:
+            release.set()
+            await asyncio.gather(*writes)
+
+    assert asyncio.run(main()) == "read"

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from packyard import __version__
 from packyard.api import docs, errors, health
 from packyard.api.cache import CachedReadMiddleware, ReadCache
-from packyard.api.calls import stop_worker_threads
+from packyard.api.calls import WORKER_THREADS, stop_worker_threads
 from packyard.api.direct import DirectRoutes
 from packyard.api.links import SlashRedirect
 from packyard.api.metrics import RequestObserver, flushing
@@ -58,12 +58,6 @@ from packyard.services.webhook_deliveries import worker_running as webhook_worke
 from packyard.web import routes as web
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
-# On PostgreSQL, service calls run in a thread pool (see packyard.api.calls). Python
-# threads share one interpreter lock, so more threads mostly add lock hand-offs: when
-# every call still went through the pool (SQLite, 16 clients), GetChannel served 970
-# req/s with 1 thread, 820 with 2, 660 with 4 and 430 with 40 (anyio's default). Two
-# keep one slow request from stalling every other one.
-WORKER_THREADS = int(env_number("PACKYARD_WORKER_THREADS", 2, minimum=1))
 # Memory for cached read responses (see packyard.api.cache); 0 turns the cache off.
 RESPONSE_CACHE_MB = env_number("PACKYARD_RESPONSE_CACHE_MB", 64)
 # Seconds a client has to send a request body once the app asks for it (then 408).
