@@ -526,7 +526,6 @@ def run(options: ServeOptions, services: Services) -> None:
         log_access=False,  # Packyard's own access log (--access-log) has routes and sizes
         respawn_failed_workers=True,
         workers_kill_timeout=SHUTDOWN_GRACE_S,
-        **__import__("json").loads(os.environ.get("PY_GRANIAN_X", "{}")),
     )
     # Workers are forked from this process: what they run is imported now, and objects
     # that exist now are never collected, so the memory pages holding them stay shared

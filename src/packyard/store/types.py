@@ -150,10 +150,10 @@ class JsonRows(FunctionElement[Any]):
     """An aggregate of the selected rows as one JSON array of arrays (``[]`` for none).
 
     A parent read with its children in one statement, one row per parent: an outer
-    join repeats the parent's columns on every child row, and each row is a row
-    step (on SQLite a release and retake of the interpreter lock) and a row of
-    Python. Values come back as JSON gives them: timestamps as text
-    (:func:`utc_from_json`), in no particular order.
+    join repeats the parent's columns (and their conversions) on every child row, and
+    each row is driver work. Values come back as JSON gives them: timestamps as text
+    (:func:`utc_from_json`), in no particular order (SQLite 3.40 has no ``ORDER BY``
+    inside an aggregate).
     """
 
     name = "json_rows"
