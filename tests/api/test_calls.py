@@ -4,6 +4,8 @@ SQLite's writer thread, everything on worker threads with PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 
 import anyio.to_thread
@@ -148,3 +150,32 @@ def test_postgresql_reads_do_not_wait_for_threads_busy_with_writes(services: Ser
             await asyncio.gather(*writes)
 
     assert asyncio.run(main()) == "read"
+
+
+_THREAD_STARTED_AFTER_THE_LOOP = """
+import asyncio
+import anyio.to_thread
+from packyard.api.calls import stop_worker_threads_at_exit
+
+stop_worker_threads_at_exit()
+loop = asyncio.new_event_loop()
+
+async def root() -> None:
+    await anyio.to_thread.run_sync(lambda: None)  # a thread that anyio ties to this task
+    loop.stop()  # the loop ends first, as granian's does, and the task never finishes
+    await asyncio.sleep(60)
+
+try:
+    loop.run_until_complete(root())
+except RuntimeError:
+    pass
+"""
+
+
+def test_a_worker_thread_that_outlives_the_loop_does_not_keep_the_process_alive() -> None:
+    """The case the lifespan cannot reach: a thread started after it ended (a request still
+    queued for a thread) whose root task never finishes."""
+    done = subprocess.run(
+        [sys.executable, "-c", _THREAD_STARTED_AFTER_THE_LOOP], timeout=30, check=False
+    )
+    assert done.returncode == 0

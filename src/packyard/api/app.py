@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from packyard import __version__
 from packyard.api import docs, errors, health
 from packyard.api.cache import CachedReadMiddleware, ReadCache
-from packyard.api.calls import WORKER_THREADS, stop_worker_threads
+from packyard.api.calls import WORKER_THREADS, stop_worker_threads, stop_worker_threads_at_exit
 from packyard.api.direct import DirectRoutes
 from packyard.api.links import SlashRedirect
 from packyard.api.metrics import RequestObserver, flushing
@@ -128,6 +128,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         async with AsyncExitStack() as stack:
+            stop_worker_threads_at_exit()  # threads that requests start after the lifespan
             stack.callback(stop_worker_threads)  # last, once nothing else needs them
             if read_cache is not None:
                 read_cache.open()

@@ -111,7 +111,8 @@ def stop_worker_threads() -> None:
     threads, which are not daemons, then wait for work forever, and the process never
     exits after SIGTERM or SIGINT: after load on PostgreSQL, where every service call runs
     on them, ``packyard serve`` had to be killed. A thread still running a call stops
-    when the call returns.
+    when the call returns. Requests still queued for a thread when the lifespan ends can
+    start new ones: :func:`stop_worker_threads_at_exit` stops those.
     """
     for thread in threading.enumerate():
         stop = getattr(thread, "stop", None)
@@ -120,3 +121,12 @@ def stop_worker_threads() -> None:
 
 
 _ANYIO_WORKER = "AnyIO worker thread"  # anyio's name for its worker threads
+
+
+@cache  # registered once per process
+def stop_worker_threads_at_exit() -> None:
+    """Stop anyio's worker threads again as the interpreter exits, before it waits for
+    every thread that is not a daemon. ``atexit`` runs only after that wait;
+    ``threading._register_atexit`` is the hook the standard library's own thread pools
+    (``concurrent.futures``) use for the same purpose."""
+    threading._register_atexit(stop_worker_threads)  # type: ignore[attr-defined]
