@@ -87,14 +87,19 @@ def race(base_urls: list[str], token: str, org: str, project: str) -> Observed:
             for _ in range(READERS)
         ]
         threads.append(threading.Thread(target=write_loop, args=(clients, path, seen, done)))
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=300)
+        run_together(threads)
     finally:
         for client in clients:
             client.close()
     return seen
+
+
+def run_together(threads: list[threading.Thread]) -> None:
+    """Start every thread, then wait for all of them (five minutes at most each)."""
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
 
 
 def assert_never_stale(seen: Observed) -> None:
@@ -247,10 +252,7 @@ def ancestry_race(base_urls: list[str], token: str, org: str, project: str) -> A
         ]
         threads.append(threading.Thread(target=noise_pusher, args=(clients, done)))
         threads.append(threading.Thread(target=ancestry_writer, args=(clients, seen, done)))
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=300)
+        run_together(threads)
     finally:
         for client in clients:
             client.close()

@@ -122,7 +122,8 @@ def _execute(conn: Connection, sql: str, args: Any) -> list[Any]:
         cursor.execute(sql, args)
         for after in events.after_cursor_execute:
             after(conn, cursor, sql, args, None, False)
-        return list(cursor.fetchall())
+        rows: list[Any] = cursor.fetchall()  # a list on both drivers
+        return rows
     except conn.dialect.loaded_dbapi.Error as exc:
         gone = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
         if gone:
