@@ -16,13 +16,18 @@ Each service call is one database transaction. Where it runs depends on the data
   versions/s with 16 pushers at size S). One thread because SQLite takes one writer at
   a time anyway; writers may also wait for another process's write turn
   (:mod:`packyard.store.writer_queue`), which lasts one short transaction.
-- **PostgreSQL**: on worker threads, ``PACKYARD_WORKER_THREADS`` for reads (``GET``
-  requests and the reads of others) and as many for the rest. Every statement waits
-  for a round trip and a writer may wait for a row lock held by another server, so the
-  event loop keeps serving other requests meanwhile. Reads have threads of their own so
-  that they never queue behind writes: with one pool, while 16 pushers pushed, a
-  cached GetChannel whose caller's role had left the role cache (every 5 s) waited
-  for a thread behind the pushes' calls, 240 ms at p99.
+- **PostgreSQL**: on worker threads, ``PACKYARD_READ_THREADS`` for reads (``GET``
+  requests and the reads of others) and ``PACKYARD_WORKER_THREADS`` for the rest. Every
+  statement waits for a round trip and a writer may wait for a row lock held by another
+  server, so the event loop keeps serving other requests meanwhile. Reads have threads
+  of their own so that they never queue behind writes: with one pool, while 16 pushers
+  pushed, a cached GetChannel whose caller's role had left the role cache (every 5 s)
+  waited for a thread behind the pushes' calls, 240 ms at p99. A read spends most of
+  its time waiting for its round trips, so more threads serve more of them: uncached
+  GetChannel at size L served 695 req/s with 2 read threads, 893 with 4 and 1,087
+  with 8. The other calls keep 2: with 8, the pushes of 16 pushers took so much of the
+  interpreter lock that cached reads fell from 0.28x to 0.07x their quiet throughput
+  (p99 11 → 37 ms).
 """
 
 from __future__ import annotations
@@ -45,12 +50,14 @@ T = TypeVar("T")
 
 # Threads for calls dominated by a deliberately slow hash; see run_hashing.
 HASHING_THREADS = 4
-# Threads for PostgreSQL reads, and as many for the other calls. Python threads share one
-# interpreter lock, so more threads mostly add lock hand-offs: when every call still went
-# through one pool (SQLite, 16 clients), GetChannel served 970 req/s with 1 thread, 820
-# with 2, 660 with 4 and 430 with 40 (anyio's default). Two keep one slow request from
-# stalling every other one.
+# Threads for the calls that may write (PostgreSQL) and for anything else run on a thread.
+# Python threads share one interpreter lock, so more threads mostly add lock hand-offs for
+# calls that use the CPU: when every call still went through one pool (SQLite, 16
+# clients), GetChannel served 970 req/s with 1 thread, 820 with 2, 660 with 4 and 430
+# with 40 (anyio's default). Two keep one slow request from stalling every other one.
 WORKER_THREADS = int(env_number("PACKYARD_WORKER_THREADS", 2, minimum=1))
+# Threads for PostgreSQL reads, which mostly wait on round trips (see the module's docstring).
+READ_THREADS = int(env_number("PACKYARD_READ_THREADS", 8, minimum=1))
 
 
 async def run(svc: Services, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -79,8 +86,8 @@ async def _on_reader_thread(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kw
 @cache
 def reader_threads() -> anyio.CapacityLimiter:
     """The threads of PostgreSQL reads; the other calls have anyio's default limiter, which
-    the app's lifespan sets to as many."""
-    return anyio.CapacityLimiter(WORKER_THREADS)
+    the app's lifespan sets to ``WORKER_THREADS``."""
+    return anyio.CapacityLimiter(READ_THREADS)
 
 
 @cache

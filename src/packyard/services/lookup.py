@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import Connection
 
 from packyard.domain.access import (
@@ -72,6 +74,11 @@ def version_missing(fingerprint: str) -> ApiError:
     return ApiError(Code.ABORTED, f"Version with fingerprint {fingerprint} not found")
 
 
+def version_not_found(fingerprint: str) -> ApiError:
+    """404: how a read (rather than Packer's push) answers a missing version."""
+    return not_found(f"Error: The version with identifier {fingerprint} does not exist.")
+
+
 def version_or_10(
     conn: Connection, bucket: Bucket, fingerprint: str, *, lock: bool = False
 ) -> Version:
@@ -82,15 +89,21 @@ def version_or_10(
 
 
 def find_version(
-    conn: Connection, caller: Caller, bucket_name: str, fingerprint: str
+    conn: Connection,
+    caller: Caller,
+    bucket_name: str,
+    fingerprint: str,
+    *,
+    missing: Callable[[str], ApiError] = version_missing,
 ) -> tuple[Bucket, Version]:
-    """:func:`bucket_or_404` then :func:`version_or_10`, read in one query."""
+    """:func:`bucket_or_404` then :func:`version_or_10`, read in one query; a missing
+    version raises ``missing(fingerprint)``."""
     found = VersionRepo(conn).find_in_bucket(caller.project_id, bucket_name, fingerprint)
     if found is None or not can_view_bucket(caller, found[0].id):
         raise bucket_missing(bucket_name)
     bucket, version = found
     if version is None:
-        raise version_missing(fingerprint)
+        raise missing(fingerprint)
     return bucket, version
 
 

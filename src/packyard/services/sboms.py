@@ -22,7 +22,6 @@ import orjson
 import zstandard
 
 from packyard.config import env_number
-from packyard.domain.access import can_view_bucket
 from packyard.domain.enums import BuildStatus, SbomFormat
 from packyard.domain.events import AuditAction
 from packyard.domain.models import Caller
@@ -32,16 +31,16 @@ from packyard.ids import new_id
 from packyard.services.auth import AuthService
 from packyard.services.journal import record
 from packyard.services.lookup import (
-    bucket_missing,
     bucket_or_404,
     build_or_404,
+    find_version,
     require_write,
+    version_not_found,
     version_or_10,
 )
 from packyard.services.recording import simple
 from packyard.store.engine import Store
 from packyard.store.sboms import Sbom, SbomRepo
-from packyard.store.versions import VersionRepo
 
 MIB = 1024 * 1024
 # One SBOM, decompressed (a CycloneDX or SPDX document of a full OS image is a few MiB).
@@ -188,12 +187,10 @@ class SbomService:
         SBOMs); a missing bucket or version is 404.
         """
         with self.store.read() as conn:
-            found = VersionRepo(conn).find_in_bucket(caller.project_id, bucket_name, fingerprint)
-            if found is None or not can_view_bucket(caller, found[0].id):
-                raise bucket_missing(bucket_name)
-            if found[1] is None:
-                raise not_found(f"Error: The version with identifier {fingerprint} does not exist.")
-            by_build = SbomRepo(conn).for_version(found[1].id)
+            _, version = find_version(
+                conn, caller, bucket_name, fingerprint, missing=version_not_found
+            )
+            by_build = SbomRepo(conn).for_version(version.id)
         key = self.auth.signing_key()
         expires = int(time.time()) + DOWNLOAD_TTL_S
         return {

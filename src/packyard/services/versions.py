@@ -8,7 +8,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from packyard import metrics
-from packyard.domain.access import can_view_bucket, visible_buckets
+from packyard.domain.access import visible_buckets
 from packyard.domain.enums import BuildStatus, TemplateType, VersionStatus
 from packyard.domain.events import AuditAction, EventAction
 from packyard.domain.lineage import Relation, Relations
@@ -16,18 +16,18 @@ from packyard.domain.models import Bucket, Caller, Channel, Version
 from packyard.domain.paging import Page, PageRequest
 from packyard.domain.rules import utcnow, validate_fingerprint
 from packyard.domain.visibility import can_see_channel, restricted_scope
-from packyard.errors import ApiError, Code, already_exists, invalid, not_found, precondition
+from packyard.errors import ApiError, Code, already_exists, invalid, precondition
 from packyard.ids import new_id
 from packyard.services import recording
 from packyard.services.journal import record
 from packyard.services.lifecycle import complete, roll_back_channels
 from packyard.services.lookup import (
-    bucket_missing,
     bucket_or_404,
     find_version,
     lock_version,
     require_write,
     version_by_id,
+    version_not_found,
     version_or_10,
 )
 from packyard.services.views import hidden_latest, load_versions
@@ -120,12 +120,9 @@ class VersionService:
         """One version with its builds, the channels serving it, its parents and its
         children (any bucket): a fixed number of queries. A missing version is 404."""
         with self.store.read() as conn:
-            found = VersionRepo(conn).find_in_bucket(caller.project_id, bucket_name, fingerprint)
-            if found is None or not can_view_bucket(caller, found[0].id):
-                raise bucket_missing(bucket_name)
-            bucket, version = found
-            if version is None:
-                raise not_found_version(fingerprint)
+            bucket, version = find_version(
+                conn, caller, bucket_name, fingerprint, missing=version_not_found
+            )
             load_versions(conn, [version], caller)
             serving = _serving(conn, caller, [version.id])
             relations = LineageRepo(conn).relations(
@@ -287,7 +284,7 @@ class VersionService:
             bucket = bucket_or_404(conn, caller, bucket_name, write=True)
             version = VersionRepo(conn).get(bucket.id, fingerprint, lock=True)
             if version is None:
-                raise not_found_version(fingerprint)
+                raise version_not_found(fingerprint)
             pointing = ChannelRepo(conn).pointing_at([version.id])
             assigned = [c for c in pointing if not c.managed]
             if assigned and not rollback_channels:
@@ -354,10 +351,6 @@ class VersionService:
                     Code.ABORTED, f"Iteration with incremental version {number} not found"
                 )
             return bucket.name, fingerprint
-
-
-def not_found_version(fingerprint: str) -> ApiError:
-    return not_found(f"Error: The version with identifier {fingerprint} does not exist.")
 
 
 def _serving(conn: Connection, caller: Caller, version_ids: list[str]) -> dict[str, list[Channel]]:
