@@ -55,8 +55,10 @@ def push(api: Api, bucket: str, fp: str, builds: int, artifacts: int, **done: An
 
 def assert_same(small: StatementLog, large: StatementLog) -> None:
     assert small.count == large.count, (small, large)
-    # Authorization, the bucket and the content itself: something is always read.
-    assert 3 <= small.count <= 12, small
+    # The bucket and the content itself (authorization may come from the role cache):
+    # something is always read. GetChannel reads its bucket and channel, then its version
+    # with builds, artifacts and parent edges: two statements.
+    assert 2 <= small.count <= 12, small
 
 
 def test_get_version_and_get_channel_are_constant(api: Api, services: Services) -> None:

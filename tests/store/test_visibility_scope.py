@@ -17,7 +17,7 @@ from packyard.store import overview
 from packyard.store.ancestry import _RELATIONS, AncestryRepo, LineageRepo, _relations_query
 from packyard.store.channels import ChannelRepo
 from packyard.store.imagecheck import ImageCheckRepo
-from packyard.store.versions import PARENT_EDGES, VersionRepo, parent_edges
+from packyard.store.versions import PARENT_EDGES, VersionRepo
 from tests.support.bucket_reads import Scene, build_scene, push
 from tests.support.factories import TenantFixture
 
@@ -172,10 +172,10 @@ def test_invisible_buckets_are_left_out_of_relations_and_totals(
 
 
 def test_all_or_nothing_scopes_use_the_statements_built_at_import() -> None:
-    assert parent_edges(True) is PARENT_EDGES[True]
-    assert parent_edges(False) is PARENT_EDGES[False]
-    assert parent_edges(frozenset()) is PARENT_EDGES[False]
-    assert parent_edges(frozenset({"b"})) is not PARENT_EDGES[False]
-    assert parent_edges(True, frozenset({"b"})) is not PARENT_EDGES[True]
+    edges = PARENT_EDGES.statement
+    assert edges(True, None) is edges(True, None)
+    assert edges(False, None) is edges(frozenset(), None) is not edges(True, None)
+    assert edges(frozenset({"b"}), None) is not edges(frozenset({"b"}), None)
+    assert edges(True, frozenset({"b"})) is not edges(True, None)
     assert _relations_query("parents", frozenset(), None) is _RELATIONS["parents", False]
     assert _relations_query("children", True, None) is _RELATIONS["children", True]

@@ -40,10 +40,8 @@ def with_builds(conn: Connection, items: Sequence[Version]) -> None:
 
 
 def loaded(conn: Connection, version_ids: Iterable[str]) -> dict[str, Version]:
-    """Versions by id with their builds: two statements."""
-    found = VersionRepo(conn).get_many(version_ids)
-    with_builds(conn, list(found.values()))
-    return found
+    """Versions by id with their builds: one statement."""
+    return VersionRepo(conn).get_with_builds(version_ids)
 
 
 def copies(conn: Connection, origin_ids: Select[Any]) -> list[tuple[Version, str]]:
@@ -78,7 +76,7 @@ def reassigned(
     conn: Connection, channel: Channel, assigned: Version | None, previous_id: str | None
 ) -> VersionEvent:
     """The ``assign`` event of ``channel`` moved from version ``previous_id`` (loaded here,
-    with its builds: two statements) to ``assigned``."""
+    with its builds: one statement) to ``assigned``."""
     previous = loaded(conn, [previous_id]).get(previous_id) if previous_id else None
     return assign_event(channel, assigned, previous)
 
@@ -155,7 +153,7 @@ def completion(
     conn: Connection, bucket: Bucket, version: Version, previous_latest: str | None, now: datetime
 ) -> Change:
     """A version just completed: its ``complete`` event, and `latest`'s ``assign``."""
-    # The previous latest (if `latest` moved) is loaded with the version: two statements, not four.
+    # The previous latest (if `latest` moved) is loaded with the version: one statement, not two.
     wanted = [version.id]
     if previous_latest and previous_latest != version.id and bucket.latest_version_id == version.id:
         wanted.append(previous_latest)

@@ -11,7 +11,7 @@ from packyard.errors import invalid
 from packyard.services.views import hide_unseen_origins
 from packyard.store.engine import Store
 from packyard.store.search import SearchRepo
-from packyard.store.versions import BuildRepo, VersionRepo
+from packyard.store.versions import VersionRepo
 
 
 class SearchService:
@@ -44,13 +44,11 @@ class SearchService:
                 visible=visible_buckets(caller),
             )
             version_ids = {m.version_id for m in matches.items}
-            found = VersionRepo(conn).get_many(version_ids)
-            grouped = BuildRepo(conn).for_versions(version_ids) if version_ids else {}
+            found = VersionRepo(conn).get_with_builds(version_ids)
         hide_unseen_origins(found.values(), visible_buckets(caller))
         hits: list[ExternalArtifactHit] = []
         for m in matches.items:
             version = found[m.version_id]
-            version.builds = grouped.get(m.version_id, [])
             build = next(b for b in version.builds if b.id == m.build_id)
             hits.append(
                 ExternalArtifactHit(

@@ -2,8 +2,8 @@
 
 A statement executed through SQLAlchemy's ``Connection.execute`` costs about 40 µs
 of Python (execution context, parameter processing, result set-up) before and
-after the database's own few microseconds; an uncached GetChannel runs five of
-them. :class:`LeanSelect` keeps SQLAlchemy where it helps — the statement is
+after the database's own few microseconds, several times the cost of a read
+statement on SQLite. :class:`LeanSelect` keeps SQLAlchemy where it helps — the statement is
 written as a SQLAlchemy ``Select`` and compiled by the dialect, and column values
 go through the column types' own result processors — and drops it where it does
 not: the SQL text and the positions of its parameters are compiled once per

@@ -26,12 +26,11 @@ from packyard.domain.ancestry import AncestryRelation
 from packyard.domain.models import Version
 from packyard.domain.overview import BucketQuery, ChannelChip, VersionChoice
 from packyard.domain.paging import Page, PageRequest, SortKey
-from packyard.domain.rules import aggregate_status, edge_status
 from packyard.store.ancestry import relation_from_row, relation_select
 from packyard.store.buckets import BUCKET_SORT, bucket_from_row
 from packyard.store.pagination import paginate
 from packyard.store.schema import buckets, channels, version_edges, versions
-from packyard.store.versions import parent_edge_rows
+from packyard.store.versions import PARENT_EDGES, set_parents_status
 from packyard.store.visibility import (
     as_flag,
     is_precompiled,
@@ -140,18 +139,8 @@ def attach_parents_status(
     if not items:
         return
     by_id = {v.id: v for v in items}
-    statuses: dict[str, list[Any]] = defaultdict(list)
-    for e in parent_edge_rows(conn, by_id, include_restricted, visible):
-        statuses[e.child_version_id].append(
-            edge_status(
-                e.parent_channel_id,
-                e.channel_version_id,
-                e.parent_version_id,
-                channel_exists=e.channel_id is not None,
-            )
-        )
-    for vid, found in statuses.items():
-        by_id[vid].parents_status = aggregate_status(found)
+    for r in PARENT_EDGES.rows(conn, by_id, include_restricted, visible):
+        set_parents_status(by_id[r.id], r.edges)
 
 
 _KIND_CHILD = 1

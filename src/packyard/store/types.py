@@ -176,6 +176,31 @@ def _json_rows_postgresql(element: JsonRows, compiler: Any, **kw: Any) -> str:
     return f"coalesce(json_agg(json_build_array({values})), '[]'::json)"
 
 
+class JsonValue(FunctionElement[Any]):
+    """A JSON column (or a :func:`json_rows` aggregate) inside a :func:`json_rows`, kept as
+    JSON rather than turned into a string: SQLite stores JSON as text, which its
+    ``json_array`` would quote (``json()`` marks it as JSON; numbers keep their text), and
+    PostgreSQL embeds ``json`` values as they are."""
+
+    name = "json_value"
+    type = JSON()
+    inherit_cache = True
+
+
+def json_value(column: ColumnElement[Any]) -> JsonValue:
+    return JsonValue(column)
+
+
+@compiles(JsonValue, "sqlite")
+def _json_value_sqlite(element: JsonValue, compiler: Any, **kw: Any) -> str:
+    return f"json({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(JsonValue, "postgresql")
+def _json_value_postgresql(element: JsonValue, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
 def utc_from_json(text: str) -> datetime:
     """A UTCDateTime column's value as JSON aggregates write it: SQLite's stored text
     (``2026-12-05 18:00:00.123456``) or PostgreSQL's ``2026-12-05T18:00:00.12``."""

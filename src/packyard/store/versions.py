@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
@@ -41,7 +40,7 @@ from packyard.store.schema import (
     version_edges,
     versions,
 )
-from packyard.store.types import in_list, json_rows, utc_from_json
+from packyard.store.types import in_list, json_rows, json_value, utc_from_json
 from packyard.store.visibility import (
     as_flag,
     is_precompiled,
@@ -137,8 +136,9 @@ _BY_FINGERPRINT = LeanSelect(
 _BY_IDS = LeanSelect(_version_select().where(in_list(versions.c.id, "ids")))
 
 
-def _parent_edges(scope: RestrictedScope, visible: frozenset[str] | None = None) -> Select[Any]:
-    """Edges into the versions ``ids`` with their parent channel's current version.
+def _parent_edges(scope: RestrictedScope, visible: frozenset[str] | None) -> ColumnElement[Any]:
+    """A version's parent edges as one JSON column: ``[parent version, parent channel, the
+    channel if the caller sees it, its current version]`` per edge.
 
     A parent channel the caller may not see (``scope``, see
     :mod:`packyard.domain.visibility`) is not joined: for that caller, the edge was
@@ -150,40 +150,113 @@ def _parent_edges(scope: RestrictedScope, visible: frozenset[str] | None = None)
     )
     return (
         select(
-            version_edges.c.child_version_id,
-            version_edges.c.parent_version_id,
-            version_edges.c.parent_channel_id,
-            channels.c.id.label("channel_id"),
-            channels.c.version_id.label("channel_version_id"),
+            json_rows(
+                version_edges.c.parent_version_id,
+                version_edges.c.parent_channel_id,
+                channels.c.id,
+                channels.c.version_id,
+            )
         )
+        .select_from(version_edges)
         .outerjoin(channels, joined)
         .where(
-            in_list(version_edges.c.child_version_id, "ids"),
+            version_edges.c.child_version_id == versions.c.id,
             visible_condition(version_edges.c.parent_bucket_id, visible),
         )
+        .correlate(versions)
+        .scalar_subquery()
+        .label("edges")
     )
 
 
-PARENT_EDGES = {seen: LeanSelect(_parent_edges(seen)) for seen in (True, False)}
+# A version's builds as one JSON column, each with its artifacts (one row per version
+# whatever its builds and artifacts), in Build's field order after its version id.
+_BUILDS = (
+    select(
+        json_rows(
+            builds.c.id,
+            builds.c.component_type,
+            builds.c.packer_run_uuid,
+            builds.c.platform,
+            builds.c.status,
+            builds.c.source_external_identifier,
+            json_value(builds.c.labels),
+            json_value(builds.c.metadata),
+            builds.c.parent_version_id,
+            builds.c.parent_channel_id,
+            builds.c.created_at,
+            builds.c.updated_at,
+            json_value(
+                select(
+                    json_rows(
+                        artifacts.c.id,
+                        artifacts.c.external_identifier,
+                        artifacts.c.region,
+                        artifacts.c.created_at,
+                    )
+                )
+                .where(artifacts.c.build_id == builds.c.id)
+                .scalar_subquery()
+            ),
+        )
+    )
+    .where(builds.c.version_id == versions.c.id)
+    .correlate(versions)
+    .scalar_subquery()
+    .label("builds")
+)
 
 
-def parent_edges(
-    scope: RestrictedScope, visible: frozenset[str] | None = None
-) -> LeanSelect | Select[Any]:
-    """:func:`_parent_edges`, built once for the common cases."""
-    if is_precompiled(scope, visible):
-        return PARENT_EDGES[as_flag(scope)]
-    return _parent_edges(scope, visible)
+class PerVersion:
+    """A statement of the versions ``ids`` that depends on what the caller sees: built once
+    at import for the all-or-nothing scopes (:func:`store.visibility.is_precompiled`),
+    otherwise for the call."""
+
+    def __init__(self, build: Callable[[RestrictedScope, frozenset[str] | None], Select[Any]]):
+        self._build = build
+        self._common = {seen: LeanSelect(build(seen, None)) for seen in (True, False)}
+
+    def statement(
+        self, scope: RestrictedScope, visible: frozenset[str] | None
+    ) -> LeanSelect | Select[Any]:
+        if is_precompiled(scope, visible):
+            return self._common[as_flag(scope)]
+        return self._build(scope, visible)
+
+    def rows(
+        self,
+        conn: Connection,
+        ids: Iterable[str],
+        scope: RestrictedScope,
+        visible: frozenset[str] | None,
+    ) -> list[Any]:
+        query, params = self.statement(scope, visible), {"ids": list(ids)}
+        if isinstance(query, LeanSelect):
+            return query.rows(conn, params)
+        return list(conn.execute(query, params))
 
 
-def parent_edge_rows(
-    conn: Connection, ids: Iterable[str], scope: RestrictedScope, visible: frozenset[str] | None
-) -> list[Any]:
-    """The rows of :func:`parent_edges` for the versions ``ids``."""
-    query, params = parent_edges(scope, visible), {"ids": list(ids)}
-    if isinstance(query, LeanSelect):
-        return query.rows(conn, params)
-    return list(conn.execute(query, params))
+# The parent edges of versions (their ancestry status without their builds).
+PARENT_EDGES = PerVersion(
+    lambda scope, visible: select(versions.c.id, _parent_edges(scope, visible)).where(
+        in_list(versions.c.id, "ids")
+    )
+)
+# What VersionRepo.hydrate reads: the versions' builds and parent edges.
+_HYDRATION = PerVersion(
+    lambda scope, visible: select(versions.c.id, _BUILDS, _parent_edges(scope, visible)).where(
+        in_list(versions.c.id, "ids")
+    )
+)
+# What VersionRepo.get_loaded reads: the versions with their read-model extras, builds and
+# parent edges.
+_LOADED = PerVersion(
+    lambda scope, visible: (
+        _version_select()
+        .add_columns(_BUILDS, _parent_edges(scope, visible))
+        .where(in_list(versions.c.id, "ids"))
+    )
+)
 
 
 _BY_FINGERPRINTS = _version_select().where(
@@ -263,24 +336,14 @@ _ARTIFACT_COLUMNS = (
 )
 _ARTIFACT_ORDER = (artifacts.c.created_at, artifacts.c.id)
 _ARTIFACT_ORDER_KEY = attrgetter("created_at", "id")  # the same order, of Artifact objects
-# One row per build, its artifacts aggregated (a version's 15 artifacts were 15 rows).
-_BUILDS_WITH_ARTIFACTS = LeanSelect(
-    select(
-        builds,
-        select(
-            json_rows(
-                artifacts.c.id,
-                artifacts.c.external_identifier,
-                artifacts.c.region,
-                artifacts.c.created_at,
-            )
-        )
-        .where(artifacts.c.build_id == builds.c.id)
-        .scalar_subquery()
-        .label("artifacts"),
-    )
-    .where(in_list(builds.c.version_id, "ids"))
-    .order_by(builds.c.created_at, builds.c.id)
+_BUILD_ORDER_KEY = attrgetter("created_at", "id")
+# A version's builds with their artifacts, one row per version (see _BUILDS).
+_BUILDS_OF_VERSIONS = LeanSelect(
+    select(versions.c.id, _BUILDS).where(in_list(versions.c.id, "ids"))
+)
+# What VersionRepo.get_with_builds reads: the versions with their read-model extras and builds.
+_WITH_BUILDS = LeanSelect(
+    _version_select().add_columns(_BUILDS).where(in_list(versions.c.id, "ids"))
 )
 # What a build update reads once it holds the bucket lock: every build of the version
 # (their statuses decide completion), the artifacts of the updated build only, and
@@ -502,7 +565,7 @@ class VersionRepo:
         include_restricted: RestrictedScope,
         visible: frozenset[str] | None = None,
     ) -> None:
-        """Attach builds (with artifacts) and ancestry status, in two queries for any count.
+        """Attach builds (with artifacts) and ancestry status, in one query for any count.
 
         ``include_restricted``: whose restricted parent channels the status may depend on;
         ``visible``: the buckets whose parents count (see :mod:`packyard.store.visibility`).
@@ -510,22 +573,97 @@ class VersionRepo:
         if not items:
             return
         by_id = {v.id: v for v in items}
-        grouped = BuildRepo(self.conn).for_versions(by_id.keys())
-        for vid, blds in grouped.items():
-            by_id[vid].builds = blds
-        edges = parent_edge_rows(self.conn, by_id, include_restricted, visible)
-        statuses: dict[str, list[Any]] = defaultdict(list)
-        for e in edges:
-            statuses[e.child_version_id].append(
-                edge_status(
-                    e.parent_channel_id,
-                    e.channel_version_id,
-                    e.parent_version_id,
-                    channel_exists=e.channel_id is not None,
-                )
-            )
-        for vid, sts in statuses.items():
-            by_id[vid].parents_status = aggregate_status(sts)
+        for r in _HYDRATION.rows(self.conn, by_id, include_restricted, visible):
+            _attach(by_id[r.id], r.builds, r.edges)
+
+    def get_with_builds(self, version_ids: Iterable[str]) -> dict[str, Version]:
+        """:meth:`get_many` with each version's builds (and their artifacts), in one query."""
+        ids = set(version_ids)
+        if not ids:
+            return {}
+        found = {}
+        for r in _WITH_BUILDS.rows(self.conn, {"ids": list(ids)}):
+            found[r.id] = version = version_from_row(r)
+            version.builds = builds_from_json(version.id, r.builds)
+        return found
+
+    def get_loaded(
+        self,
+        version_ids: Iterable[str],
+        *,
+        include_restricted: RestrictedScope,
+        visible: frozenset[str] | None = None,
+    ) -> dict[str, Version]:
+        """:meth:`get_many` then :meth:`hydrate`, in one query."""
+        ids = set(version_ids)
+        if not ids:
+            return {}
+        found = {}
+        for r in _LOADED.rows(self.conn, ids, include_restricted, visible):
+            found[r.id] = version = version_from_row(r)
+            _attach(version, r.builds, r.edges)
+        return found
+
+
+def _attach(version: Version, builds_json: list[Any], edges_json: list[Any]) -> None:
+    """Set a version's builds and parents status from its aggregated columns (_BUILDS,
+    _parent_edges)."""
+    version.builds = builds_from_json(version.id, builds_json)
+    set_parents_status(version, edges_json)
+
+
+def set_parents_status(version: Version, edges_json: list[Any]) -> None:
+    """Set a version's parents status from its _parent_edges column (none without edges)."""
+    if edges_json:
+        version.parents_status = aggregate_status(
+            [
+                edge_status(channel_id, channel_version, parent, channel_exists=seen is not None)
+                for parent, channel_id, seen, channel_version in edges_json
+            ]
+        )
+
+
+def builds_from_json(version_id: str, values: list[Any]) -> list[Build]:
+    """A version's builds from its _BUILDS column, in the order of their creation."""
+    out = []
+    for (
+        build_id,
+        component_type,
+        packer_run_uuid,
+        platform,
+        status,
+        source_external_identifier,
+        labels,
+        metadata,
+        parent_version_id,
+        parent_channel_id,
+        created_at,
+        updated_at,
+        artifacts_json,
+    ) in values:
+        build = Build(
+            id=build_id,
+            version_id=version_id,
+            component_type=component_type,
+            packer_run_uuid=packer_run_uuid,
+            platform=platform,
+            status=BuildStatus(status),
+            source_external_identifier=source_external_identifier,
+            labels=dict(labels or {}),
+            metadata=metadata,
+            parent_version_id=parent_version_id,
+            parent_channel_id=parent_channel_id,
+            created_at=utc_from_json(created_at),
+            updated_at=utc_from_json(updated_at),
+        )
+        build.artifacts = sorted(
+            # the aggregate's values in Artifact's field order
+            (Artifact(i, e, g, utc_from_json(at)) for i, e, g, at in artifacts_json),
+            key=_ARTIFACT_ORDER_KEY,
+        )
+        out.append(build)
+    out.sort(key=_BUILD_ORDER_KEY)  # SQLite 3.40 has no ORDER BY inside an aggregate
+    return out
 
 
 class BuildRepo:
@@ -534,17 +672,8 @@ class BuildRepo:
 
     def for_versions(self, version_ids: Iterable[str]) -> dict[str, list[Build]]:
         """Builds of the given versions with their artifacts, in one query."""
-        rows = _BUILDS_WITH_ARTIFACTS.rows(self.conn, {"ids": list(version_ids)})
-        out: dict[str, list[Build]] = defaultdict(list)
-        for r in rows:
-            b = build_from_row(r)
-            b.artifacts = sorted(
-                # the aggregate's values in Artifact's field order
-                (Artifact(i, e, g, utc_from_json(at)) for i, e, g, at in r.artifacts),
-                key=_ARTIFACT_ORDER_KEY,
-            )
-            out[b.version_id].append(b)
-        return out
+        rows = _BUILDS_OF_VERSIONS.rows(self.conn, {"ids": list(version_ids)})
+        return {r.id: builds_from_json(r.id, r.builds) for r in rows if r.builds}
 
     def get(self, version_id: str, build_id: str) -> Build | None:
         """One build of the version, with its artifacts."""
