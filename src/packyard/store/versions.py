@@ -335,8 +335,8 @@ _ARTIFACT_COLUMNS = (
     artifacts.c.created_at.label("artifact_created_at"),
 )
 _ARTIFACT_ORDER = (artifacts.c.created_at, artifacts.c.id)
-_ARTIFACT_ORDER_KEY = attrgetter("created_at", "id")  # the same order, of Artifact objects
-_BUILD_ORDER_KEY = attrgetter("created_at", "id")
+# The same order, of Artifact objects, and the order of a version's Build objects.
+_CREATION_ORDER = attrgetter("created_at", "id")
 # A version's builds with their artifacts, one row per version (see _BUILDS).
 _BUILDS_OF_VERSIONS = LeanSelect(
     select(versions.c.id, _BUILDS).where(in_list(versions.c.id, "ids"))
@@ -584,7 +584,7 @@ class VersionRepo:
         found = {}
         for r in _WITH_BUILDS.rows(self.conn, {"ids": list(ids)}):
             found[r.id] = version = version_from_row(r)
-            version.builds = builds_from_json(version.id, r.builds)
+            version.builds = _builds_from_json(version.id, r.builds)
         return found
 
     def get_loaded(
@@ -608,7 +608,7 @@ class VersionRepo:
 def _attach(version: Version, builds_json: list[Any], edges_json: list[Any]) -> None:
     """Set a version's builds and parents status from its aggregated columns (_BUILDS,
     _parent_edges)."""
-    version.builds = builds_from_json(version.id, builds_json)
+    version.builds = _builds_from_json(version.id, builds_json)
     set_parents_status(version, edges_json)
 
 
@@ -623,7 +623,7 @@ def set_parents_status(version: Version, edges_json: list[Any]) -> None:
         )
 
 
-def builds_from_json(version_id: str, values: list[Any]) -> list[Build]:
+def _builds_from_json(version_id: str, values: list[Any]) -> list[Build]:
     """A version's builds from its _BUILDS column, in the order of their creation."""
     out = []
     for (
@@ -659,10 +659,10 @@ def builds_from_json(version_id: str, values: list[Any]) -> list[Build]:
         build.artifacts = sorted(
             # the aggregate's values in Artifact's field order
             (Artifact(i, e, g, utc_from_json(at)) for i, e, g, at in artifacts_json),
-            key=_ARTIFACT_ORDER_KEY,
+            key=_CREATION_ORDER,
         )
         out.append(build)
-    out.sort(key=_BUILD_ORDER_KEY)  # SQLite 3.40 has no ORDER BY inside an aggregate
+    out.sort(key=_CREATION_ORDER)  # SQLite 3.40 has no ORDER BY inside an aggregate
     return out
 
 
@@ -673,7 +673,7 @@ class BuildRepo:
     def for_versions(self, version_ids: Iterable[str]) -> dict[str, list[Build]]:
         """Builds of the given versions with their artifacts, in one query."""
         rows = _BUILDS_OF_VERSIONS.rows(self.conn, {"ids": list(version_ids)})
-        return {r.id: builds_from_json(r.id, r.builds) for r in rows if r.builds}
+        return {r.id: _builds_from_json(r.id, r.builds) for r in rows if r.builds}
 
     def get(self, version_id: str, build_id: str) -> Build | None:
         """One build of the version, with its artifacts."""
