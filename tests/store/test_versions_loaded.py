@@ -15,12 +15,14 @@ from sqlalchemy import Connection, event, select
 from packyard.domain.access import RestrictedScope
 from packyard.domain.enums import BuildStatus, Role, TemplateType
 from packyard.domain.models import Version
+from packyard.domain.rules import aggregate_status
 from packyard.services.builds import ArtifactInput, BuildChanges
 from packyard.services.container import Services
+from packyard.store.ancestry import LineageRepo
 from packyard.store.engine import Store
 from packyard.store.schema import artifacts, builds
 from packyard.store.versions import BuildRepo, VersionRepo
-from tests.support.bucket_reads import Scene, build_scene
+from tests.support.bucket_reads import Scene, build_scene, push
 from tests.support.factories import TenantFixture, unique
 
 # Values JSON aggregation could bend: text beyond ASCII, the widest integers accepted (which
@@ -138,8 +140,24 @@ def test_a_loaded_version_holds_what_the_tables_hold(services: Services, rich: s
 @pytest.mark.parametrize("visible_key", [None, "a", "a+b"])
 @pytest.mark.parametrize("scope_key", ["all", "none", "a", "b", "empty"])
 def test_one_statement_loads_what_two_steps_load(
-    services: Services, scene: Scene, rich: str, scope_key: str, visible_key: str | None
+    services: Services,
+    tenant: TenantFixture,
+    scene: Scene,
+    rich: str,
+    scope_key: str,
+    visible_key: str | None,
 ) -> None:
+    # b's gold moves on: app1 is out of date for whoever sees that channel.
+    admin = tenant.caller(Role.ADMIN)
+    b2 = push(services, admin, scene.b)
+    services.channels.update(
+        admin,
+        scene.b.name,
+        "gold",
+        fingerprint=b2.fingerprint,
+        restricted=None,
+        update_mask="versionFingerprint",
+    )
     scopes: dict[str, RestrictedScope] = {
         "all": True,
         "none": False,
@@ -156,8 +174,16 @@ def test_one_statement_loads_what_two_steps_load(
         loaded = repo.get_loaded(ids, include_restricted=scope, visible=visible)
         stepwise = repo.get_many(ids)
         repo.hydrate(list(stepwise.values()), include_restricted=scope, visible=visible)
+        # The ancestry listing computes each edge's status with statements of its own.
+        listed = {
+            vid: LineageRepo(conn).relations(vid, include_restricted=scope, visible=visible)
+            for vid in ids
+        }
     assert loaded == stepwise
     assert set(loaded) == set(ids)
+    for vid, relations in listed.items():
+        statuses = [r.status for r in relations.parents]
+        assert loaded[vid].parents_status == (aggregate_status(statuses) if statuses else None)
 
 
 def test_no_versions_need_no_statement(services: Services) -> None:
