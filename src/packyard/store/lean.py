@@ -3,11 +3,11 @@
 A statement executed through SQLAlchemy's ``Connection.execute`` costs about 40 µs
 of Python (execution context, parameter processing, result set-up) before and
 after the database's own few microseconds, several times the cost of a read
-statement on SQLite. :class:`LeanSelect` keeps SQLAlchemy where it helps — the statement is
-written as a SQLAlchemy ``Select`` and compiled by the dialect, and column values
-go through the column types' own result processors — and drops it where it does
-not: the SQL text and the positions of its parameters are compiled once per
-dialect, then every execution is one call on the DB-API connection of the
+statement on SQLite. :class:`LeanSelect` keeps SQLAlchemy where it helps — the
+statement is written as a SQLAlchemy ``Select`` and compiled by the dialect, and
+column values go through the column types' own result processors — and drops it
+where it does not: the SQL text and the positions of its parameters are compiled
+once per dialect, then every execution is one call on the DB-API connection of the
 transaction, and rows come back as light named tuples read the same way as
 SQLAlchemy's rows (``row.column``).
 
