@@ -6,13 +6,15 @@ include authorization, which is constant too.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from packyard.services.container import Services
 from tests.support.factories import Api
-from tests.support.querycount import StatementLog, count_statements
+from tests.support.querycount import BACKGROUND_THREADS, StatementLog, count_statements
 
 
 @pytest.fixture
@@ -56,9 +58,9 @@ def push(api: Api, bucket: str, fp: str, builds: int, artifacts: int, **done: An
 def assert_same(small: StatementLog, large: StatementLog) -> None:
     assert small.count == large.count, (small, large)
     # The bucket and the content itself (authorization may come from the role cache):
-    # something is always read. GetChannel reads its bucket and channel, then its version
-    # with builds, artifacts and parent edges: two statements.
-    assert 2 <= small.count <= 12, small
+    # something is always read. GetChannel reads its bucket, channel and version with
+    # builds, artifacts and parent edges in one statement.
+    assert 1 <= small.count <= 12, small
 
 
 def test_get_version_and_get_channel_are_constant(api: Api, services: Services) -> None:
@@ -86,6 +88,30 @@ def test_get_version_and_get_channel_are_constant(api: Api, services: Services) 
             measure(api, services, f"/buckets/large/channels/{channel}"),
         )
     assert_same(measure(api, services, "/buckets/small"), measure(api, services, "/buckets/large"))
+
+
+@pytest.mark.parametrize(
+    "path", ["/buckets/golden/channels/release", "/buckets/golden/versions/fp-1"]
+)
+def test_get_channel_and_get_version_are_one_statement_without_a_transaction(
+    api: Api, services: Services, path: str
+) -> None:
+    api.create_bucket("golden")
+    push(api, "golden", "fp-1", builds=2, artifacts=2)
+    api.ok(api.post("/buckets/golden/channels", {"name": "release", "version_fingerprint": "fp-1"}))
+    begins: list[str] = []
+
+    def on_begin(conn: object) -> None:
+        if threading.current_thread().name not in BACKGROUND_THREADS:
+            begins.append(threading.current_thread().name)
+
+    event.listen(services.store.engine, "begin", on_begin)
+    try:
+        log = measure(api, services, path)
+    finally:
+        event.remove(services.store.engine, "begin", on_begin)
+    assert log.count == 1, log
+    assert begins == []
 
 
 def grow_project(api: Api, start: int, count: int) -> None:

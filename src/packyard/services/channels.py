@@ -29,12 +29,11 @@ from packyard.services.journal import record
 from packyard.services.lookup import (
     bucket_or_404,
     channel_or_404,
-    find_channel,
     find_version,
     lock_channel,
     require_write,
 )
-from packyard.services.views import load_channels, load_versions
+from packyard.services.views import find_loaded_channel, load_channels, load_versions
 from packyard.store import generations
 from packyard.store.channels import ChannelRepo
 from packyard.store.engine import Store
@@ -138,10 +137,8 @@ class ChannelService:
         return items
 
     def get(self, caller: Caller, bucket_name: str, name: str) -> Channel:
-        with self.store.read() as conn:
-            channel = find_channel(conn, caller, bucket_name, name)
-            load_channels(conn, [channel], caller)
-        return channel
+        with self.store.read_statement() as conn:
+            return find_loaded_channel(conn, caller, bucket_name, name)
 
     def create(
         self,

@@ -99,6 +99,18 @@ def find_version(
     """:func:`bucket_or_404` then :func:`version_or_10`, read in one query; a missing
     version raises ``missing(fingerprint)``."""
     found = VersionRepo(conn).find_in_bucket(caller.project_id, bucket_name, fingerprint)
+    return found_version(caller, bucket_name, fingerprint, found, missing)
+
+
+def found_version(
+    caller: Caller,
+    bucket_name: str,
+    fingerprint: str,
+    found: tuple[Bucket, Version | None] | None,
+    missing: Callable[[str], ApiError] = version_missing,
+) -> tuple[Bucket, Version]:
+    """The bucket and version of a bucket-and-version read (``VersionRepo.find_in_bucket``)
+    if the caller may see them, else the error :func:`find_version` answers."""
     if found is None or not can_view_bucket(caller, found[0].id):
         raise bucket_missing(bucket_name)
     bucket, version = found
@@ -185,6 +197,14 @@ def channel_or_404(
 def find_channel(conn: Connection, caller: Caller, bucket_name: str, name: str) -> Channel:
     """:func:`bucket_or_404` then :func:`channel_or_404`, read in one query."""
     found = ChannelRepo(conn).find_in_bucket(caller.project_id, bucket_name, name)
+    return found_channel(caller, bucket_name, name, found)
+
+
+def found_channel(
+    caller: Caller, bucket_name: str, name: str, found: tuple[Bucket, Channel | None] | None
+) -> Channel:
+    """The channel of a bucket-and-channel read (``ChannelRepo.find_in_bucket``) if the
+    caller may see it, else the error :func:`find_channel` answers."""
     if found is None or not can_view_bucket(caller, found[0].id):
         raise bucket_missing(bucket_name)
     channel = found[1]

@@ -30,7 +30,7 @@ from packyard.services.lookup import (
     version_not_found,
     version_or_10,
 )
-from packyard.services.views import hidden_latest, load_versions
+from packyard.services.views import find_loaded_version, hidden_latest, load_versions
 from packyard.store import deletions, generations
 from packyard.store.ancestry import LineageRepo
 from packyard.store.buckets import BucketRepo
@@ -188,10 +188,8 @@ class VersionService:
         )
 
     def get(self, caller: Caller, bucket_name: str, fingerprint: str) -> Version:
-        with self.store.read() as conn:
-            _, version = find_version(conn, caller, bucket_name, fingerprint)
-            load_versions(conn, [version], caller)
-        return version
+        with self.store.read_statement() as conn:
+            return find_loaded_version(conn, caller, bucket_name, fingerprint)
 
     def create(
         self,

@@ -20,6 +20,8 @@ from packyard.domain.enums import AncestryStatus
 from packyard.domain.models import Bucket, Caller, Channel, Version
 from packyard.domain.rules import aggregate_status
 from packyard.domain.visibility import restricted_scope, sees_restricted_channels
+from packyard.services.lookup import found_channel, found_version
+from packyard.store.channels import ChannelRepo
 from packyard.store.schema import channels, version_edges
 from packyard.store.versions import VersionRepo
 from packyard.store.visibility import (
@@ -30,29 +32,56 @@ from packyard.store.visibility import (
 )
 
 
+def find_loaded_channel(conn: Connection, caller: Caller, bucket_name: str, name: str) -> Channel:
+    """:func:`find_channel` then :func:`load_channels`, in one statement."""
+    visible = visible_buckets(caller)
+    found = ChannelRepo(conn).find_loaded(
+        caller.project_id,
+        bucket_name,
+        name,
+        include_restricted=restricted_scope(caller),
+        visible=visible,
+    )
+    channel = found_channel(caller, bucket_name, name, found)
+    if channel.version is not None:
+        hide_unseen_origins([channel.version], visible)
+    return channel
+
+
+def find_loaded_version(
+    conn: Connection, caller: Caller, bucket_name: str, fingerprint: str
+) -> Version:
+    """:func:`find_version` then :func:`load_versions`, in one statement."""
+    visible = visible_buckets(caller)
+    found = VersionRepo(conn).find_loaded_in_bucket(
+        caller.project_id,
+        bucket_name,
+        fingerprint,
+        include_restricted=restricted_scope(caller),
+        visible=visible,
+    )
+    _, version = found_version(caller, bucket_name, fingerprint, found)
+    hide_unseen_origins([version], visible)
+    return version
+
+
 def load_versions(conn: Connection, items: Sequence[Version], caller: Caller) -> None:
     """Attach builds and ancestry status to each version, as the caller may see them."""
     visible = visible_buckets(caller)
     VersionRepo(conn).hydrate(items, include_restricted=restricted_scope(caller), visible=visible)
-    _hide_unseen(conn, items, visible)
+    hide_unseen_origins(items, visible)
+    hide_unseen_descendants(conn, items, visible)
 
 
 def loaded_versions(conn: Connection, ids: Iterable[str], caller: Caller) -> dict[str, Version]:
     """The versions ``ids`` by id, read and loaded as :func:`load_versions` does, in one
-    statement (plus one for a caller who does not see every bucket)."""
+    statement."""
     visible = visible_buckets(caller)
     found = VersionRepo(conn).get_loaded(
         ids, include_restricted=restricted_scope(caller), visible=visible
     )
-    _hide_unseen(conn, list(found.values()), visible)
+    hide_unseen_origins(found.values(), visible)
     return found
-
-
-def _hide_unseen(
-    conn: Connection, items: Sequence[Version], visible: frozenset[str] | None
-) -> None:
-    hide_unseen_origins(items, visible)
-    hide_unseen_descendants(conn, items, visible)
 
 
 def hide_unseen_descendants(

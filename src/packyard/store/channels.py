@@ -17,8 +17,8 @@ from packyard.store.buckets import LABELED_COLUMNS, bucket_from_labeled
 from packyard.store.lean import LeanSelect
 from packyard.store.pagination import SortColumn, paginate
 from packyard.store.schema import buckets, channel_assignments, channels, versions
-from packyard.store.versions import version_row
-from packyard.store.visibility import restricted_condition
+from packyard.store.versions import loaded_version_from_row, version_row, with_loaded_version
+from packyard.store.visibility import PerScope, restricted_condition
 
 HISTORY_SORT = {
     "assigned_at": SortColumn(channel_assignments.c.seq),
@@ -56,6 +56,12 @@ def _channel_in_bucket(*, outer: bool) -> Select[Any]:
 _CHANNEL_IN_BUCKET = _channel_in_bucket(outer=False)
 _LOCK_IN_BUCKET = _CHANNEL_IN_BUCKET.with_for_update(of=[buckets, channels])
 _FIND_IN_BUCKET = LeanSelect(_channel_in_bucket(outer=True))
+# What ChannelRepo.find_loaded reads: _FIND_IN_BUCKET and the channel's version, loaded.
+_FIND_LOADED = PerScope(
+    lambda scope, visible: with_loaded_version(
+        _channel_in_bucket(outer=True), versions.c.id == channels.c.version_id, scope, visible
+    )
+)
 _LOCK_WITH_VERSION = (
     _CHANNEL_IN_BUCKET.add_columns(versions)
     .join(
@@ -148,6 +154,29 @@ class ChannelRepo:
         if row.c_id is None:
             return bucket, None
         return bucket, channel_from_row(row, prefix="c_", bucket_name=bucket.name)
+
+    def find_loaded(
+        self,
+        project_id: str,
+        bucket_name: str,
+        name: str,
+        *,
+        include_restricted: RestrictedScope,
+        visible: frozenset[str] | None = None,
+    ) -> tuple[Bucket, Channel | None] | None:
+        """:meth:`find_in_bucket` with the channel's version (``Channel.version``) loaded as
+        :meth:`VersionRepo.get_loaded` loads it, in one query."""
+        params = {"project_id": project_id, "name": bucket_name, "channel": name}
+        found = _FIND_LOADED.rows(self.conn, params, include_restricted, visible)
+        if not found:
+            return None
+        row = found[0]
+        bucket = bucket_from_labeled(row)
+        if row.c_id is None:
+            return bucket, None
+        channel = channel_from_row(row, prefix="c_", bucket_name=bucket.name)
+        channel.version = loaded_version_from_row(row) if row.id else None
+        return bucket, channel
 
     def lock_in_bucket(
         self, project_id: str, bucket_name: str, name: str, *, fingerprint: str | None = None

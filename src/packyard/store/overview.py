@@ -139,7 +139,7 @@ def attach_parents_status(
     if not items:
         return
     by_id = {v.id: v for v in items}
-    for r in PARENT_EDGES.rows(conn, by_id, include_restricted, visible):
+    for r in PARENT_EDGES.rows(conn, {"ids": list(by_id)}, include_restricted, visible):
         set_parents_status(by_id[r.id], r.edges)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
@@ -41,41 +41,51 @@ from packyard.store.schema import (
     versions,
 )
 from packyard.store.types import in_list, json_rows, json_value, utc_from_json
-from packyard.store.visibility import (
-    as_flag,
-    is_precompiled,
-    restricted_condition,
-    visible_condition,
-)
+from packyard.store.visibility import PerScope, restricted_condition, visible_condition
 
 _anc = versions.alias("anc")
 _anc_bucket = buckets.alias("anc_bucket")
-_has_descendants = (
-    exists()
-    .where(version_edges.c.parent_version_id == versions.c.id)
-    .correlate(versions)
-    .label("has_descendants")
-)
+# Aliased so that a statement that also reads a channel (ChannelRepo.find_loaded) does not
+# shadow it in the subquery.
+_parent_channel = channels.alias("parent_channel")
 
 
-# What version_from_row reads: the row, its bucket's name and the read-model extras.
-_VERSION_COLUMNS = (
-    versions,
-    buckets.c.name.label("bucket_name"),
-    _anc.c.fingerprint.label("anc_fingerprint"),
-    _anc.c.number.label("anc_number"),
-    _anc_bucket.c.name.label("anc_bucket_name"),
-    _has_descendants,
-    _anc.c.bucket_id.label("anc_bucket_id"),
-)
+def _has_descendants(visible: frozenset[str] | None) -> ColumnElement[bool]:
+    """Whether a version has children, counting only those in buckets ``visible``."""
+    condition = version_edges.c.parent_version_id == versions.c.id
+    if visible is not None:
+        condition = and_(condition, visible_condition(version_edges.c.child_bucket_id, visible))
+    return exists().where(condition).correlate(versions).label("has_descendants")
 
 
-def _version_select() -> Select[Any]:
+def _version_columns(visible: frozenset[str] | None = None) -> tuple[Any, ...]:
+    """What version_from_row reads: the row, its bucket's name and the read-model extras
+    (``has_descendants`` as ``visible`` lets the caller see it)."""
     return (
-        select(*_VERSION_COLUMNS)
-        .join(buckets, buckets.c.id == versions.c.bucket_id)
-        .outerjoin(_anc, _anc.c.id == versions.c.revocation_inherited_from)
-        .outerjoin(_anc_bucket, _anc_bucket.c.id == _anc.c.bucket_id)
+        versions,
+        buckets.c.name.label("bucket_name"),
+        _anc.c.fingerprint.label("anc_fingerprint"),
+        _anc.c.number.label("anc_number"),
+        _anc_bucket.c.name.label("anc_bucket_name"),
+        _has_descendants(visible),
+        _anc.c.bucket_id.label("anc_bucket_id"),
+    )
+
+
+_VERSION_COLUMNS = _version_columns()
+
+
+def _with_origin(query: Select[Any]) -> Select[Any]:
+    """``query``, which reads ``versions``, joined to where an inherited revocation comes
+    from (the ``anc_*`` columns of :func:`_version_columns`)."""
+    return query.outerjoin(_anc, _anc.c.id == versions.c.revocation_inherited_from).outerjoin(
+        _anc_bucket, _anc_bucket.c.id == _anc.c.bucket_id
+    )
+
+
+def _version_select(visible: frozenset[str] | None = None) -> Select[Any]:
+    return _with_origin(
+        select(*_version_columns(visible)).join(buckets, buckets.c.id == versions.c.bucket_id)
     )
 
 
@@ -91,31 +101,34 @@ def _listing_select() -> Select[Any]:
         .scalar_subquery()
         .label("bucket_name")
     )
-    return (
-        select(versions, name, *_VERSION_COLUMNS[2:])
-        .select_from(versions)
-        .outerjoin(_anc, _anc.c.id == versions.c.revocation_inherited_from)
-        .outerjoin(_anc_bucket, _anc_bucket.c.id == _anc.c.bucket_id)
-    )
+    return _with_origin(select(versions, name, *_VERSION_COLUMNS[2:]).select_from(versions))
 
 
 _BUCKET_BY_NAME = and_(
     buckets.c.project_id == bindparam("project_id"), buckets.c.name == bindparam("name")
 )
-_FINGERPRINT_IN_BUCKET = and_(
-    versions.c.bucket_id == buckets.c.id, versions.c.fingerprint == bindparam("fingerprint")
-)
+_FINGERPRINT = versions.c.fingerprint == bindparam("fingerprint")
+_FINGERPRINT_IN_BUCKET = and_(versions.c.bucket_id == buckets.c.id, _FINGERPRINT)
+
+
+def with_version(
+    query: Select[Any], on: ColumnElement[bool], visible: frozenset[str] | None = None
+) -> Select[Any]:
+    """``query``, which reads a bucket (``buckets``), with the version of that bucket that
+    ``on`` matches, if any: its columns and read-model extras (:func:`version_from_row`)."""
+    return _with_origin(
+        query.add_columns(*_version_columns(visible)).outerjoin(
+            versions, and_(versions.c.bucket_id == buckets.c.id, on)
+        )
+    )
+
+
 # A bucket and one of its versions in one query. Readers take the bucket and, if the
-# version exists, the loaded version; writers lock both rows (the bucket first, as
-# bucket_or_404 then version_or_10 do) and take the version row alone.
-_IN_BUCKET = LeanSelect(
-    select(*LABELED_COLUMNS, *_VERSION_COLUMNS)
-    .select_from(buckets)
-    .outerjoin(versions, _FINGERPRINT_IN_BUCKET)
-    .outerjoin(_anc, _anc.c.id == versions.c.revocation_inherited_from)
-    .outerjoin(_anc_bucket, _anc_bucket.c.id == _anc.c.bucket_id)
-    .where(_BUCKET_BY_NAME)
-)
+# version exists, the version (with its read-model extras, or loaded); writers lock both
+# rows (the bucket first, as bucket_or_404 then version_or_10 do) and take the version
+# row alone.
+_BUCKET_NAMED = select(*LABELED_COLUMNS).select_from(buckets).where(_BUCKET_BY_NAME)
+_IN_BUCKET = LeanSelect(with_version(_BUCKET_NAMED, _FINGERPRINT))
 _IN_BUCKET_LOCKED = (
     select(*LABELED_COLUMNS, versions)
     .select_from(buckets)
@@ -145,20 +158,20 @@ def _parent_edges(scope: RestrictedScope, visible: frozenset[str] | None) -> Col
     recorded through no channel. An edge from a bucket outside ``visible`` is left out.
     """
     joined = and_(
-        channels.c.id == version_edges.c.parent_channel_id,
-        restricted_condition(channels.c.restricted, channels.c.bucket_id, scope),
+        _parent_channel.c.id == version_edges.c.parent_channel_id,
+        restricted_condition(_parent_channel.c.restricted, _parent_channel.c.bucket_id, scope),
     )
     return (
         select(
             json_rows(
                 version_edges.c.parent_version_id,
                 version_edges.c.parent_channel_id,
-                channels.c.id,
-                channels.c.version_id,
+                _parent_channel.c.id,
+                _parent_channel.c.version_id,
             )
         )
         .select_from(version_edges)
-        .outerjoin(channels, joined)
+        .outerjoin(_parent_channel, joined)
         .where(
             version_edges.c.child_version_id == versions.c.id,
             visible_condition(version_edges.c.parent_bucket_id, visible),
@@ -207,57 +220,44 @@ _BUILDS = (
 )
 
 
-class PerVersion:
-    """A statement of the versions ``ids`` that depends on what the caller sees: built once
-    at import for the all-or-nothing scopes (:func:`store.visibility.is_precompiled`),
-    otherwise for the call."""
-
-    def __init__(self, build: Callable[[RestrictedScope, frozenset[str] | None], Select[Any]]):
-        self._build = build
-        self._common = {seen: LeanSelect(build(seen, None)) for seen in (True, False)}
-
-    def statement(
-        self, scope: RestrictedScope, visible: frozenset[str] | None
-    ) -> LeanSelect | Select[Any]:
-        if is_precompiled(scope, visible):
-            return self._common[as_flag(scope)]
-        return self._build(scope, visible)
-
-    def rows(
-        self,
-        conn: Connection,
-        ids: Iterable[str],
-        scope: RestrictedScope,
-        visible: frozenset[str] | None,
-    ) -> list[Any]:
-        query, params = self.statement(scope, visible), {"ids": list(ids)}
-        if isinstance(query, LeanSelect):
-            return query.rows(conn, params)
-        return list(conn.execute(query, params))
-
-
 # The parent edges of versions (their ancestry status without their builds).
-PARENT_EDGES = PerVersion(
+PARENT_EDGES = PerScope(
     lambda scope, visible: select(versions.c.id, _parent_edges(scope, visible)).where(
         in_list(versions.c.id, "ids")
     )
 )
 # What VersionRepo.hydrate reads: the versions' builds and parent edges.
-_HYDRATION = PerVersion(
+_HYDRATION = PerScope(
     lambda scope, visible: select(versions.c.id, _BUILDS, _parent_edges(scope, visible)).where(
         in_list(versions.c.id, "ids")
     )
 )
 # What VersionRepo.get_loaded reads: the versions with their read-model extras, builds and
 # parent edges.
-_LOADED = PerVersion(
+_LOADED = PerScope(
     lambda scope, visible: (
-        _version_select()
+        _version_select(visible)
         .add_columns(_BUILDS, _parent_edges(scope, visible))
         .where(in_list(versions.c.id, "ids"))
     )
 )
 
+
+def with_loaded_version(
+    query: Select[Any],
+    on: ColumnElement[bool],
+    scope: RestrictedScope,
+    visible: frozenset[str] | None,
+) -> Select[Any]:
+    """:func:`with_version` with the version's builds and parent edges as the caller sees
+    them (:func:`loaded_version_from_row`): a version read as ``get_loaded`` reads it."""
+    return with_version(query, on, visible).add_columns(_BUILDS, _parent_edges(scope, visible))
+
+
+# What VersionRepo.find_loaded_in_bucket reads.
+_LOADED_IN_BUCKET = PerScope(
+    lambda scope, visible: with_loaded_version(_BUCKET_NAMED, _FINGERPRINT, scope, visible)
+)
 
 _BY_FINGERPRINTS = _version_select().where(
     versions.c.bucket_id == bindparam("bucket_id"),
@@ -431,6 +431,24 @@ class VersionRepo:
             return None
         return bucket_from_labeled(row), version_from_row(row) if row.id is not None else None
 
+    def find_loaded_in_bucket(
+        self,
+        project_id: str,
+        bucket_name: str,
+        fingerprint: str,
+        *,
+        include_restricted: RestrictedScope,
+        visible: frozenset[str] | None = None,
+    ) -> tuple[Bucket, Version | None] | None:
+        """:meth:`find_in_bucket` with the version loaded as :meth:`get_loaded` loads it,
+        in one query."""
+        params = {"project_id": project_id, "name": bucket_name, "fingerprint": fingerprint}
+        found = _LOADED_IN_BUCKET.rows(self.conn, params, include_restricted, visible)
+        if not found:
+            return None
+        row = found[0]
+        return bucket_from_labeled(row), loaded_version_from_row(row) if row.id else None
+
     def lock_in_bucket(
         self, project_id: str, bucket_name: str, fingerprint: str
     ) -> tuple[Bucket, Version] | None:
@@ -573,7 +591,8 @@ class VersionRepo:
         if not items:
             return
         by_id = {v.id: v for v in items}
-        for r in _HYDRATION.rows(self.conn, by_id, include_restricted, visible):
+        params = {"ids": list(by_id)}
+        for r in _HYDRATION.rows(self.conn, params, include_restricted, visible):
             _attach(by_id[r.id], r.builds, r.edges)
 
     def get_with_builds(self, version_ids: Iterable[str]) -> dict[str, Version]:
@@ -598,11 +617,15 @@ class VersionRepo:
         ids = set(version_ids)
         if not ids:
             return {}
-        found = {}
-        for r in _LOADED.rows(self.conn, ids, include_restricted, visible):
-            found[r.id] = version = version_from_row(r)
-            _attach(version, r.builds, r.edges)
-        return found
+        rows = _LOADED.rows(self.conn, {"ids": list(ids)}, include_restricted, visible)
+        return {r.id: loaded_version_from_row(r) for r in rows}
+
+
+def loaded_version_from_row(row: Any) -> Version:
+    """A version read with :func:`with_loaded_version`'s columns, builds and status set."""
+    version = version_from_row(row)
+    _attach(version, row.builds, row.edges)
+    return version
 
 
 def _attach(version: Version, builds_json: list[Any], edges_json: list[Any]) -> None:

@@ -9,11 +9,13 @@ at import; only a caller with bucket grants has its statement built per request.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, or_, true
+from sqlalchemy import ColumnElement, Connection, Select, false, or_, true
 
 from packyard.domain.access import RestrictedScope
+from packyard.store.lean import LeanSelect
 
 
 def is_precompiled(scope: RestrictedScope, visible: frozenset[str] | None = None) -> bool:
@@ -50,4 +52,32 @@ def visible_condition(
     return bucket_id.in_(sorted(visible))
 
 
-__all__ = ["as_flag", "is_precompiled", "restricted_condition", "visible_condition"]
+class PerScope:
+    """A read statement that depends on what the caller sees: built once at import for
+    the scopes :func:`is_precompiled` accepts, otherwise for the call."""
+
+    def __init__(self, build: Callable[[RestrictedScope, frozenset[str] | None], Select[Any]]):
+        self._build = build
+        self._common = {seen: LeanSelect(build(seen, None)) for seen in (True, False)}
+
+    def statement(
+        self, scope: RestrictedScope, visible: frozenset[str] | None
+    ) -> LeanSelect | Select[Any]:
+        if is_precompiled(scope, visible):
+            return self._common[as_flag(scope)]
+        return self._build(scope, visible)
+
+    def rows(
+        self,
+        conn: Connection,
+        params: Mapping[str, Any],
+        scope: RestrictedScope,
+        visible: frozenset[str] | None,
+    ) -> list[Any]:
+        query = self.statement(scope, visible)
+        if isinstance(query, LeanSelect):
+            return query.rows(conn, params)
+        return list(conn.execute(query, params))
+
+
+__all__ = ["PerScope", "as_flag", "is_precompiled", "restricted_condition", "visible_condition"]
