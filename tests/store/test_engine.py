@@ -6,11 +6,13 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, literal_column, select, text
 from sqlalchemy.exc import PendingRollbackError
 
 from packyard.store.engine import Store, sqlite_url
+from packyard.store.lean import LeanSelect
 from packyard.store.migrate import upgrade
 
 
@@ -137,3 +139,28 @@ def test_postgresql_connections_never_jit_compile_and_keep_one_plan(db_url: str)
         assert plans == "force_generic_plan"
     finally:
         postgres.dispose()
+
+
+def test_a_one_statement_read_opens_no_transaction(db_url: str) -> None:
+    store = Store(db_url)
+    one = LeanSelect(select(literal_column("1").label("one")))
+    try:
+        with store.read_statement() as conn:
+            assert one.first(conn, {}) == (1,)
+            driver = conn.connection.driver_connection
+            if store.is_sqlite:
+                assert driver.in_transaction is False  # type: ignore[union-attr]
+            else:
+                status = driver.info.transaction_status  # type: ignore[union-attr]
+                assert status == psycopg.pq.TransactionStatus.IDLE
+            assert not conn.in_transaction()
+        if not store.is_sqlite:
+            # The connection goes back to the pool with its usual isolation levels.
+            with store.read() as conn:
+                isolation = conn.execute(text("SHOW transaction_isolation")).scalar_one()
+                assert isolation == "repeatable read"
+            with store.write() as conn:
+                isolation = conn.execute(text("SHOW transaction_isolation")).scalar_one()
+                assert isolation == "read committed"
+    finally:
+        store.dispose()

@@ -18,7 +18,9 @@ from packyard.domain.models import Version
 from packyard.domain.rules import aggregate_status
 from packyard.services.builds import ArtifactInput, BuildChanges
 from packyard.services.container import Services
+from packyard.services.views import hide_unseen_descendants
 from packyard.store.ancestry import LineageRepo
+from packyard.store.channels import ChannelRepo
 from packyard.store.engine import Store
 from packyard.store.schema import artifacts, builds
 from packyard.store.versions import BuildRepo, VersionRepo
@@ -137,7 +139,7 @@ def test_a_loaded_version_holds_what_the_tables_hold(services: Services, rich: s
     assert second.metadata is None and second.artifacts == [] and second.labels == {}
 
 
-@pytest.mark.parametrize("visible_key", [None, "a", "a+b"])
+@pytest.mark.parametrize("visible_key", [None, "a", "a+b", "b"])
 @pytest.mark.parametrize("scope_key", ["all", "none", "a", "b", "empty"])
 def test_one_statement_loads_what_two_steps_load(
     services: Services,
@@ -165,25 +167,72 @@ def test_one_statement_loads_what_two_steps_load(
         "b": frozenset({scene.b.id}),
         "empty": frozenset(),
     }
-    visibles = {"a": {scene.a.id}, "a+b": {scene.a.id, scene.b.id}}
+    # "b" hides app: b1's only descendant (app1) is then unseen.
+    visibles = {
+        "a": {scene.a.id, scene.app.id},
+        "a+b": {scene.a.id, scene.b.id, scene.app.id},
+        "b": {scene.b.id},
+    }
     scope = scopes[scope_key]
-    visible = None if visible_key is None else frozenset(visibles[visible_key] | {scene.app.id})
-    ids = [rich, scene.app1.id, scene.other1.id, scene.a1.id]
+    visible = None if visible_key is None else frozenset(visibles[visible_key])
+    ids = [rich, scene.app1.id, scene.other1.id, scene.a1.id, scene.b1.id]
     with services.store.read() as conn:
         repo = VersionRepo(conn)
         loaded = repo.get_loaded(ids, include_restricted=scope, visible=visible)
         stepwise = repo.get_many(ids)
         repo.hydrate(list(stepwise.values()), include_restricted=scope, visible=visible)
+        hide_unseen_descendants(conn, stepwise.values(), visible)
         # The ancestry listing computes each edge's status with statements of its own.
         listed = {
             vid: LineageRepo(conn).relations(vid, include_restricted=scope, visible=visible)
             for vid in ids
         }
+        # The one-statement reads of GetChannel and GetVersion load as get_loaded does.
+        in_channel = ChannelRepo(conn).find_loaded(
+            tenant.project_id, scene.a.name, "gold", include_restricted=scope, visible=visible
+        )
+        in_bucket = repo.find_loaded_in_bucket(
+            tenant.project_id,
+            scene.app.name,
+            scene.app1.fingerprint,
+            include_restricted=scope,
+            visible=visible,
+        )
     assert loaded == stepwise
     assert set(loaded) == set(ids)
+    assert loaded[scene.b1.id].has_descendants is (visible_key != "b")
+    assert in_channel is not None and in_channel[1] is not None
+    assert in_channel[1].version == loaded[scene.a1.id]
+    assert in_bucket is not None and in_bucket[0].id == scene.app.id
+    assert in_bucket[1] == loaded[scene.app1.id]
     for vid, relations in listed.items():
         statuses = [r.status for r in relations.parents]
         assert loaded[vid].parents_status == (aggregate_status(statuses) if statuses else None)
+
+
+def test_one_statement_reads_answer_what_is_missing(
+    services: Services, tenant: TenantFixture, scene: Scene
+) -> None:
+    admin = tenant.caller(Role.ADMIN)
+    services.channels.create(admin, scene.a.name, "empty", None, False)
+    project = tenant.project_id
+    with services.store.read_statement() as conn, _statements(services.store) as seen:
+        channels, versions = ChannelRepo(conn), VersionRepo(conn)
+        no_bucket = channels.find_loaded(project, "nope", "gold", include_restricted=True)
+        no_channel = channels.find_loaded(project, scene.a.name, "nope", include_restricted=True)
+        unassigned = channels.find_loaded(project, scene.a.name, "empty", include_restricted=True)
+        no_version = versions.find_loaded_in_bucket(
+            project, scene.a.name, "nope", include_restricted=True
+        )
+        other_bucket = versions.find_loaded_in_bucket(
+            project, scene.a.name, scene.b1.fingerprint, include_restricted=True
+        )
+    assert len(seen) == 5
+    assert no_bucket is None
+    for found in (no_channel, no_version, other_bucket):
+        assert found is not None and found[0].id == scene.a.id and found[1] is None
+    assert unassigned is not None and unassigned[1] is not None
+    assert unassigned[1].name == "empty" and unassigned[1].version is None
 
 
 def test_no_versions_need_no_statement(services: Services) -> None:
