@@ -13,7 +13,13 @@ import pytest
 
 from packyard import requestcontext
 from packyard.api.app import create_app
-from packyard.api.calls import WORKER_THREADS, run, run_read, stop_worker_threads
+from packyard.api.calls import (
+    READ_THREAD_NAME,
+    WORKER_THREADS,
+    run,
+    run_read,
+    stop_worker_threads,
+)
 from packyard.errors import ApiError, Code
 from packyard.services.container import Services
 
@@ -40,6 +46,26 @@ def test_a_read_runs_on_the_event_loop_with_sqlite_only(services: Services) -> N
         assert call == read == loop
     else:
         assert loop not in (call, read)
+
+
+def test_postgresql_reads_run_on_the_read_threads_in_the_requests_context(
+    services: Services,
+) -> None:
+    if services.store.is_sqlite:
+        pytest.skip("SQLite reads run on the event loop")
+
+    def where() -> tuple[str, str]:
+        return threading.current_thread().name, requestcontext.current().request_id
+
+    async def main() -> tuple[tuple[str, str], tuple[str, str]]:
+        plain = await run(services, where)  # a GET's call
+        # A request that may change something reads there too, in its own context.
+        requestcontext.enter(requestcontext.RequestContext("req-7", "127.0.0.1"))
+        return plain, await run_read(services, where)
+
+    plain, declared = asyncio.run(main())
+    assert plain[0].startswith(READ_THREAD_NAME) and plain[1] == ""
+    assert declared[0].startswith(READ_THREAD_NAME) and declared[1] == "req-7"
 
 
 def test_a_request_that_may_write_runs_on_a_thread_but_its_declared_reads_do_not(
@@ -170,6 +196,31 @@ try:
 except RuntimeError:
     pass
 """
+
+
+_READ_THREAD_AFTER_THE_LOOP = """
+import asyncio
+from packyard.api.calls import reader_threads
+
+loop = asyncio.new_event_loop()
+
+async def root() -> None:
+    await loop.run_in_executor(reader_threads(), lambda: None)
+    loop.stop()
+    await asyncio.sleep(60)
+
+try:
+    loop.run_until_complete(root())
+except RuntimeError:
+    pass
+"""
+
+
+def test_the_read_threads_do_not_keep_the_process_alive() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _READ_THREAD_AFTER_THE_LOOP], timeout=30, check=False
+    )
+    assert done.returncode == 0
 
 
 def test_a_worker_thread_that_outlives_the_loop_does_not_keep_the_process_alive() -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from sqlalchemy import Connection, literal_column, select, text
 from sqlalchemy.exc import PendingRollbackError
 
+from packyard.store import engine as engine_module
 from packyard.store.engine import Store, sqlite_url
 from packyard.store.lean import LeanSelect
 from packyard.store.migrate import upgrade
@@ -164,3 +166,54 @@ def test_a_one_statement_read_opens_no_transaction(db_url: str) -> None:
                 assert isolation == "read committed"
     finally:
         store.dispose()
+
+
+@pytest.fixture
+def postgres(db_url: str) -> Iterator[Store]:
+    store = Store(db_url, pool_size=2)
+    if store.is_sqlite:
+        store.dispose()
+        pytest.skip("SQLite connections are kept per thread (above)")
+    yield store
+    store.dispose()
+
+
+def _driver(store: Store) -> Any:
+    with store.read_statement() as conn:
+        return conn.connection.driver_connection
+
+
+def test_one_statement_reads_keep_their_connections_out_of_the_pool(postgres: Store) -> None:
+    first = _driver(postgres)
+    assert _driver(postgres) is first
+    assert first.autocommit is True
+    # Two at a time keep two; more than pool_size at a time keep pool_size.
+    with (
+        postgres.read_statement() as a,
+        postgres.read_statement() as b,
+        postgres.read_statement() as c,
+    ):
+        held = {id(x.connection.driver_connection) for x in (a, b, c)}
+    assert len(held) == 3
+    assert len(postgres._statement_idle) == 2
+
+
+def test_a_kept_connection_is_replaced_when_invalidated_or_old(
+    postgres: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with postgres.read_statement() as conn:
+        first = conn.connection.driver_connection
+        assert first is not None
+        conn.invalidate()
+    assert first.closed
+    second = _driver(postgres)
+    assert second is not first and not second.closed
+    monkeypatch.setattr(engine_module, "PG_RECYCLE_S", 0)
+    third = _driver(postgres)
+    assert third is not second and second.closed
+
+
+def test_dispose_closes_the_kept_connections(postgres: Store) -> None:
+    kept = _driver(postgres)
+    postgres.dispose()
+    assert kept.closed
