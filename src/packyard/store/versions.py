@@ -111,7 +111,7 @@ _FINGERPRINT = versions.c.fingerprint == bindparam("fingerprint")
 _FINGERPRINT_IN_BUCKET = and_(versions.c.bucket_id == buckets.c.id, _FINGERPRINT)
 
 
-def with_version(
+def _with_version(
     query: Select[Any], on: ColumnElement[bool], visible: frozenset[str] | None = None
 ) -> Select[Any]:
     """``query``, which reads a bucket (``buckets``), with the version of that bucket that
@@ -128,7 +128,7 @@ def with_version(
 # rows (the bucket first, as bucket_or_404 then version_or_10 do) and take the version
 # row alone.
 _BUCKET_NAMED = select(*LABELED_COLUMNS).select_from(buckets).where(_BUCKET_BY_NAME)
-_IN_BUCKET = LeanSelect(with_version(_BUCKET_NAMED, _FINGERPRINT))
+_IN_BUCKET = LeanSelect(_with_version(_BUCKET_NAMED, _FINGERPRINT))
 _IN_BUCKET_LOCKED = (
     select(*LABELED_COLUMNS, versions)
     .select_from(buckets)
@@ -249,9 +249,9 @@ def with_loaded_version(
     scope: RestrictedScope,
     visible: frozenset[str] | None,
 ) -> Select[Any]:
-    """:func:`with_version` with the version's builds and parent edges as the caller sees
+    """:func:`_with_version` with the version's builds and parent edges as the caller sees
     them (:func:`loaded_version_from_row`): a version read as ``get_loaded`` reads it."""
-    return with_version(query, on, visible).add_columns(_BUILDS, _parent_edges(scope, visible))
+    return _with_version(query, on, visible).add_columns(_BUILDS, _parent_edges(scope, visible))
 
 
 # What VersionRepo.find_loaded_in_bucket reads.
