@@ -519,6 +519,8 @@ def test_a_killed_server_leaves_the_job_for_the_next_one(tmp_path: Path, tfc: Si
                         and j.next_attempt_at > utcnow() + timedelta(seconds=0.5)
                     )
                 )
+                # The retry is logged just after it is committed: kill only once it is.
+                first.wait_for_stderr("run task job")
             finally:
                 first.kill()
         # Retries are logged (debug level: every line httpx and the worker write), never the
