@@ -29,11 +29,15 @@ from packyard.services.journal import record
 from packyard.services.lookup import (
     bucket_or_404,
     channel_or_404,
-    find_version,
     lock_channel,
     require_write,
 )
-from packyard.services.views import find_loaded_channel, load_channels, load_versions
+from packyard.services.views import (
+    find_loaded_channel,
+    find_loaded_version,
+    load_channels,
+    load_versions,
+)
 from packyard.store import generations
 from packyard.store.channels import ChannelRepo
 from packyard.store.engine import Store
@@ -358,9 +362,7 @@ class ChannelService:
         for a writer, the versions it may be given. 403 for a restricted channel the
         caller may not see, as GetChannel."""
         with self.store.read() as conn:
-            bucket = bucket_or_404(conn, caller, bucket_name)
-            channel = channel_or_404(conn, caller, bucket, name)
-            load_channels(conn, [channel], caller)
+            channel = find_loaded_channel(conn, caller, bucket_name, name)
             repo = ChannelRepo(conn)
             result = repo.timeline(channel.id, page)
             # Rows alone (no builds): a channel only ever serves complete versions, whose
@@ -372,8 +374,8 @@ class ChannelService:
                 if v is not None
             )
             assignable = (
-                repo.assignable(bucket.id, bucket.name, now=utcnow(), limit=limit)
-                if can_write_bucket(caller, bucket.id) and not channel.managed
+                repo.assignable(channel.bucket_id, channel.bucket_name, now=utcnow(), limit=limit)
+                if can_write_bucket(caller, channel.bucket_id) and not channel.managed
                 else []
             )
         items = [
@@ -398,8 +400,7 @@ class ChannelService:
         """A version (builds and artifacts loaded) and the channels the caller sees that
         serve it: what deleting it would touch."""
         with self.store.read() as conn:
-            _, version = find_version(conn, caller, bucket_name, fingerprint)
-            load_versions(conn, [version], caller)
+            version = find_loaded_version(conn, caller, bucket_name, fingerprint)
             serving = [
                 c for c in ChannelRepo(conn).pointing_at([version.id]) if can_see_channel(caller, c)
             ]
