@@ -24,7 +24,7 @@ from packyard.store.channels import ChannelRepo
 from packyard.store.engine import Store
 from packyard.store.schema import artifacts, builds
 from packyard.store.versions import BuildRepo, VersionRepo
-from tests.support.bucket_reads import Scene, build_scene, push
+from tests.support.bucket_reads import Scene, build_scene, move_b_gold_on
 from tests.support.factories import TenantFixture, unique
 
 # Values JSON aggregation could bend: text beyond ASCII, the widest integers accepted (which
@@ -151,15 +151,7 @@ def test_one_statement_loads_what_two_steps_load(
 ) -> None:
     # b's gold moves on: app1 is out of date for whoever sees that channel.
     admin = tenant.caller(Role.ADMIN)
-    b2 = push(services, admin, scene.b)
-    services.channels.update(
-        admin,
-        scene.b.name,
-        "gold",
-        fingerprint=b2.fingerprint,
-        restricted=None,
-        update_mask="versionFingerprint",
-    )
+    move_b_gold_on(services, admin, scene)
     scopes: dict[str, RestrictedScope] = {
         "all": True,
         "none": False,

@@ -18,7 +18,7 @@ from packyard.store.ancestry import _RELATIONS, AncestryRepo, LineageRepo, _rela
 from packyard.store.channels import ChannelRepo
 from packyard.store.imagecheck import ImageCheckRepo
 from packyard.store.versions import PARENT_EDGES, VersionRepo
-from tests.support.bucket_reads import Scene, build_scene, push
+from tests.support.bucket_reads import Scene, build_scene, move_b_gold_on
 from tests.support.factories import TenantFixture
 
 
@@ -102,15 +102,7 @@ def test_hydrated_status_depends_on_restricted_channels_in_scope_only(
     services: Services, tenant: TenantFixture, scene: Scene
 ) -> None:
     admin = tenant.caller(Role.ADMIN)
-    b2 = push(services, admin, scene.b)
-    services.channels.update(
-        admin,
-        scene.b.name,
-        "gold",
-        fingerprint=b2.fingerprint,
-        restricted=None,
-        update_mask="versionFingerprint",
-    )
+    move_b_gold_on(services, admin, scene)
 
     def status(scope: RestrictedScope) -> AncestryStatus | None:
         with services.store.read() as conn:

@@ -97,6 +97,21 @@ def build_scene(services: Services, tenant: TenantFixture) -> Scene:
     )
 
 
+def move_b_gold_on(services: Services, caller: Caller, scene: Scene) -> Pushed:
+    """Push a new version of b and move b's `gold` channel to it: app1 is then out of date
+    for whoever sees that (restricted) channel. Returns the new version."""
+    b2 = push(services, caller, scene.b)
+    services.channels.update(
+        caller,
+        scene.b.name,
+        "gold",
+        fingerprint=b2.fingerprint,
+        restricted=None,
+        update_mask="versionFingerprint",
+    )
+    return b2
+
+
 def granted(
     tenant: TenantFixture, role: Role | None, grants: dict[str, Role], name: str = "granted"
 ) -> Caller:
@@ -111,4 +126,4 @@ def granted(
     )
 
 
-__all__ = ["Pushed", "Scene", "build_scene", "granted", "push"]
+__all__ = ["Pushed", "Scene", "build_scene", "granted", "move_b_gold_on", "push"]
