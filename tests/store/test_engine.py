@@ -170,7 +170,7 @@ def test_a_one_statement_read_opens_no_transaction(db_url: str) -> None:
 
 @pytest.fixture
 def postgres(db_url: str) -> Iterator[Store]:
-    store = Store(db_url, pool_size=2)
+    store = Store(db_url, pool_size=4)
     if store.is_sqlite:
         store.dispose()
         pytest.skip("SQLite connections are kept per thread (above)")
@@ -187,7 +187,7 @@ def test_one_statement_reads_keep_their_connections_out_of_the_pool(postgres: St
     first = _driver(postgres)
     assert _driver(postgres) is first
     assert first.autocommit is True
-    # Two at a time keep two; more than pool_size at a time keep pool_size.
+    # Two at a time keep two; more than pool_size // 2 at a time keep pool_size // 2.
     with (
         postgres.read_statement() as a,
         postgres.read_statement() as b,
@@ -195,7 +195,35 @@ def test_one_statement_reads_keep_their_connections_out_of_the_pool(postgres: St
     ):
         held = {id(x.connection.driver_connection) for x in (a, b, c)}
     assert len(held) == 3
-    assert len(postgres._statement_idle) == 2
+    assert len(postgres._kept["AUTOCOMMIT"]) == 2
+
+
+def _isolation(conn: Connection) -> str:
+    return str(conn.execute(text("SHOW transaction_isolation")).scalar_one())
+
+
+def test_transactions_keep_a_connection_per_isolation_level(postgres: Store) -> None:
+    with postgres.read() as conn:
+        reader = conn.connection.driver_connection
+        assert _isolation(conn) == "repeatable read"
+    with postgres.write() as conn:
+        writer = conn.connection.driver_connection
+        assert _isolation(conn) == "read committed"
+    statement = _driver(postgres)
+    assert len({id(reader), id(writer), id(statement)}) == 3
+    for _ in range(2):  # each level takes up its own connection again
+        with postgres.read() as conn:
+            assert conn.connection.driver_connection is reader
+            assert _isolation(conn) == "repeatable read"
+        with postgres.write() as conn:
+            assert conn.connection.driver_connection is writer
+            assert _isolation(conn) == "read committed"
+        assert _driver(postgres) is statement
+    # A write that failed was rolled back: its connection is taken up again.
+    with pytest.raises(RuntimeError), postgres.write() as conn:
+        conn.execute(text("SELECT 1"))
+        raise RuntimeError("boom")
+    assert [c.connection.driver_connection for c, _ in postgres._kept["READ COMMITTED"]] == [writer]
 
 
 def test_a_kept_connection_is_replaced_when_invalidated_or_old(

@@ -13,6 +13,7 @@ from packyard.domain.enums import Role
 from packyard.domain.events import AuditAction, Change, EventAction, VersionEvent
 from packyard.services.container import Services
 from packyard.services.journal import record
+from packyard.store import generations
 from packyard.store.schema import audit_events, events
 from tests.support.factories import TenantFixture
 
@@ -112,3 +113,49 @@ def test_a_rolled_back_change_records_nothing(services: Services, tenant: Tenant
     with services.store.write(project) as conn:
         pass
     assert _seqs(services, project) == before
+
+
+def _bucket_key(services: Services, project_id: str, bucket: str) -> int:
+    with services.store.read() as conn:
+        return generations.current(conn, project_id, (bucket,))
+
+
+def test_a_recording_write_moves_its_generation_keys_in_its_last_statement(
+    services: Services, tenant: TenantFixture
+) -> None:
+    """The keys move whether the write records anything or not; on PostgreSQL the journal's
+    statement moves them, so the records and the keys are one statement before COMMIT."""
+    project = tenant.project_id
+    caller = tenant.caller(Role.ADMIN)
+    change = Change(
+        AuditAction.CREATE,
+        "Created version",
+        bucket="golden",
+        events=(VersionEvent(EventAction.CREATE, {"bucket": {"id": "b"}}),),
+    )
+    statements: list[str] = []
+
+    def seen(_c: Any, _cur: Any, sql: str, *_: Any) -> None:
+        statements.append(sql)
+
+    before = _bucket_key(services, project, "golden"), _bucket_key(services, project, "other")
+    event.listen(services.store.engine, "before_cursor_execute", seen)
+    try:
+        with services.store.write(project) as conn:
+            generations.confine(conn, "golden")
+            record(conn, project, caller, change)
+            statements.clear()  # what the end of the write runs
+    finally:
+        event.remove(services.store.engine, "before_cursor_execute", seen)
+    after = _bucket_key(services, project, "golden"), _bucket_key(services, project, "other")
+    assert after == (before[0] + 1, before[1])
+    audit, recorded = _seqs(services, project)
+    assert (len(audit), len(recorded)) == (1, 1)
+    if services.store.is_sqlite:
+        assert len(statements) == 5  # keys, two counters, the audit row, the event row
+    else:
+        assert len(statements) == 1
+        assert "cache_generations" in statements[0] and "journal_sequences" in statements[0]
+    with services.store.write(project) as conn:  # nothing recorded: the keys still move
+        generations.confine(conn, "golden")
+    assert _bucket_key(services, project, "golden") == before[0] + 2

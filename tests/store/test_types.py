@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -13,7 +14,7 @@ from sqlalchemy.exc import StatementError
 
 from packyard.store.engine import Store, sqlite_url
 from packyard.store.migrate import upgrade
-from packyard.store.types import UTCDateTime
+from packyard.store.types import UTCDateTime, json_dumps
 
 _meta = MetaData()
 _stamps = Table("stamps", _meta, Column("id", Integer, primary_key=True), Column("at", UTCDateTime))
@@ -70,3 +71,16 @@ def test_comparisons_in_sql_see_the_same_text(store: Store) -> None:
 def test_naive_timestamps_are_refused(store: Store) -> None:
     with pytest.raises(StatementError, match="naive"), store.write() as conn:
         conn.execute(insert(_stamps), {"id": 1, "at": datetime(2026, 1, 1)})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"labels": {"os": "ubuntü"}, "n": [1, 2.5, None, True]},
+        {"big": 2**70},  # beyond 64 bits: the standard library writes it
+        {1: "a key that is not a string"},
+    ],
+    ids=["plain", "big-int", "int-key"],
+)
+def test_json_dumps_writes_what_the_standard_library_reads_back(value: object) -> None:
+    assert json.loads(json_dumps(value)) == json.loads(json.dumps(value))

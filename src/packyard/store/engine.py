@@ -23,7 +23,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from packyard.store import generations
 from packyard.store.journal import flush as flush_journal
-from packyard.store.types import json_loads
+from packyard.store.types import json_dumps, json_loads
 from packyard.store.writer_queue import WriterQueue, lock_file_for
 
 SQLITE_BUSY_TIMEOUT_S = 30
@@ -34,6 +34,11 @@ _BEGIN = "packyard_begin"
 # Seconds a PostgreSQL connection serves before it is replaced (firewalls and load
 # balancers drop connections that live too long).
 PG_RECYCLE_S = 1800
+# PostgreSQL isolation levels: one-statement reads (no transaction), reads, writes.
+_STATEMENT = "AUTOCOMMIT"
+_READ = "REPEATABLE READ"
+_WRITE = "READ COMMITTED"
+_PG_LEVELS = (_STATEMENT, _READ, _WRITE)
 
 
 def normalize_url(url: str) -> str:
@@ -127,6 +132,7 @@ class Store:
         # Never echo bound parameters (the token signing key, secret hashes) into error
         # messages and therefore into logs.
         kwargs["hide_parameters"] = True
+        kwargs["json_serializer"] = json_dumps
         kwargs["json_deserializer"] = json_loads
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.is_sqlite:
@@ -135,10 +141,10 @@ class Store:
         # SQLite connections kept by the thread that last used them (see _connection).
         self._idle = threading.local() if self.is_sqlite else None
         self._held: set[Connection] = set()
-        # PostgreSQL connections kept for one-statement reads (see read_statement), with
-        # the time each was opened; at most pool_size are kept idle.
-        self._statement_idle: list[tuple[Connection, float]] = []
-        self._statement_keep = pool_size
+        # PostgreSQL connections kept out of the pool between transactions, by isolation
+        # level, with the time each was opened (see _kept_connection).
+        self._kept: dict[str, list[tuple[Connection, float]]] = {level: [] for level in _PG_LEVELS}
+        self._keep = pool_size // 2
         self._held_lock = threading.Lock()
         self._disposed = False
         # SQLite has one writer at a time: writers of every process take turns in a
@@ -171,11 +177,9 @@ class Store:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read transaction (one consistent snapshot on both databases)."""
-        with self._connection() as conn:
+        with self._connection(_READ) as conn:
             if self.is_sqlite:
                 conn.info[_BEGIN] = "BEGIN"
-            else:
-                conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
                 yield conn
 
@@ -190,50 +194,10 @@ class Store:
         statement use :meth:`read`; a statement run through SQLAlchemy here (rather than a
         :class:`~packyard.store.lean.LeanSelect`) opens a transaction, committed at the end.
         """
-        if self.is_sqlite:
-            with self._connection() as conn:
-                yield conn
-                if conn.in_transaction():
-                    conn.commit()
-            return
-        conn, opened = self._statement_connection()
-        try:
+        with self._connection(_STATEMENT) as conn:
             yield conn
             if conn.in_transaction():
                 conn.commit()
-        finally:
-            if conn.invalidated or conn.in_transaction() or self._disposed:
-                self._close(conn)
-            elif len(self._statement_idle) < self._statement_keep:
-                self._statement_idle.append((conn, opened))
-            else:
-                self._close(conn)
-
-    def _statement_connection(self) -> tuple[Connection, float]:
-        """A PostgreSQL connection in autocommit mode for a one-statement read.
-
-        Such connections are kept out of the pool between reads: checking one out of the
-        pool and back in, with its isolation level set and reset, cost about 90 µs of the
-        interpreter lock per read, 0.13 ms in all for an uncached GetChannel's call
-        instead of 0.22 (GetChannel 1,570 → 1,850 req/s at size L). One older than
-        PG_RECYCLE_S is replaced, as the pool replaces its own.
-        """
-        while True:
-            try:
-                conn, opened = self._statement_idle.pop()
-            except IndexError:
-                break
-            if time.monotonic() - opened < PG_RECYCLE_S and not conn.invalidated:
-                return conn, opened
-            conn.invalidate()  # the driver's connection is closed, not pooled again
-            self._close(conn)
-        conn = self._open()
-        try:
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-        except BaseException:
-            self._close(conn)
-            raise
-        return conn, time.monotonic()
 
     @contextmanager
     def write(
@@ -251,39 +215,71 @@ class Store:
         users and their sessions): such a write leaves every cached response valid.
         """
         turn = self._writers.turn() if self._writers is not None else nullcontext()
-        with turn, self._connection() as conn:
+        with turn, self._connection(_WRITE) as conn:
             if self.is_sqlite:
                 conn.info[_BEGIN] = "BEGIN IMMEDIATE"
             with conn.begin():
                 yield conn
-                if affects_reads:
-                    generations.bump(conn, project_id)
+                changed = generations.changed_keys(conn, project_id) if affects_reads else []
                 # The journal's per-project counter row is taken last, so that it stays
                 # locked for as short a time as possible: from here to COMMIT.
-                flush_journal(conn)
+                flush_journal(conn, changed)
 
     @contextmanager
-    def _connection(self) -> Iterator[Connection]:
-        """A connection for one transaction.
+    def _connection(self, isolation_level: str) -> Iterator[Connection]:
+        """A connection for one transaction (or one statement, in ``AUTOCOMMIT``).
 
-        On SQLite each thread keeps its idle connections and takes them up again for
-        its next transaction: checking a connection out of the pool and back in cost
-        more CPU than a short SQLite transaction. PostgreSQL connections go back to
-        the pool, which other threads and servers share.
+        Connections are kept out of the pool between transactions and taken up again:
+        checking one out of the pool and back in cost more CPU than a short SQLite
+        transaction, and on PostgreSQL, with its isolation level set and reset, about
+        90 µs of the interpreter lock, as much as a short statement's round trip. SQLite
+        connections are kept by the thread that last used them (``isolation_level`` does
+        not apply: reads and writes say how they begin). PostgreSQL connections are kept
+        by isolation level, set once when one is opened (setting it again on a kept
+        connection would queue one more reset for its check-in), at most
+        ``pool_size // 2`` idle per level, so that the idle ones and the busy ones stay
+        within the pool's size plus overflow; one older than ``PG_RECYCLE_S`` is
+        replaced, as the pool replaces its own.
         """
-        if self._idle is None:
-            with self.engine.connect() as conn:
-                yield conn
-            return
-        idle: list[Connection] = self._idle.__dict__.setdefault("connections", [])
-        conn = idle.pop() if idle else self._open()
+        if self._idle is not None:
+            idle: list[tuple[Connection, float]] = self._idle.__dict__.setdefault("connections", [])
+            keep = None
+        else:
+            idle, keep = self._kept[isolation_level], self._keep
+        conn, opened = self._take(idle, isolation_level)
         try:
             yield conn
         finally:
             if conn.invalidated or conn.in_transaction() or self._disposed:
                 self._close(conn)
+            elif keep is None or len(idle) < keep:
+                idle.append((conn, opened))
             else:
-                idle.append(conn)
+                self._close(conn)
+
+    def _take(
+        self, idle: list[tuple[Connection, float]], isolation_level: str
+    ) -> tuple[Connection, float]:
+        """An idle connection from ``idle`` still fit for use, else a new one."""
+        while True:
+            try:
+                conn, opened = idle.pop()
+            except IndexError:
+                break
+            if not conn.invalidated and (
+                self.is_sqlite or time.monotonic() - opened < PG_RECYCLE_S
+            ):
+                return conn, opened
+            conn.invalidate()  # the driver's connection is closed, not pooled again
+            self._close(conn)
+        conn = self._open()
+        if not self.is_sqlite:
+            try:
+                conn.execution_options(isolation_level=isolation_level)
+            except BaseException:
+                self._close(conn)
+                raise
+        return conn, time.monotonic()
 
     def _open(self) -> Connection:
         conn = self.engine.connect()
@@ -298,7 +294,8 @@ class Store:
 
     def dispose(self) -> None:
         self._disposed = True
-        self._statement_idle.clear()  # closed below with every connection held
+        for kept in self._kept.values():
+            kept.clear()  # closed below with every connection held
         with self._held_lock:
             held, self._held = self._held, set()
         for conn in held:  # idle in some thread's list; a busy one closes when it is done

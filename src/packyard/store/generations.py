@@ -110,8 +110,6 @@ def _add(conn: Connection, *keys: str) -> None:
 
 @cache
 def _bump_statement(count: int) -> TextClause:
-    # The same SQL on SQLite (>= 3.24) and PostgreSQL. Rows in key order, so writers
-    # bumping overlapping keys lock them in one order and cannot deadlock.
     rows = ", ".join(f"(:s{n}, :b{n}, 1)" for n in range(count))  # placeholders only
     return text(
         f"INSERT INTO cache_generations (scope, bucket, generation) VALUES {rows} "  # noqa: S608
@@ -119,15 +117,20 @@ def _bump_statement(count: int) -> TextClause:
     )
 
 
-def bump(conn: Connection, project_id: str | None) -> None:
-    """Move the keys the current write transaction changed (see the module docstring)."""
+def changed_keys(conn: Connection, project_id: str | None) -> list[tuple[str, str]]:
+    """The keys the current write transaction changed (see the module docstring), in key
+    order: writers bumping overlapping keys lock them in one order and cannot deadlock."""
     held = conn.info.pop(_CONFINED, None)
     if project_id is None:
-        keys = [(GLOBAL_SCOPE, PROJECT_KEY)]
-    elif held is None or held[0] is not conn.get_transaction():
-        keys = [(project_id, PROJECT_KEY)]
-    else:
-        keys = [(project_id, name) for name in sorted(held[1])]
+        return [(GLOBAL_SCOPE, PROJECT_KEY)]
+    if held is None or held[0] is not conn.get_transaction():
+        return [(project_id, PROJECT_KEY)]
+    return [(project_id, name) for name in sorted(held[1])]
+
+
+def bump(conn: Connection, keys: Sequence[tuple[str, str]]) -> None:
+    """Move ``keys`` (as :func:`changed_keys` gives them) by one. On PostgreSQL the
+    journal's statement moves them instead (:func:`packyard.store.journal.flush`)."""
     params: dict[str, Any] = {}
     for n, (scope, bucket) in enumerate(keys):
         params[f"s{n}"] = scope

@@ -7,12 +7,13 @@ Records are queued on the connection while the transaction runs (:meth:`JournalR
 numbers (``seq``) are taken from its counter row in ``journal_sequences``; that row stays
 locked until the commit, so a scope's records are numbered in commit order. Taken last, the
 lock is held for the end of the transaction only, not across the change's statements: on
-PostgreSQL the numbers and every row are written by one statement.
+PostgreSQL the numbers and every row are written by one statement, which also moves the
+transaction's cache generation keys (:mod:`packyard.store.generations`), a round trip less
+per write.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from packyard.domain.events import Actor, AuditStatus, Subscription, SubscriptionEvent
+from packyard.store import generations
 from packyard.store.schema import (
     audit_events,
     events,
@@ -40,6 +42,7 @@ from packyard.store.schema import (
     webhook_deliveries,
     webhooks,
 )
+from packyard.store.types import json_dumps
 
 QUEUED = "queued"
 # Key of Connection.info: the records queued by the open write transaction.
@@ -112,12 +115,19 @@ _INSERT_AUDIT = insert(audit_events)
 _INSERT_EVENTS = insert(events)
 _INSERT_DELIVERIES = insert(webhook_deliveries)
 
-# PostgreSQL: the counters and every row in one statement, the rows passed as JSON arrays so
-# that its text (and the server's prepared plan) is the same for any number of them. Counters
-# are upserted in scope order, so two transactions never wait on each other's in a cycle.
+# PostgreSQL: the generation keys, the counters and every row in one statement, the rows
+# passed as JSON arrays so that its text (and the server's prepared plan) is the same for any
+# number of them. Keys and counters are upserted in key order, and every transaction takes
+# them through this one statement (one plan, one order of its parts), so two transactions
+# never wait on each other's in a cycle.
 _FLUSH_PG = text(
     """
-WITH counters AS (
+WITH bumped AS (
+    INSERT INTO cache_generations AS g (scope, bucket, generation)
+    SELECT k.scope, k.bucket, 1 FROM json_to_recordset(CAST(:generations AS json))
+        AS k(scope text, bucket text)
+    ON CONFLICT (scope, bucket) DO UPDATE SET generation = g.generation + 1
+), counters AS (
     INSERT INTO journal_sequences AS s (scope, last)
     SELECT c.scope, c.n FROM json_to_recordset(CAST(:counters AS json)) AS c(scope text, n bigint)
     ON CONFLICT (scope) DO UPDATE SET last = s.last + excluded.last
@@ -225,12 +235,19 @@ class JournalRepo:
         return pending
 
 
-def flush(conn: Connection) -> None:
-    """Number and write the records the transaction queued: call it last before COMMIT."""
+def flush(conn: Connection, generation_keys: Sequence[tuple[str, str]] = ()) -> None:
+    """Number and write the records the transaction queued, and move ``generation_keys``
+    (:func:`packyard.store.generations.changed_keys`): call it last before COMMIT."""
     pending: _Pending | None = conn.info.pop(_PENDING, None)
-    if pending is None or pending.transaction is not conn.get_transaction():
-        return
-    if not pending.audit and not pending.events:
+    if pending is not None and (
+        pending.transaction is not conn.get_transaction() or not (pending.audit or pending.events)
+    ):
+        pending = None  # queued by a rolled-back transaction, or nothing to write
+    postgres = conn.dialect.name == "postgresql"
+    if generation_keys and (pending is None or not postgres):
+        generations.bump(conn, generation_keys)
+        generation_keys = ()
+    if pending is None:
         return
     counts: dict[str, int] = {}
     audit_k: list[int] = []
@@ -243,8 +260,8 @@ def flush(conn: Connection) -> None:
         key = f"events:{event.project_id}"
         counts[key] = counts.get(key, 0) + 1
         events_k.append(counts[key])
-    if conn.dialect.name == "postgresql":
-        _flush_pg(conn, pending, counts, audit_k, events_k)
+    if postgres:
+        _flush_pg(conn, pending, counts, audit_k, events_k, generation_keys)
     else:
         _flush_sqlite(conn, pending, counts, audit_k, events_k)
 
@@ -255,7 +272,9 @@ def _flush_pg(
     counts: dict[str, int],
     audit_k: list[int],
     events_k: list[int],
+    generation_keys: Sequence[tuple[str, str]],
 ) -> None:
+    keys = [{"scope": scope, "bucket": bucket} for scope, bucket in generation_keys]
     counters = [{"scope": scope, "n": n} for scope, n in sorted(counts.items())]
     audit = [
         {
@@ -287,10 +306,11 @@ def _flush_pg(
     conn.execute(
         _FLUSH_PG,
         {
-            "counters": json.dumps(counters),
-            "audit": json.dumps(audit),
-            "events": json.dumps(recorded),
-            "deliveries": json.dumps(deliveries),
+            "generations": json_dumps(keys),
+            "counters": json_dumps(counters),
+            "audit": json_dumps(audit),
+            "events": json_dumps(recorded),
+            "deliveries": json_dumps(deliveries),
         },
     )
 

@@ -79,6 +79,16 @@ def json_loads(text: str | bytes) -> Any:
     return json.loads(text)
 
 
+def json_dumps(value: Any) -> str:
+    """JSON text to store: orjson, several times faster than the standard library (a
+    push's audit records are most of what its writes encode). What orjson refuses goes
+    to the standard library: integers beyond 64 bits and keys that are not strings."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value)
+
+
 # Every ASCII digit becomes "0" and every other byte a blank: a long number is a long
 # run of zeros.
 _ASCII_DIGITS = bytes(ord("0") if chr(i).isdigit() and i < 128 else ord(" ") for i in range(256))
