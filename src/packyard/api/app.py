@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
@@ -13,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from packyard import __version__
 from packyard.api import docs, errors, health
+from packyard.api.admission import WriteAdmission, WriteGate
 from packyard.api.cache import CachedReadMiddleware, ReadCache
 from packyard.api.calls import WORKER_THREADS, stop_worker_threads, stop_worker_threads_at_exit
 from packyard.api.direct import DirectRoutes
@@ -74,12 +76,16 @@ class PackyardApp(FastAPI):
     """
 
     front: ASGIApp | None = None
-    # ``front`` with the time limit on request bodies: requests other than GET.
+    # ``front`` with the time limit on request bodies and the write gate: requests other
+    # than GET.
     with_body: ASGIApp | None = None
+    # When reads began, which writes give way to (see packyard.api.admission).
+    admission: WriteAdmission
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.front is not None and scope["type"] == "http":
             if scope["method"] == "GET" or self.with_body is None:
+                self.admission.last_read = time.monotonic()
                 await self.front(scope, receive, send)
             else:
                 await self.with_body(scope, receive, send)
@@ -159,6 +165,7 @@ def create_app(
         openapi_url="/openapi.json",
         redoc_url=None,
     )
+    app.admission = WriteAdmission()
     app.state.services = services
     app.state.public_url = public_url.rstrip("/") if public_url else None
     app.state.advertised = advertised
@@ -213,6 +220,8 @@ def create_app(
     # Outermost: the time and status of every request, whoever answers it.
     app.front = RequestObserver(front, recorder, access_log=access_log)
     app.with_body = RequestObserver(
-        BodyDeadlineMiddleware(front, body_timeout_s), recorder, access_log=access_log
+        BodyDeadlineMiddleware(WriteGate(front, app.admission), body_timeout_s),
+        recorder,
+        access_log=access_log,
     )
     return app

@@ -15,6 +15,7 @@ from urllib.parse import unquote_plus
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from packyard.api.admission import without_write_turn
 from packyard.api.calls import run, run_hashing
 from packyard.api.deps import ServicesDep
 from packyard.api.responses import JSONBody
@@ -54,6 +55,7 @@ def _basic_credentials(header: str) -> tuple[str, str] | None:
 
 
 @router.post("/oauth2/token", operation_id="OAuth2_Token")
+@without_write_turn
 async def token(request: Request, svc: ServicesDep) -> Response:
     form = await request.form()
     grant_type = form.get("grant_type")

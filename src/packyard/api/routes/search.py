@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from packyard.api import render
+from packyard.api.admission import without_write_turn
 from packyard.api.calls import run_read
 from packyard.api.deps import CallerDep, ServicesDep
 from packyard.api.paging import page_params
@@ -21,6 +22,7 @@ SearchPage = Annotated[PageRequest, Depends(page_params(set()))]
 
 
 @router.post("/_search/external_artifact", operation_id="PackerService_SearchExternalArtifact")
+@without_write_turn
 async def search_external_artifact(
     body: SearchExternalArtifactBody, caller: CallerDep, svc: ServicesDep, page: SearchPage
 ) -> JSONBody:

@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from packyard.api.admission import without_write_turn
 from packyard.api.calls import run, run_hashing
 from packyard.domain.enums import Role
 from packyard.domain.models import Caller, PrincipalRecord, UserRecord
@@ -211,6 +212,7 @@ async def _update(
 
 
 @router.post("/p/{project_id}/access/users")
+@without_write_turn
 async def create_user(request: Request, project_id: str) -> Response:
     got = await submitted(request, project_id, writers_only=False)
     if isinstance(got, Response):
@@ -252,6 +254,7 @@ async def enable_user(request: Request, project_id: str, user_id: str) -> Respon
 
 
 @router.post("/p/{project_id}/access/users/{user_id}/reset-password")
+@without_write_turn
 async def reset_password(request: Request, project_id: str, user_id: str) -> Response:
     got = await submitted(request, project_id, writers_only=False)
     if isinstance(got, Response):

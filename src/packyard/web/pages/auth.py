@@ -8,6 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from packyard.api.admission import without_write_turn
 from packyard.api.calls import run, run_hashing
 from packyard.errors import ApiError, Code
 from packyard.services.throttle import retry_after
@@ -67,6 +68,7 @@ async def sign_in_form(request: Request, next: str = "/") -> Response:
 
 
 @router.post("/sign-in")
+@without_write_turn
 async def sign_in(request: Request) -> Response:
     data = await request.form()
     next_path = local_path(field(data, "next"))
@@ -146,6 +148,7 @@ async def account(request: Request, changed: bool = False) -> Response:
 
 
 @router.post("/account/password")
+@without_write_turn
 async def change_password(request: Request) -> Response:
     ctx = await context(request)
     if not isinstance(ctx, Context):
