@@ -61,6 +61,34 @@ def test_while_reads_are_served_writes_go_one_at_a_time_in_arrival_order() -> No
     assert asyncio.run(main()) == ["a in", "a out", "b in", "b out", "c in", "c out"]
 
 
+def test_a_turn_begins_after_the_reads_that_became_ready_with_it() -> None:
+    """While reads are served, the next write starts one turn of the event loop later, so
+    reads that arrived meanwhile go first; a write arriving in between waits its turn."""
+
+    async def main() -> list[str]:
+        admission = _reading(WriteAdmission())
+        order: list[str] = []
+
+        async def write(name: str) -> None:
+            await admission.admit()
+            order.append(name)
+
+        await admission.admit()
+        waiting = asyncio.ensure_future(write("waiting"))
+        await _settle()
+        admission.release()
+        asyncio.get_running_loop().call_soon(order.append, "read")
+        late = asyncio.ensure_future(write("late"))
+        await asyncio.wait_for(waiting, 1)
+        await _settle()
+        assert not late.done()  # behind the waiting write, which holds the turn
+        admission.release()
+        await asyncio.wait_for(late, 1)
+        return order
+
+    assert asyncio.run(main()) == ["read", "waiting", "late"]
+
+
 def test_the_waiting_writes_all_go_on_once_reads_have_stopped() -> None:
     async def main() -> int:
         admission = _reading(WriteAdmission())
