@@ -252,7 +252,9 @@ def _notes(result: dict[str, Any], opts: Options) -> list[str]:
         "Uncached reads: a second `packyard serve` on the same database with "
         "`PACKYARD_RESPONSE_CACHE_MB=0`, after the cached reads, while the first server idles.",
         "Reads while pushing: the pushers push into the project's other buckets (not the read "
-        "bucket); each push bumps the project's generation, so cached reads miss after it.",
+        "bucket); a push moves the generation keys of its own bucket (and, as its version "
+        "completes, what the bucket's ancestry neighbours depend on), so the read bucket's "
+        "cached answers stay valid unless it is one ancestry edge from a pushed bucket.",
         "Two servers: one pusher run against the first server, then one spread over it and a "
         "second server on the same PostgreSQL database, not alternated; PostgreSQL's "
         "`pg_stat_activity` and ungranted `pg_locks` sampled every ~30 ms from a connection "

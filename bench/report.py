@@ -513,8 +513,9 @@ def _mixed_markdown(result: dict[str, Any]) -> list[str]:
         "## Reads while pushing (response cache on)",
         "",
         "GetChannel with wrk on a quiet server, then again while pushers push continuously into "
-        "other buckets of the same project (every push bumps the project's generation, which the "
-        "cache checks). The push rate is over the pushers' whole run, which starts "
+        "other buckets of the same project (a push moves its own bucket's generation keys, which "
+        "the cache checks; write requests give way to reads, see docs/ARCHITECTURE.md). The push "
+        "rate is over the pushers' whole run, which starts "
         "a second before the reads and ends a second after them.",
         "",
         "| backend | conns | pushers | quiet req/s | quiet p50 ms | quiet p99 ms "
