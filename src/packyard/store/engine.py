@@ -142,7 +142,7 @@ class Store:
         self._idle = threading.local() if self.is_sqlite else None
         self._held: set[Connection] = set()
         # PostgreSQL connections kept out of the pool between transactions, by isolation
-        # level, with the time each was opened (see _kept_connection).
+        # level, with the time each was opened (see _connection).
         self._kept: dict[str, list[tuple[Connection, float]]] = {level: [] for level in _PG_LEVELS}
         self._keep = pool_size // 2
         self._held_lock = threading.Lock()
