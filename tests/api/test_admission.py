@@ -153,6 +153,7 @@ def _app(seen: list[int], admission: WriteAdmission, *, fail: bool = False) -> A
             while (await receive()).get("more_body", False):
                 pass
         seen.append(admission.writes)
+        await _settle()  # the other requests run meanwhile, up to their turn
         if fail:
             raise RuntimeError("boom")
 
@@ -187,6 +188,15 @@ def test_the_gate_holds_a_write_from_its_body_to_its_answer() -> None:
     gate = WriteGate(_app(seen, admission), admission)
     _run(lambda: _call(gate), lambda: _call(gate))
     assert seen == [1, 1]  # one at a time, each counted while it was answered
+    assert admission.writes == 0
+
+
+def test_without_reads_the_gate_lets_writes_overlap() -> None:
+    admission = WriteAdmission()
+    seen: list[int] = []
+    gate = WriteGate(_app(seen, admission), admission)
+    _run(lambda: _call(gate), lambda: _call(gate))
+    assert seen == [1, 2]
     assert admission.writes == 0
 
 
