@@ -14,7 +14,16 @@ import httpx
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from packyard.api.admission import WriteAdmission, WriteGate, without_write_turn
+from packyard.api.admission import (
+    BUSY_READS,
+    IDLE_READS,
+    MAX_REST_S,
+    READING_S,
+    REST,
+    WriteAdmission,
+    WriteGate,
+    without_write_turn,
+)
 from packyard.api.app import create_app
 from packyard.domain.enums import Role
 from packyard.services.container import Services
@@ -48,11 +57,11 @@ def test_while_reads_are_served_writes_go_one_at_a_time_in_arrival_order() -> No
         order: list[str] = []
 
         async def write(name: str) -> None:
-            await admission.admit()
+            began = await admission.admit()
             order.append(f"{name} in")
             await _settle()
             order.append(f"{name} out")
-            admission.release()
+            admission.release(began)
 
         await asyncio.gather(write("a"), write("b"), write("c"))
         assert admission.writes == 0
@@ -73,16 +82,16 @@ def test_a_turn_begins_after_the_reads_that_became_ready_with_it() -> None:
             await admission.admit()
             order.append(name)
 
-        await admission.admit()
+        began = await admission.admit()
         waiting = asyncio.ensure_future(write("waiting"))
         await _settle()
-        admission.release()
+        admission.release(began)
         asyncio.get_running_loop().call_soon(order.append, "read")
         late = asyncio.ensure_future(write("late"))
         await asyncio.wait_for(waiting, 1)
         await _settle()
         assert not late.done()  # behind the waiting write, which holds the turn
-        admission.release()
+        admission.release(began)
         await asyncio.wait_for(late, 1)
         return order
 
@@ -92,12 +101,12 @@ def test_a_turn_begins_after_the_reads_that_became_ready_with_it() -> None:
 def test_the_waiting_writes_all_go_on_once_reads_have_stopped() -> None:
     async def main() -> int:
         admission = _reading(WriteAdmission())
-        await admission.admit()
+        began = await admission.admit()
         waiting = [asyncio.ensure_future(admission.admit()) for _ in range(3)]
         await _settle()
         assert not any(w.done() for w in waiting)
         admission.last_read = time.monotonic() - 1  # the reads stopped
-        admission.release()
+        admission.release(began)
         await asyncio.wait_for(asyncio.gather(*waiting), 1)
         return admission.writes
 
@@ -107,13 +116,13 @@ def test_the_waiting_writes_all_go_on_once_reads_have_stopped() -> None:
 def test_a_write_cancelled_while_waiting_gives_up_its_place() -> None:
     async def main() -> tuple[bool, int]:
         admission = _reading(WriteAdmission())
-        await admission.admit()
+        began = await admission.admit()
         gone = asyncio.ensure_future(admission.admit())
         after = asyncio.ensure_future(admission.admit())
         await _settle()
         gone.cancel()
         await _settle()
-        admission.release()
+        admission.release(began)
         await asyncio.wait_for(after, 1)
         return gone.cancelled(), admission.writes
 
@@ -123,11 +132,11 @@ def test_a_write_cancelled_while_waiting_gives_up_its_place() -> None:
 def test_a_write_cancelled_as_its_turn_came_passes_the_turn_on() -> None:
     async def main() -> int:
         admission = _reading(WriteAdmission())
-        await admission.admit()
+        began = await admission.admit()
         unlucky = asyncio.ensure_future(admission.admit())
         next_one = asyncio.ensure_future(admission.admit())
         await _settle()
-        admission.release()  # unlucky's turn, before it could run again...
+        admission.release(began)  # unlucky's turn, before it could run again...
         unlucky.cancel()  # ...it is cancelled
         with pytest.raises(asyncio.CancelledError):
             await unlucky
@@ -135,6 +144,78 @@ def test_a_write_cancelled_as_its_turn_came_passes_the_turn_on() -> None:
         return admission.writes
 
     assert asyncio.run(main()) == 1
+
+
+# --- the rest after a turn while reads keep the process busy ------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _busy_reads(admission: WriteAdmission, clock: _Clock, reads: int) -> None:
+    """``reads`` reads in one window, then one more that closes it."""
+    for _ in range(reads):
+        admission.read()
+    clock.now += READING_S
+    admission.read()
+
+
+def _rest_after(admission: WriteAdmission, clock: _Clock, turn_s: float) -> float:
+    """Real seconds between the end of a turn of ``turn_s`` (clock time) and the start of
+    the next write's."""
+
+    async def main() -> float:
+        began = await admission.admit()
+        waiting = asyncio.ensure_future(admission.admit())
+        await _settle()
+        ended = time.monotonic()
+        admission.release(began - turn_s)
+        await asyncio.wait_for(waiting, 1)
+        return time.monotonic() - ended
+
+    return asyncio.run(main())
+
+
+def test_busy_counts_the_reads_of_the_last_whole_window_beyond_the_idle_ones() -> None:
+    clock = _Clock()
+    admission = WriteAdmission(clock)
+    _busy_reads(admission, clock, IDLE_READS + (BUSY_READS - IDLE_READS) // 4)
+    assert admission.busy == 0.25
+    _busy_reads(admission, clock, 3 * BUSY_READS)
+    assert admission.busy == 1.0
+    clock.now += 3 * READING_S  # a pause: what came before it no longer counts
+    admission.read()
+    assert admission.busy == 0.0
+
+
+def test_busy_reads_leave_a_rest_after_each_turn_in_proportion_to_it() -> None:
+    clock = _Clock()
+    admission = WriteAdmission(clock)
+    _busy_reads(admission, clock, BUSY_READS)
+    turn = MAX_REST_S / REST / 2  # its rest: half the longest
+    rest = _rest_after(admission, clock, turn)
+    assert REST * turn * 0.9 <= rest < MAX_REST_S * 4
+
+
+def test_the_rest_is_capped() -> None:
+    clock = _Clock()
+    admission = WriteAdmission(clock)
+    _busy_reads(admission, clock, BUSY_READS)
+    assert MAX_REST_S * 0.9 <= _rest_after(admission, clock, turn_s=60) < 0.5
+
+
+def test_a_few_reads_leave_no_rest() -> None:
+    """Reads as few as pushers' own (Packer reads between its writes) do not slow them."""
+    clock = _Clock()
+    admission = WriteAdmission(clock)
+    _busy_reads(admission, clock, IDLE_READS - 1)
+    assert admission.busy == 0.0
+    assert _rest_after(admission, clock, turn_s=0.02) < REST * 0.02 / 4
 
 
 # --- the ASGI layer ---------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
@@ -85,7 +84,7 @@ class PackyardApp(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.front is not None and scope["type"] == "http":
             if scope["method"] == "GET" or self.with_body is None:
-                self.admission.last_read = time.monotonic()
+                self.admission.read()
                 await self.front(scope, receive, send)
             else:
                 await self.with_body(scope, receive, send)
