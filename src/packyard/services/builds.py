@@ -20,7 +20,7 @@ from packyard.ids import new_id
 from packyard.services import recording
 from packyard.services.ancestry import forget_build_parent, record_parent
 from packyard.services.journal import record
-from packyard.services.lifecycle import all_done, complete
+from packyard.services.lifecycle import all_done, numbered
 from packyard.services.lookup import (
     build_missing,
     build_or_404,
@@ -127,9 +127,8 @@ class BuildService:
                 # One INSERT of the merged build; the unique (version, component)
                 # constraint refuses a duplicate (IntegrityError, below).
                 created = change.applied_to(build)
-                repo.insert(created)
                 latest = bucket.latest_version_id
-                done = _write(conn, caller, bucket, version, created, change, now, update=False)
+                done = _write(conn, caller, bucket, version, created, change, now, insert=True)
                 if done:  # a number for the version, `latest` moved: neighbours show both
                     generations.reveal(conn, bucket.name)
                 _record(conn, caller, bucket, version, created, now, created=True)
@@ -177,7 +176,7 @@ class BuildService:
                 updated,
                 change,
                 now,
-                update=True,
+                insert=False,
                 completes=completes,
                 next_number=context.next_number,
             )
@@ -371,29 +370,35 @@ def _write(
     change: _Change,
     now: datetime,
     *,
-    update: bool,
+    insert: bool,
     completes: bool | None = None,
     next_number: int | None = None,
 ) -> bool:
-    """Write ``change`` (already in ``build``'s row unless ``update``), touch the version
-    and complete it if this made it whole.
+    """Write ``build`` (insert it, or apply ``change`` to its row) with its new artifacts,
+    touch the version and complete it if this made it whole.
 
     ``completes`` says whether it did, when the caller read the version's builds
-    under the bucket lock; ``None`` reads their statuses. Returns whether the version
-    was completed.
+    under the bucket lock; ``None`` reads the statuses of the others. Returns whether
+    the version was completed.
     """
     repo = BuildRepo(conn)
-    if update:
-        repo.update(build.id, **change.columns())
+    if completes is None:
+        completes = build.status is BuildStatus.DONE and all_done(
+            [*repo.statuses(version.id), BuildStatus.DONE]
+        )
+    touch: dict[str, Any] = {"updated_at": now}
+    if completes:
+        if next_number is None:
+            next_number = VersionRepo(conn).next_number(bucket.id)
+        touch["number"] = version.number = next_number
+    if insert:
+        repo.insert(build, version=touch)
+    else:
+        repo.update(build, change.columns(), version=touch)
     repo.add_artifacts(build.id, caller.project_id, change.artifacts)
-    if build.status is BuildStatus.DONE:
-        if completes is None:
-            completes = all_done(BuildRepo(conn).statuses(version.id))
-        if completes:
-            complete(conn, bucket, version, now, number=next_number)  # touches the version
-            return True
-    VersionRepo(conn).update(version.id, updated_at=now)
-    return False
+    if completes:
+        numbered(conn, bucket, version, now)
+    return completes
 
 
 def _artifacts(items: list[ArtifactInput] | None, now: datetime) -> list[Artifact]:

@@ -44,6 +44,12 @@ def complete(
         number = VersionRepo(conn).next_number(bucket.id)
     VersionRepo(conn).update(version.id, number=number, updated_at=now)
     version.number = number
+    numbered(conn, bucket, version, now)
+
+
+def numbered(conn: Connection, bucket: Bucket, version: Version, now: datetime) -> None:
+    """The rest of :func:`complete` once the version's row has its number: `latest`
+    moves to it unless it is already revoked."""
     if not is_revoked(version.revoke_at, now):
         set_latest(conn, bucket, version.id, now)
     else:
