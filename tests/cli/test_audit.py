@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -85,8 +86,18 @@ def test_bad_options_are_one_line(cli: Cli, base_url: str, tenant: TenantFixture
     assert result.stderr.startswith("error:")
 
 
+# A test run started in the background by a shell without job control ignores SIGINT, and
+# its children inherit that: the command is started with Ctrl-C's default action, as from
+# a terminal.
+_WITH_CTRL_C = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 def _tail(*args: str) -> list[str]:
-    return [str(PACKYARD), "audit", "tail", "--interval", "0.2", *args]
+    command = [str(PACKYARD), "audit", "tail", "--interval", "0.2", *args]
+    return [sys.executable, "-c", _WITH_CTRL_C, *command]
 
 
 def _read_json_lines(stream: IO[str], count: int, timeout: float = 20) -> list[dict[str, Any]]:

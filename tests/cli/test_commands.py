@@ -282,5 +282,6 @@ def test_real_processes_and_command_substitution(
     usage = run(str(PACKYARD), "channels", "promote", "shell")
     assert usage.returncode == 2
 
-    completion = run(str(PACKYARD), "--show-completion", "bash")
-    assert completion.returncode == 0 and "packyard" in completion.stdout
+    # For the shell it runs in (found from its parent processes), as a user types it.
+    completion = run("bash", "-c", "packyard --show-completion && :")  # bash stays its parent
+    assert completion.returncode == 0 and "_packyard_completion" in completion.stdout

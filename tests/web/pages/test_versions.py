@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Locator, Page
 
 from tests.support.console import PACKER_METADATA, Seeded
 from tests.support.factories import Api, unique
@@ -56,6 +56,12 @@ def _rows(page: Page) -> list[str]:
     ]
 
 
+def _follow(page: Page, control: Locator) -> None:
+    """Click a link or submit button and wait for the page it leads to."""
+    with page.expect_navigation():
+        control.click()
+
+
 def _version_url(console: Seeded, bucket: str, fingerprint: str) -> str:
     return console.url("buckets", bucket, "versions", fingerprint)
 
@@ -96,27 +102,27 @@ def test_status_filter_and_pages(admin: Page, console: Seeded) -> None:
 
     admin.goto(console.url("buckets", bucket, "versions") + "?size=2")
     assert _rows(admin) == ["v5", "v4"]
-    admin.get_by_role("link", name="Next page").click()
+    _follow(admin, admin.get_by_role("link", name="Next page"))
     assert _rows(admin) == ["v3", "v2"]
-    admin.get_by_role("link", name="Next page").click()
+    _follow(admin, admin.get_by_role("link", name="Next page"))
     assert _rows(admin) == ["v1"]
     assert admin.get_by_role("link", name="Next page").count() == 0
-    admin.get_by_role("link", name="First page").click()
+    _follow(admin, admin.get_by_role("link", name="First page"))
     assert _rows(admin) == ["v5", "v4"]
 
     admin.goto(console.url("buckets", bucket, "versions"))
     admin.get_by_label("Status").select_option("VERSION_REVOKED")
-    admin.get_by_role("button", name="Filter").click()
+    _follow(admin, admin.get_by_role("button", name="Filter"))
     assert "status=VERSION_REVOKED" in admin.url
     assert _rows(admin) == ["v2"]
     assert admin.get_by_label("Status").input_value() == "VERSION_REVOKED"
     admin.get_by_label("Status").select_option("VERSION_ACTIVE")
-    admin.get_by_role("button", name="Filter").click()
+    _follow(admin, admin.get_by_role("button", name="Filter"))
     assert _rows(admin) == ["v5", "v4", "v3", "v1"]
 
     # Filtered pages keep their filter.
     admin.goto(console.url("buckets", bucket, "versions") + "?status=VERSION_ACTIVE&size=3")
-    admin.get_by_role("link", name="Next page").click()
+    _follow(admin, admin.get_by_role("link", name="Next page"))
     assert _rows(admin) == ["v1"]
 
     admin.goto(console.url("buckets", bucket, "versions") + "?status=VERSION_RUNNING")
