@@ -129,6 +129,11 @@ def _run(args: argparse.Namespace) -> int:
         if size not in SIZES:
             print(f"unknown size {size}; choose from {', '.join(SIZES)}", file=sys.stderr)
             return 2
+    if args.profile and py_spy() is None:
+        # Refused before a run of half an hour whose results would sit beside the profiles
+        # of an earlier one.
+        print("error: --profile needs py-spy: .venv/bin/pip install -e '.[bench]'", file=sys.stderr)
+        return 2
     backends = args.backend or list(BACKENDS)
     try:
         paths = ensure_tools(["wrk"] + ([] if args.no_nginx else ["nginx"]), log=_log)
@@ -139,8 +144,6 @@ def _run(args: argparse.Namespace) -> int:
     if "postgresql" in backends and shutil.which("pg_config") is None:
         _log("PostgreSQL server binaries are missing: running SQLite only")
         backends = [b for b in backends if b != "postgresql"]
-    if args.profile and py_spy() is None:
-        _log("py-spy is not installed (pip install -e '.[bench]'): no profile")
     args.results_dir.mkdir(parents=True, exist_ok=True)
     for size in sizes:
         opts = Options(
