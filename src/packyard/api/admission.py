@@ -82,7 +82,9 @@ class WriteAdmission:
         self._waiting: deque[asyncio.Future[None]] = deque()
         self._window = -READING_S  # when the current count of reads began
         self._reads = 0  # reads begun since then
-        self._busy = 0.0  # the share of BUSY_READS the last whole window counted
+        # How busy reads kept the process in the last whole window: 0 (at most IDLE_READS)
+        # to 1 (BUSY_READS or more).
+        self.busy = 0.0
 
     def read(self) -> None:
         """A read began (called for every ``GET``)."""
@@ -90,14 +92,9 @@ class WriteAdmission:
         if now - self._window >= READING_S:
             recent = now - self._window < 2 * READING_S  # the window just ended counts
             counted = (self._reads - IDLE_READS) / (BUSY_READS - IDLE_READS)
-            self._busy = min(1.0, max(0.0, counted)) if recent else 0.0
+            self.busy = min(1.0, max(0.0, counted)) if recent else 0.0
             self._window, self._reads = now, 0
         self._reads += 1
-
-    @property
-    def busy(self) -> float:
-        """How busy reads kept the process in the last whole window: 0 to 1."""
-        return self._busy
 
     def reading(self) -> bool:
         return self.clock() - self.last_read < READING_S

@@ -783,7 +783,7 @@ class BuildRepo:
 
     def insert(self, build: Build, *, version: dict[str, Any] | None = None) -> None:
         """Insert ``build``; ``version``: columns of its version to update as well."""
-        self._along(
+        self._write_with_version(
             True,
             {
                 "id": build.id,
@@ -809,9 +809,9 @@ class BuildRepo:
         self, build: Build, values: dict[str, Any], *, version: dict[str, Any] | None = None
     ) -> None:
         """Set ``values`` on ``build``'s row; ``version``: columns of its version as well."""
-        self._along(False, values, build.id, build.version_id, version)
+        self._write_with_version(False, values, build.id, build.version_id, version)
 
-    def _along(
+    def _write_with_version(
         self,
         insert: bool,
         values: dict[str, Any],
