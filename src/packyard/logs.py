@@ -102,6 +102,7 @@ def granian_config(fmt: LogFormat | str) -> dict[str, Any]:
         "formatters": {
             "packyard": {"()": factory, "fmt": str(LogFormat(fmt)), "prefix": "granian"}
         },
+        "filters": {"known_caveats": {"()": f"{__name__}.KnownCaveats"}},
         "handlers": {
             "stderr": {
                 "formatter": "packyard",
@@ -110,10 +111,26 @@ def granian_config(fmt: LogFormat | str) -> dict[str, Any]:
             }
         },
         "loggers": {
-            "_granian": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+            "_granian": {
+                "handlers": ["stderr"],
+                "filters": ["known_caveats"],
+                "level": "INFO",
+                "propagate": False,
+            },
             "granian.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
         },
     }
+
+
+class KnownCaveats(logging.Filter):
+    """Drops granian's warning that its embedded server (how a single-worker ``serve``
+    runs, :mod:`packyard.server`) is experimental: chosen knowingly and covered by
+    Packyard's tests, it would otherwise greet every operator at every start."""
+
+    CAVEATS = frozenset({"Embedded server is experimental!"})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() not in self.CAVEATS
 
 
 def serve_line(message: str, fmt: LogFormat | str, level: str = "INFO") -> str:

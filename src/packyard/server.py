@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import errno
@@ -19,11 +20,13 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import uvloop
 from fastapi import FastAPI
 from granian.constants import HTTPModes, Interfaces, SSLProtocols
+from granian.errors import FatalError
 from granian.http import HTTP1Settings
 from granian.log import LogLevels
 from granian.server import Server
@@ -307,7 +310,6 @@ def worker_app() -> FastAPI:
     opens its own connections, caches and background scheduler (scheduled
     rollbacks are claimed with row locks, so each is applied once).
     """
-    from packyard.api.app import create_app
     from packyard.services.container import Services
 
     spec = json.loads(os.environ[WORKER_SPEC_ENV])
@@ -317,7 +319,13 @@ def worker_app() -> FastAPI:
     if spec.get("database_url_file"):
         url = read_database_url_file(Path(spec["database_url_file"]))
     store = Store(database_url(Path(spec["data_dir"]), url))
-    services = Services.create(store, load_sealer(Path(spec["data_dir"])))
+    return _app(Services.create(store, load_sealer(Path(spec["data_dir"]))), spec)
+
+
+def _app(services: Services, spec: dict[str, Any]) -> FastAPI:
+    """The app serving ``services`` with the settings of ``spec`` (see :func:`run`)."""
+    from packyard.api.app import create_app
+
     services.auth.signing_key()
     advertised = spec.get("advertised")
     return create_app(
@@ -477,55 +485,99 @@ def run(options: ServeOptions, services: Services) -> None:
     except OSError as exc:
         raise data_dir_error(options.data_dir, exc) from None
     _configure_logging(options.log_level, options.log_format, options.access_log)
-    services.store.dispose()  # each worker opens its own connections after the fork
-    # The workers' instructions go through the environment (readable by this user only),
-    # never through a command line; with --database-url-file they read the URL there.
-    os.environ[WORKER_SPEC_ENV] = json.dumps(
-        {
-            "data_dir": str(options.data_dir),
-            "database_url": None if options.database_url_file else options.database_url,
-            "database_url_file": (
-                str(options.database_url_file.resolve()) if options.database_url_file else None
-            ),
-            "public_url": public_url(options),
-            "advertised": {
-                "address": advertised_address(options.host, options.port, options.public_address),
-                "tls": clients_use_tls(options.no_tls, options.public_address),
-                "self_signed": self_signed,
-            },
-            "log_level": options.log_level,
-            "log_format": options.log_format,
-            "access_log": options.access_log,
-            "metrics_token": options.metrics_token,
-            "supervisor_pid": os.getpid(),
-        }
-    )
+    spec = {
+        "data_dir": str(options.data_dir),
+        "database_url": None if options.database_url_file else options.database_url,
+        "database_url_file": (
+            str(options.database_url_file.resolve()) if options.database_url_file else None
+        ),
+        "public_url": public_url(options),
+        "advertised": {
+            "address": advertised_address(options.host, options.port, options.public_address),
+            "tls": clients_use_tls(options.no_tls, options.public_address),
+            "self_signed": self_signed,
+        },
+        "log_level": options.log_level,
+        "log_format": options.log_format,
+        "access_log": options.access_log,
+        "metrics_token": options.metrics_token,
+        "supervisor_pid": os.getpid(),
+    }
+    http: dict[str, Any] = {
+        "address": options.host,
+        "port": options.port,
+        "interface": Interfaces.ASGI,
+        # HTTP/1.1 only, as stock clients speak it; no WebSockets to offer.
+        "http": HTTPModes.http1,
+        "websockets": False,
+        # A client that does not send its headers in time is disconnected (slow clients,
+        # half-open connections); the same limit closes idle keep-alive connections.
+        # Request bodies have their own limit in the app (packyard.api.middleware).
+        "http1_settings": HTTP1Settings(
+            header_read_timeout=int(HEADER_TIMEOUT_S * 1000), keep_alive=True
+        ),
+        "ssl_cert": ssl_cert,
+        "ssl_key": ssl_key,
+        "ssl_protocol_min": SSLProtocols.tls12,
+        "log_level": LogLevels(options.log_level),
+        "log_dictconfig": logs.granian_config(options.log_format),
+        "log_access": False,  # Packyard's own access log (--access-log) has routes and sizes
+    }
+    if options.workers == 1:
+        _serve_in_process(_app(services, spec), http)
+    else:
+        services.store.dispose()  # each worker opens its own connections after the fork
+        _serve_with_workers(options.workers, spec, http)
+
+
+def _serve_in_process(app: FastAPI, http: dict[str, Any]) -> None:
+    """One worker: this process serves (granian's embedded server on this process's event
+    loop), with no supervisor. A supervisor and its forked worker kept 34 MB more resident
+    (the worker's copies of the pages reference counting touches); a service manager
+    (``deploy/packyard.service``, ``deploy/compose.yaml``) restarts a server that fails."""
+    from granian.server.embed import Server as EmbeddedServer
+
+    server = EmbeddedServer(app, **http)
+    # Requests still running this long after SIGINT/SIGTERM are stopped (the embedded
+    # server's constructor does not take the setting its multi-process one takes).
+    server.workers_kill_timeout = SHUTDOWN_GRACE_S
+    gc.collect()
+    gc.freeze()  # what exists now is never scanned by the collector again
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, server.stop)
+        try:
+            await server.serve()
+        except FatalError:  # the app's start-up failed (logged by granian)
+            pass
+        except TimeoutError:
+            logging.getLogger("packyard.serve").warning(
+                "requests still running %d s after the stop signal were cancelled",
+                SHUTDOWN_GRACE_S,
+            )
+
+    uvloop.run(serve())
+    if server.interrupt_children:  # the app stopped without a stop signal
+        raise StartupError("the server stopped unexpectedly; see the log above.")
+
+
+def _serve_with_workers(workers: int, spec: dict[str, Any], http: dict[str, Any]) -> None:
+    """Several workers: this process becomes granian's supervisor and forks them; each
+    builds its app (:func:`worker_app`) from ``spec``, which goes through the environment
+    (readable by this user only), never through a command line; with
+    --database-url-file they read the URL there."""
+    os.environ[WORKER_SPEC_ENV] = json.dumps(spec)
     # Every worker writes its metrics there; a scrape of any worker reads them all.
     metrics_dir = multiprocess_dir()
     server = Server(
         "packyard.server:worker_app",
         factory=True,
-        address=options.host,
-        port=options.port,
-        interface=Interfaces.ASGI,
-        workers=options.workers,
-        # HTTP/1.1 only, as stock clients speak it; no WebSockets to offer.
-        http=HTTPModes.http1,
-        websockets=False,
-        # A client that does not send its headers in time is disconnected (slow clients,
-        # half-open connections); the same limit closes idle keep-alive connections.
-        # Request bodies have their own limit in the app (packyard.api.middleware).
-        http1_settings=HTTP1Settings(
-            header_read_timeout=int(HEADER_TIMEOUT_S * 1000), keep_alive=True
-        ),
-        ssl_cert=ssl_cert,
-        ssl_key=ssl_key,
-        ssl_protocol_min=SSLProtocols.tls12,
-        log_level=LogLevels(options.log_level),
-        log_dictconfig=logs.granian_config(options.log_format),
-        log_access=False,  # Packyard's own access log (--access-log) has routes and sizes
+        workers=workers,
         respawn_failed_workers=True,
         workers_kill_timeout=SHUTDOWN_GRACE_S,
+        **http,
     )
     # Workers are forked from this process: what they run is imported now, and objects
     # that exist now are never collected, so the memory pages holding them stay shared

@@ -155,6 +155,26 @@ def test_stopping_worker_threads_lets_a_running_call_finish() -> None:
     assert finished.is_set()
 
 
+def test_worker_threads_told_to_stop_are_not_told_again() -> None:
+    """The lifespan stops them, and the interpreter's exit hook again: a thread still
+    finishing its call must not be sent a second stop (its queue holds two items)."""
+    release = threading.Event()
+
+    def slow() -> str:
+        release.wait(5)
+        return "done"
+
+    async def main() -> str:
+        call = asyncio.ensure_future(anyio.to_thread.run_sync(slow))
+        await asyncio.sleep(0.05)
+        for _ in range(3):
+            stop_worker_threads()
+        release.set()
+        return await call
+
+    assert asyncio.run(main()) == "done"
+
+
 def test_postgresql_reads_do_not_wait_for_threads_busy_with_writes(services: Services) -> None:
     if services.store.is_sqlite:
         pytest.skip("SQLite reads run on the event loop")

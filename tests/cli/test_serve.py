@@ -20,6 +20,8 @@ from tests.support import swagger
 from tests.support.serve_process import ServeProcess, run_cli
 from tests.support.wire import fetch_token, go_basic, ok, token_form
 
+SHUTDOWN_WAIT_S = 20
+
 
 def _env_json(data_dir: Path) -> dict[str, str | None]:
     result = run_cli("env", "--data-dir", str(data_dir), "--format", "json")
@@ -341,10 +343,29 @@ def test_workers_do_not_outlive_a_killed_supervisor(tmp_path: Path) -> None:
         assert not any(_alive(pid) for pid in workers), "orphaned workers still serve the port"
 
 
-def test_a_failed_worker_is_replaced(tmp_path: Path) -> None:
-    with ServeProcess(tmp_path / "data", "--no-tls") as server:
+def test_one_worker_is_served_by_the_process_itself(tmp_path: Path) -> None:
+    """The default (one worker): no supervisor, no forked worker; SIGTERM stops it with
+    exit status 0 and nothing on standard error beyond granian's own lines."""
+    server = ServeProcess(tmp_path / "data", "--no-tls")
+    with server:
         assert _registry_answers(server)
-        [worker] = server.worker_pids()
+        assert server.worker_pids() == []
+        assert server.process is not None
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=SHUTDOWN_WAIT_S) == 0
+    granian = [line for line in server.stderr.splitlines() if " granian: " in line]
+    assert [line.split(" granian: ")[1] for line in granian[-2:]] == [
+        "Shutting down granian",
+        "Stopping worker-1",
+    ]
+    assert "Traceback" not in server.stderr
+    assert "experimental" not in server.stderr
+
+
+def test_a_failed_worker_is_replaced(tmp_path: Path) -> None:
+    with ServeProcess(tmp_path / "data", "--no-tls", "--workers", "2") as server:
+        assert _registry_answers(server)
+        worker = server.worker_pids()[0]
         os.kill(worker, signal.SIGKILL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

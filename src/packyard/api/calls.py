@@ -138,7 +138,11 @@ def stop_worker_threads() -> None:
     """
     for thread in threading.enumerate():
         stop = getattr(thread, "stop", None)
-        if thread.name == _ANYIO_WORKER and thread.is_alive() and callable(stop):
+        if thread.name != _ANYIO_WORKER or not thread.is_alive() or not callable(stop):
+            continue
+        # Told once already (by the lifespan, now at exit): a second stop would find the
+        # thread's queue full while it is still finishing its call.
+        if not getattr(thread, "stopping", False):
             stop()
 
 

@@ -9,7 +9,7 @@ recorded by :mod:`packyard.services.journal` in the transaction of the change it
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -110,13 +110,15 @@ class Change:
     """One audited change: HCP's audit ``action`` and ``description``, the object blocks of
     the record (``bucket``, ``version``, ``builds``, ``channel``…, as HCP's audit events
     carry them, plus Packyard's ``before``/``after`` where a change has them), the bucket it
-    concerns (for queries), and the webhook events it causes."""
+    concerns (for queries), and the webhook events it causes: read once, as they are
+    recorded, so that they may be produced as they are read (a revocation's, one per
+    descendant)."""
 
     action: AuditAction
     description: str
     record: Mapping[str, Any] = field(default_factory=dict)
     bucket: str = ""
-    events: Sequence[VersionEvent] = ()
+    events: Iterable[VersionEvent] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import secrets
 import string
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
@@ -40,6 +41,7 @@ from packyard.ids import new_id
 from packyard.store.engine import Store
 from packyard.store.journal import AuditRow, EventRow, JournalRepo
 from packyard.store.schema import projects
+from packyard.store.types import json_dumps
 
 Who = Caller | Operator | Actor
 _EVENT_ID_ALPHABET = string.ascii_letters + string.digits
@@ -54,7 +56,9 @@ def record(conn: Connection, project_id: str | None, who: Who, change: Change) -
     repo = JournalRepo(conn)
     actor = Actor.of(who)
     now = utcnow()
-    if not change.events:
+    events = iter(change.events)
+    first = next(events, None)
+    if first is None:
         organization_id = _organization(conn, who, project_id)
         _audit(repo, organization_id, project_id, actor, change, now, AuditStatus.OK)
         return
@@ -65,14 +69,16 @@ def record(conn: Connection, project_id: str | None, who: Who, change: Change) -
     registry_id = found.registry_id
     rows: list[EventRow] = []
     deliveries: list[tuple[EventRow, str, str]] = []
-    for event in change.events:
+    for event in chain([first], events):
         event_id = new_event_id("packer")
         row = EventRow(
             id=event_id,
             project_id=project_id,
             source=VERSION_SOURCE,
             action=event.action.value,
-            body=envelope(event_id, organization_id, project_id, registry_id, event, actor),
+            body=json_dumps(
+                envelope(event_id, organization_id, project_id, registry_id, event, actor)
+            ),
             created_at=now,
         )
         rows.append(row)

@@ -12,8 +12,9 @@ deleted version).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import Connection, Select
@@ -42,6 +43,12 @@ def with_builds(conn: Connection, items: Sequence[Version]) -> None:
 def loaded(conn: Connection, version_ids: Iterable[str]) -> dict[str, Version]:
     """Versions by id with their builds: one statement."""
     return VersionRepo(conn).get_with_builds(version_ids)
+
+
+def streamed_copies(conn: Connection, origin_ids: Select[Any]) -> Iterator[tuple[Version, str]]:
+    """:func:`copies` read as they are used (one statement; nothing else may run on
+    ``conn`` until the iteration ends)."""
+    return VersionRepo(conn).stream_inherited_copies(origin_ids)
 
 
 def copies(conn: Connection, origin_ids: Select[Any]) -> list[tuple[Version, str]]:
@@ -137,7 +144,7 @@ def version_change(
     description: str,
     v: Version,
     now: datetime,
-    events: Sequence[VersionEvent] = (),
+    events: Iterable[VersionEvent] = (),
     **extra: Any,
 ) -> Change:
     return Change(
@@ -145,7 +152,7 @@ def version_change(
         description,
         {**p.version_payload(v, now), **extra},
         bucket=v.bucket_name,
-        events=tuple(events),
+        events=events,
     )
 
 
@@ -205,22 +212,21 @@ def channel_change(
 def revocation_events(
     conn: Connection,
     origin: Version,
-    held: Sequence[tuple[Version, str]],
+    held: Iterable[tuple[Version, str]],
     now: datetime,
     *,
     skip_descendants: bool,
     moves: Sequence[ChannelMove] = (),
-) -> list[VersionEvent]:
-    """``revoke`` (in effect) or ``schedule-revocation`` for the origin and every copy,
-    then ``assign`` for each channel rolled back."""
-    out = []
-    for v in [origin, *(c for c, _ in held)]:
+) -> Iterator[VersionEvent]:
+    """``revoke`` (in effect) or ``schedule-revocation`` for the origin and every copy in
+    ``held`` (which may be :func:`streamed_copies`: read as the events are), then ``assign``
+    for each channel rolled back."""
+    for v in chain([origin], (c for c, _ in held)):
         action = (
             EventAction.REVOKE if is_revoked(v.revoke_at, now) else EventAction.SCHEDULE_REVOCATION
         )
-        out.append(version_event(action, v, now, skip_descendants_revocation=skip_descendants))
-    out += moves_events(conn, moves, [origin, *(c for c, _ in held)])
-    return out
+        yield version_event(action, v, now, skip_descendants_revocation=skip_descendants)
+    yield from moves_events(conn, moves, [origin])
 
 
 def restoration_events(

@@ -373,7 +373,7 @@ def _record_revocation(
     skip_descendants: bool,
     now: datetime,
 ) -> None:
-    held = recording.copies(conn, one_id(version.id))
+    held = recording.streamed_copies(conn, one_id(version.id))
     events = recording.revocation_events(
         conn, version, held, now, skip_descendants=skip_descendants, moves=outcome.moves
     )
