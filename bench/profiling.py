@@ -68,7 +68,7 @@ def profile_during(
         "record",
         "--pid",
         str(pid),
-        "--subprocesses",  # the requests are served by the supervisor's worker processes
+        "--subprocesses",  # with --workers N, the supervisor's worker processes serve
         "--duration",
         str(max(1, round(seconds))),
         "--rate",

@@ -612,9 +612,10 @@ def _cost_markdown(result: dict[str, Any]) -> list[str]:
         "",
         "## Cost (CPU seconds)",
         "",
-        "User + system CPU time of the server's processes (granian's supervisor and its "
-        "workers, from `/proc/<pid>/stat`) during the measurement, per million requests or per "
-        "thousand pushes; PostgreSQL's processes (the postmaster and its backends) beside it.",
+        "User + system CPU time of the server's processes (with --workers N, granian's "
+        "supervisor and its workers; from `/proc/<pid>/stat`) during the measurement, per "
+        "million requests or per thousand pushes; PostgreSQL's processes (the postmaster and "
+        "its backends) beside it.",
         "",
         "| backend | work | load | count | unit | server CPU s | server CPU s per unit "
         "| PostgreSQL CPU s | PostgreSQL CPU s per unit |",
@@ -733,9 +734,9 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         "## Revocation and memory",
         "",
-        "Server memory: resident pages of the supervisor and its workers, each counted once "
-        "(the workers are forked and share the supervisor's pages); per-process RSS summed "
-        "and PSS beside it.",
+        "Server memory: resident pages of the server's processes, each counted once (one "
+        "process with one worker; forked workers share their supervisor's pages); "
+        "per-process RSS summed and PSS beside it.",
         "",
         "| backend | revocation | processes | resident after start | resident peak under load "
         "| resident after the benchmark | RSS summed, peak | PSS, peak |",

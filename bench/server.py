@@ -41,12 +41,13 @@ class RunningServer:
 
 @dataclass(frozen=True, slots=True)
 class ServerMemory:
-    """Resident memory of a server process and its workers, in MiB.
+    """Resident memory of a server process and its workers (if any), in MiB.
 
     ``resident``: every resident page of the server once, which is what RSS means for
-    a single process. The workers are forked from the supervisor and share its
-    pages until they write to them, so this is the supervisor's RSS plus the pages
-    each worker has of its own (private clean + private dirty, the USS).
+    a single process (``serve`` with one worker serves from one process). With
+    ``--workers N`` the workers are forked from the supervisor and share its pages
+    until they write to them, so this is the supervisor's RSS plus the pages each
+    worker has of its own (private clean + private dirty, the USS).
     ``rss_sum`` adds up each process's RSS, counting every shared page once per
     process; ``pss`` divides shared pages among the processes sharing them.
     """
