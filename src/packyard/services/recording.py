@@ -46,18 +46,10 @@ def loaded(conn: Connection, version_ids: Iterable[str]) -> dict[str, Version]:
 
 
 def streamed_copies(conn: Connection, origin_ids: Select[Any]) -> Iterator[tuple[Version, str]]:
-    """:func:`copies` read as they are used (one statement; nothing else may run on
-    ``conn`` until the iteration ends)."""
+    """The versions holding an inherited copy of the revocation of one of ``origin_ids`` (a
+    one-column selectable), with their builds and the origin each copies, by origin: one
+    statement, read as they are used."""
     return VersionRepo(conn).stream_inherited_copies(origin_ids)
-
-
-def copies(conn: Connection, origin_ids: Select[Any]) -> list[tuple[Version, str]]:
-    """The versions holding an inherited copy of the revocation of one of ``origin_ids``
-    (a one-column selectable), with their builds and the origin each copies: two
-    statements for any number of them."""
-    out = VersionRepo(conn).inherited_copies(origin_ids)
-    with_builds(conn, [v for v, _ in out])
-    return out
 
 
 def channels_by_id(conn: Connection, ids: Sequence[str]) -> dict[str, Channel]:
@@ -230,24 +222,15 @@ def revocation_events(
 
 
 def restoration_events(
-    cleared: Sequence[tuple[Version, bool]], now: datetime
-) -> list[VersionEvent]:
+    cleared: Iterable[tuple[Version, bool]], now: datetime
+) -> Iterator[VersionEvent]:
     """``restore`` for each version whose revocation was in effect, ``cancel-revocation``
     for each whose revocation was still scheduled (``cleared``: the version as restored,
-    whether its revocation was in effect)."""
-    return [
+    whether its revocation was in effect; read as the events are)."""
+    return (
         version_event(EventAction.RESTORE if was else EventAction.CANCEL_REVOCATION, v, now)
         for v, was in cleared
-    ]
-
-
-def cleared(v: Version) -> None:
-    """``v`` as restoring leaves it (in memory)."""
-    v.revoke_at = None
-    v.revocation_message = ""
-    v.revocation_author = ""
-    v.revocation_type = None
-    v.revocation_inherited_from = None
+    )
 
 
 def simple(action: AuditAction, description: str, bucket_name: str = "", **record: Any) -> Change:

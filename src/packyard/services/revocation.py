@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 
 from sqlalchemy import Connection, false, or_, select
 
@@ -64,7 +65,7 @@ from packyard.store.revocation import (
     takes_copy,
 )
 from packyard.store.schema import versions
-from packyard.store.versions import VersionRepo, version_row
+from packyard.store.versions import CopyMark, VersionRepo, version_row
 
 _MESSAGE_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -314,7 +315,7 @@ class RevocationService:
             version = version_or_10(conn, bucket, fingerprint, lock=True)
             _check_restorable(version)
             now = utcnow()
-            held = recording.copies(conn, one_id(version.id))
+            held = VersionRepo(conn).inherited_copy_marks(one_id(version.id))
             restore_version(conn, version.id, now=now)
             restored = _reload(conn, version, caller)
             _record_restore(conn, caller, version, restored, held, now)
@@ -396,16 +397,16 @@ def _record_restore(
     caller: Caller,
     before: Version,
     restored: Version,
-    held: list[tuple[Version, str]],
+    held: dict[str, CopyMark],
     now: datetime,
 ) -> None:
     """``restore`` where the revocation was in effect, ``cancel-revocation`` where it was
-    still scheduled: for the version and each descendant that inherited it."""
-    was = [is_revoked(v.revoke_at, now) for v, _ in held]
-    for v, _ in held:
-        recording.cleared(v)
+    still scheduled: for the version and each descendant that inherited it (``held``: what
+    they held before the restore; they are read, restored, as the events are recorded)."""
     in_effect = is_revoked(before.revoke_at, now)
-    cleared = [(restored, in_effect), *zip((v for v, _ in held), was, strict=True)]
+    copies = VersionRepo(conn).stream_with_builds(held)
+    was = ((v, is_revoked(held[v.id].revoke_at, now)) for v in copies)
+    cleared = chain([(restored, in_effect)], was)
     change = recording.version_change(
         AuditAction.UPDATE,
         "Restored version" if in_effect else "Cancelled version revocation",

@@ -14,16 +14,18 @@ same transaction as their rollback. On SQLite, write transactions are serial.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Select, select
 
 from packyard import metrics
 from packyard.domain.events import SYSTEM, AuditAction
-from packyard.domain.models import MANAGED_AUTHOR
+from packyard.domain.models import MANAGED_AUTHOR, Version
 from packyard.domain.rules import utcnow
 from packyard.services import recording
 from packyard.services.background import LoopThread, running
@@ -32,6 +34,7 @@ from packyard.services.lifecycle import roll_back_channels
 from packyard.store.engine import Store
 from packyard.store.revocation import ChannelMove, RevocationRepo
 from packyard.store.schema import buckets, versions
+from packyard.store.versions import VersionRepo
 
 log = logging.getLogger(__name__)
 
@@ -107,26 +110,33 @@ def _record(
     )
     projects: dict[str, str] = {r.id: r.project_id for r in rows}
     found = recording.loaded(conn, projects)
-    held = recording.copies(conn, origins)
-    origin_of = {v.id: origin for v, origin in held}
+    marks = VersionRepo(conn).inherited_copy_marks(origins)
+    origin_of = {vid: mark.origin_id for vid, mark in marks.items()}
     origin_of.update({vid: vid for vid in projects})
-    for origin_id, project_id in projects.items():
-        version = found[origin_id]
-        copies = [(v, o) for v, o in held if o == origin_id]
+
+    def record_origin(origin_id: str, copies: Iterable[tuple[Version, str]]) -> None:
         mine = [m for m in moves if origin_of.get(m.previous_version_id or "") == origin_id]
         events = recording.revocation_events(
-            conn, version, copies, now, skip_descendants=False, moves=mine
+            conn, found[origin_id], copies, now, skip_descendants=False, moves=mine
         )
         change = recording.version_change(
             AuditAction.UPDATE,
             "Revoked version",
-            version,
+            found[origin_id],
             now,
             events,
             scheduled=True,
             channels_rolled_back=len(mine),
         )
-        record(conn, project_id, SYSTEM, change)
+        record(conn, projects[origin_id], SYSTEM, change)
+
+    # The copies come by origin, each origin's read as its events are recorded.
+    recorded = set()
+    for origin_id, copies in groupby(recording.streamed_copies(conn, origins), itemgetter(1)):
+        record_origin(origin_id, copies)
+        recorded.add(origin_id)
+    for origin_id in sorted(projects.keys() - recorded):  # no descendant inherited these
+        record_origin(origin_id, ())
 
 
 def _aware(value: datetime) -> datetime:

@@ -518,23 +518,45 @@ class VersionRepo:
             return {}
         return {r.id: version_from_row(r) for r in _BY_IDS.rows(self.conn, {"ids": list(ids)})}
 
-    def inherited_copies(self, origin_ids: Select[Any]) -> list[tuple[Version, str]]:
-        """The versions holding an inherited copy of the revocation of one of ``origin_ids``
-        (a one-column selectable), each with the origin it copies (one statement)."""
-        rows = self.conn.execute(_inherited_copies(origin_ids)).all()
-        return [(version_row(r, r.bucket_name), str(r.revocation_inherited_from)) for r in rows]
-
     def stream_inherited_copies(self, origin_ids: Select[Any]) -> Iterator[tuple[Version, str]]:
-        """:meth:`inherited_copies` with each version's builds (and their artifacts), in one
-        statement whose rows become versions one at a time, as they are used: a
-        revocation that reaches 10,000 descendants records an event for each without
-        holding them all (28 MB of versions at once, whose memory stayed with the process).
-        Nothing else may run on the connection until the iteration ends."""
+        """The versions holding an inherited copy of the revocation of one of ``origin_ids``
+        (a one-column selectable), with their builds (and their artifacts) and the origin
+        each copies, by origin, then bucket name and number. One statement, whose rows
+        become versions one at a time, as they are used: a revocation that reaches 10,000
+        descendants records an event for each without holding them all (28 MB of versions
+        at once, whose memory stayed with the process)."""
         result = self.conn.execute(_inherited_copies(origin_ids).add_columns(_BUILDS))
         for r in result:
             version = version_row(r, r.bucket_name)
             version.builds = _builds_from_json(version.id, r.builds)
             yield version, str(r.revocation_inherited_from)
+
+    def inherited_copy_marks(self, origin_ids: Select[Any]) -> dict[str, CopyMark]:
+        """The versions holding an inherited copy of the revocation of one of ``origin_ids``
+        (a one-column selectable), by id, with the origin each copies and its ``revoke_at``,
+        without loading them (one statement)."""
+        rows = self.conn.execute(
+            _inherited_copies(origin_ids).with_only_columns(
+                versions.c.id, versions.c.revocation_inherited_from, versions.c.revoke_at
+            )
+        )
+        return {r.id: CopyMark(str(r.revocation_inherited_from), r.revoke_at) for r in rows}
+
+    def stream_with_builds(self, version_ids: Iterable[str]) -> Iterator[Version]:
+        """Versions by id with their builds (and their artifacts), by bucket name and
+        number, in one statement whose rows become versions as they are used (see
+        :meth:`stream_inherited_copies`)."""
+        result = self.conn.execute(
+            select(versions, buckets.c.name.label("bucket_name"), _BUILDS)
+            .join(buckets, buckets.c.id == versions.c.bucket_id)
+            .where(in_list(versions.c.id, "ids"))
+            .order_by(*_COPY_ORDER),
+            {"ids": list(version_ids)},
+        )
+        for r in result:
+            version = version_row(r, r.bucket_name)
+            version.builds = _builds_from_json(version.id, r.builds)
+            yield version
 
     def insert(self, version: Version) -> None:
         self.conn.execute(
@@ -652,6 +674,18 @@ class VersionRepo:
         return {r.id: loaded_version_from_row(r) for r in rows}
 
 
+_COPY_ORDER = (buckets.c.name, versions.c.number, versions.c.id)
+
+
+@dataclass(frozen=True, slots=True)
+class CopyMark:
+    """What a version holding an inherited revocation copies: from which origin, and its
+    ``revoke_at`` (the origin's)."""
+
+    origin_id: str
+    revoke_at: datetime | None
+
+
 def _inherited_copies(origin_ids: Select[Any]) -> Select[Any]:
     return (
         select(versions, buckets.c.name.label("bucket_name"))
@@ -660,7 +694,7 @@ def _inherited_copies(origin_ids: Select[Any]) -> Select[Any]:
             versions.c.revocation_inherited_from.in_(origin_ids),
             versions.c.revocation_type == RevocationType.INHERITED.value,
         )
-        .order_by(buckets.c.name, versions.c.number, versions.c.id)
+        .order_by(versions.c.revocation_inherited_from, *_COPY_ORDER)
     )
 
 
