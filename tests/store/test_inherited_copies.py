@@ -46,9 +46,7 @@ def _loaded(services: Services, ids: list[str]) -> dict[str, Version]:
         return VersionRepo(conn).get_with_builds(ids)
 
 
-def test_the_marks_name_each_copy_its_origin_and_time(
-    services: Services, revoked: Revoked
-) -> None:
+def test_the_marks_name_each_copy_its_origin_and_time(services: Services, revoked: Revoked) -> None:
     with services.store.read() as conn, count_statements(services.store.engine) as log:
         marks = VersionRepo(conn).inherited_copy_marks(one_id(revoked.root.id))
     [root] = _loaded(services, [revoked.root.id]).values()

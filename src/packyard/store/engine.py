@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from packyard import heap
 from packyard.store import generations
 from packyard.store.journal import flush as flush_journal
 from packyard.store.types import json_dumps, json_loads
@@ -34,6 +35,9 @@ _BEGIN = "packyard_begin"
 # Seconds a PostgreSQL connection serves before it is replaced (firewalls and load
 # balancers drop connections that live too long).
 PG_RECYCLE_S = 1800
+# A write transaction recording at least this many events gives back the memory it freed
+# (packyard.heap): a revocation reaching 1,000 descendants or more.
+LARGE_WRITE_EVENTS = 1000
 # PostgreSQL isolation levels: one-statement reads (no transaction), reads, writes.
 _STATEMENT = "AUTOCOMMIT"
 _READ = "REPEATABLE READ"
@@ -223,7 +227,11 @@ class Store:
                 changed = generations.changed_keys(conn, project_id) if affects_reads else []
                 # The journal's per-project counter row is taken last, so that it stays
                 # locked for as short a time as possible: from here to COMMIT.
-                flush_journal(conn, changed)
+                events = flush_journal(conn, changed)
+        if events >= LARGE_WRITE_EVENTS:
+            # What such a transaction built (an event per descendant of a revocation) is
+            # garbage by now; see packyard.heap.
+            heap.release_freed()
 
     @contextmanager
     def _connection(self, isolation_level: str) -> Iterator[Connection]:

@@ -242,9 +242,10 @@ class JournalRepo:
         return pending
 
 
-def flush(conn: Connection, generation_keys: Sequence[tuple[str, str]] = ()) -> None:
+def flush(conn: Connection, generation_keys: Sequence[tuple[str, str]] = ()) -> int:
     """Number and write the records the transaction queued, and move ``generation_keys``
-    (:func:`packyard.store.generations.changed_keys`): call it last before COMMIT."""
+    (:func:`packyard.store.generations.changed_keys`): call it last before COMMIT.
+    Returns how many events were written."""
     pending: _Pending | None = conn.info.pop(_PENDING, None)
     if pending is not None and (
         pending.transaction is not conn.get_transaction() or not (pending.audit or pending.events)
@@ -255,7 +256,7 @@ def flush(conn: Connection, generation_keys: Sequence[tuple[str, str]] = ()) -> 
         generations.bump(conn, generation_keys)
         generation_keys = ()
     if pending is None:
-        return
+        return 0
     counts: dict[str, int] = {}
     audit_k: list[int] = []
     for row in pending.audit:
@@ -271,6 +272,7 @@ def flush(conn: Connection, generation_keys: Sequence[tuple[str, str]] = ()) -> 
         _flush_pg(conn, pending, counts, audit_k, events_k, generation_keys)
     else:
         _flush_sqlite(conn, pending, counts, audit_k, events_k)
+    return len(pending.events)
 
 
 def _flush_pg(
