@@ -42,3 +42,16 @@ def test_a_transaction_recording_many_events_releases_what_it_freed(
     push_version(services, caller, child, parent_id=root.id)
     services.revocation.revoke(caller, base, root.fingerprint, request(revoke_in="2h"))
     assert released == [True]  # three
+
+
+def test_a_large_write_transaction_closes_its_postgresql_connection(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libpq keeps the buffers a transaction grew until its connection closes; SQLite
+    connections keep nothing of the kind and stay."""
+    monkeypatch.setattr(engine, "flush_journal", lambda conn, keys: engine.LARGE_WRITE_EVENTS)
+    with services.store.write() as conn:
+        driver = conn.connection.driver_connection
+    assert getattr(driver, "closed", False) is not services.store.is_sqlite
+    with services.store.write() as conn:  # the next write opens another
+        assert conn.connection.driver_connection is not driver or services.store.is_sqlite

@@ -485,7 +485,18 @@ def run(options: ServeOptions, services: Services) -> None:
     except OSError as exc:
         raise data_dir_error(options.data_dir, exc) from None
     _configure_logging(options.log_level, options.log_format, options.access_log)
-    spec = {
+    spec = _worker_spec(options, self_signed)
+    http = _http_settings(options, ssl_cert, ssl_key)
+    if options.workers == 1:
+        _serve_in_process(_app(services, spec), http)
+    else:
+        services.store.dispose()  # each worker opens its own connections after the fork
+        _serve_with_workers(options.workers, spec, http)
+
+
+def _worker_spec(options: ServeOptions, self_signed: bool) -> dict[str, Any]:
+    """What a worker needs to build its app (:func:`worker_app`, :func:`_app`)."""
+    return {
         "data_dir": str(options.data_dir),
         "database_url": None if options.database_url_file else options.database_url,
         "database_url_file": (
@@ -503,7 +514,13 @@ def run(options: ServeOptions, services: Services) -> None:
         "metrics_token": options.metrics_token,
         "supervisor_pid": os.getpid(),
     }
-    http: dict[str, Any] = {
+
+
+def _http_settings(
+    options: ServeOptions, ssl_cert: Path | None, ssl_key: Path | None
+) -> dict[str, Any]:
+    """granian's settings, the same for its embedded server and its supervisor."""
+    return {
         "address": options.host,
         "port": options.port,
         "interface": Interfaces.ASGI,
@@ -523,11 +540,6 @@ def run(options: ServeOptions, services: Services) -> None:
         "log_dictconfig": logs.granian_config(options.log_format),
         "log_access": False,  # Packyard's own access log (--access-log) has routes and sizes
     }
-    if options.workers == 1:
-        _serve_in_process(_app(services, spec), http)
-    else:
-        services.store.dispose()  # each worker opens its own connections after the fork
-        _serve_with_workers(options.workers, spec, http)
 
 
 def _serve_in_process(app: FastAPI, http: dict[str, Any]) -> None:
@@ -541,8 +553,6 @@ def _serve_in_process(app: FastAPI, http: dict[str, Any]) -> None:
     # Requests still running this long after SIGINT/SIGTERM are stopped (the embedded
     # server's constructor does not take the setting its multi-process one takes).
     server.workers_kill_timeout = SHUTDOWN_GRACE_S
-    gc.collect()
-    gc.freeze()  # what exists now is never scanned by the collector again
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()

@@ -498,6 +498,39 @@ def test_the_scheduler_records_as_the_registry(services: Services, tenant: Tenan
     assert {b["event_payload"]["actor"]["type"] for b in got.bodies} == {"TYPE_INTERNAL_OPERATOR"}
 
 
+def test_the_scheduler_records_each_origin_with_its_own_descendants(
+    services: Services, tenant: TenantFixture
+) -> None:
+    """Several revocations taking effect in one pass: each origin's audit entry, then its
+    ``revoke`` event followed by those of the descendants that copied it (read by origin
+    from one statement), and an origin no descendant copied alone."""
+    caller = tenant.caller(Role.ADMIN)
+    base, child = unique("base"), unique("child")
+    for name in (base, child):
+        services.buckets.create(caller, name, None, None)
+    origins = [push_version(services, caller, base) for _ in range(3)]
+    copies = {
+        origins[0].id: [push_version(services, caller, child, parent_id=origins[0].id).id],
+        origins[1].id: [
+            push_version(services, caller, child, parent_id=origins[1].id).id for _ in range(2)
+        ],
+        origins[2].id: [],
+    }
+    at = utcnow() + timedelta(hours=1)
+    for origin in origins:
+        services.revocation.update(caller, base, origin.fingerprint, request(revoke_at=at))
+    journal = Journal(services, tenant.project_id)
+    journal.mark()
+    services.scheduler.apply_due(at + timedelta(minutes=1))
+    got = journal.since()
+    audited = [r["version"]["id"] for r in got.records]
+    assert sorted(audited) == sorted(copies)
+    revoked = [
+        b["event_payload"]["version"]["id"] for b in got.bodies if b["event_action"] == "revoke"
+    ]
+    assert revoked == [vid for origin in audited for vid in (origin, *copies[origin])]
+
+
 def test_operator_changes_are_by_the_internal_operator(
     services: Services, tenant: TenantFixture
 ) -> None:
