@@ -233,9 +233,13 @@ def _run_size(opts: Options, tools: Tools) -> dict[str, Any]:
 
 def _notes(result: dict[str, Any], opts: Options) -> list[str]:
     notes = [
-        "2 shared cores: wrk (threads = min(connections, cores)), `packyard serve` (one "
-        f"process with one worker, else granian's supervisor and {opts.workers} worker "
-        "processes), PostgreSQL and nginx "
+        "2 shared cores: wrk (threads = min(connections, cores)), `packyard serve` ("
+        + (
+            "one process serving"
+            if opts.workers == 1
+            else f"granian's supervisor and {opts.workers} worker processes"
+        )
+        + "), PostgreSQL and nginx "
         "(worker_processes auto) compete for them; compare runs on the same machine only.",
         "Both servers answer plain HTTP on 127.0.0.1 (`packyard serve --no-tls`), so the "
         "nginx ratio compares application work, not TLS.",
