@@ -11,8 +11,8 @@ from packyard import heap
 from packyard.domain.enums import Role
 from packyard.services.container import Services
 from packyard.store import engine
-from tests.support.factories import TenantFixture, unique
-from tests.support.revocation import push_version, request
+from tests.support.factories import TenantFixture
+from tests.support.revocation import new_buckets, push_version, request
 
 
 def test_glibc_heaps_are_trimmed() -> None:
@@ -31,9 +31,7 @@ def test_a_transaction_recording_many_events_releases_what_it_freed(
     monkeypatch.setattr(heap, "release_freed", release)
     monkeypatch.setattr(engine, "LARGE_WRITE_EVENTS", 3)
     caller = tenant.caller(Role.ADMIN)
-    base, child = unique("base"), unique("child")
-    for name in (base, child):
-        services.buckets.create(caller, name, None, None)
+    base, child = new_buckets(services, caller, "base", "child")
     root = push_version(services, caller, base)
     push_version(services, caller, child, parent_id=root.id)
     assert released == []  # pushes record an event or two per transaction

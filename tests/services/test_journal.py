@@ -25,7 +25,7 @@ from packyard.services.journal import record_failure
 from packyard.store.journal import JournalRepo
 from packyard.store.schema import audit_events, buckets, events
 from tests.support.factories import TenantFixture, unique
-from tests.support.revocation import Pushed, push_version, request
+from tests.support.revocation import Pushed, new_buckets, push_version, request
 
 EXAMPLES = Path(__file__).parent / "fixtures" / "hcp_webhook_examples.json"
 
@@ -48,9 +48,7 @@ class World:
 
 def world(services: Services, tenant: TenantFixture) -> World:
     caller = tenant.caller(Role.ADMIN)
-    base, child = unique("base"), unique("child")
-    for name in (base, child):
-        services.buckets.create(caller, name, None, None)
+    base, child = new_buckets(services, caller, "base", "child")
     a1 = push_version(services, caller, base)
     a2 = push_version(services, caller, base)
     services.channels.create(caller, base, "prod", a1.fingerprint, False)
@@ -505,9 +503,7 @@ def test_the_scheduler_records_each_origin_with_its_own_descendants(
     ``revoke`` event followed by those of the descendants that copied it (read by origin
     from one statement), and an origin no descendant copied alone."""
     caller = tenant.caller(Role.ADMIN)
-    base, child = unique("base"), unique("child")
-    for name in (base, child):
-        services.buckets.create(caller, name, None, None)
+    base, child = new_buckets(services, caller, "base", "child")
     origins = [push_version(services, caller, base) for _ in range(3)]
     copies = {
         origins[0].id: [push_version(services, caller, child, parent_id=origins[0].id).id],

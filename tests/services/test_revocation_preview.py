@@ -18,9 +18,9 @@ from packyard.services.revocation import RevocationPreview, RevocationRequest
 from packyard.store.forest import seed_forest
 from packyard.store.schema import buckets as buckets_table
 from packyard.store.schema import channels, versions
-from tests.support.factories import TenantFixture, unique
+from tests.support.factories import TenantFixture
 from tests.support.querycount import count_statements
-from tests.support.revocation import Pushed, push_version, request
+from tests.support.revocation import Pushed, new_buckets, push_version, request
 
 
 @dataclass
@@ -42,9 +42,7 @@ class Family:
 
 def family(services: Services, tenant: TenantFixture) -> Family:
     caller = tenant.caller(Role.ADMIN)
-    base, child, grand = unique("base"), unique("child"), unique("grand")
-    for name in (base, child, grand):
-        services.buckets.create(caller, name, None, None)
+    base, child, grand = new_buckets(services, caller, "base", "child", "grand")
     b1 = push_version(services, caller, base)
     b2 = push_version(services, caller, base)
     services.channels.create(caller, base, "prod", b1.fingerprint, False)

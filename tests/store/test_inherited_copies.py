@@ -14,9 +14,9 @@ from packyard.domain.models import Version
 from packyard.services.container import Services
 from packyard.store.revocation import one_id
 from packyard.store.versions import CopyMark, VersionRepo
-from tests.support.factories import TenantFixture, unique
+from tests.support.factories import TenantFixture
 from tests.support.querycount import count_statements
-from tests.support.revocation import Pushed, push_version, request
+from tests.support.revocation import Pushed, new_buckets, push_version, request
 
 
 @dataclass
@@ -29,9 +29,7 @@ class Revoked:
 def revoked(services: Services, tenant: TenantFixture) -> Revoked:
     """A root version whose scheduled revocation three descendants in two buckets copy."""
     caller = tenant.caller(Role.ADMIN)
-    base, first, second = unique("base"), unique("c1"), unique("c2")
-    for name in (base, first, second):
-        services.buckets.create(caller, name, None, None)
+    base, first, second = new_buckets(services, caller, "base", "c1", "c2")
     root = push_version(services, caller, base)
     copies = [
         push_version(services, caller, bucket, parent_id=root.id)

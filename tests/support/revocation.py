@@ -102,6 +102,14 @@ def push(
 # --- service level ----------------------------------------------------------
 
 
+def new_buckets(services: Services, caller: Caller, *prefixes: str) -> list[str]:
+    """Create a bucket with a fresh name for each prefix; returns the names."""
+    names = [unique(prefix) for prefix in prefixes]
+    for name in names:
+        services.buckets.create(caller, name, None, None)
+    return names
+
+
 def request(
     *,
     revoke_at: datetime | None = None,
