@@ -227,12 +227,12 @@ class Store:
                 changed = generations.changed_keys(conn, project_id) if affects_reads else []
                 # The journal's per-project counter row is taken last, so that it stays
                 # locked for as short a time as possible: from here to COMMIT.
-                events = flush_journal(conn, changed)
-            if events >= LARGE_WRITE_EVENTS and not self.is_sqlite:
+                recorded = flush_journal(conn, changed)
+            if recorded >= LARGE_WRITE_EVENTS and not self.is_sqlite:
                 # libpq keeps the buffers a transaction grew (tens of MB for a revocation
                 # reaching 10,000 descendants) for as long as its connection is open.
                 conn.invalidate()
-        if events >= LARGE_WRITE_EVENTS:
+        if recorded >= LARGE_WRITE_EVENTS:
             # What such a transaction built (an event per descendant of a revocation) is
             # garbage by now; see packyard.heap.
             heap.release_freed()

@@ -527,17 +527,15 @@ class VersionRepo:
         at once, whose memory stayed with the process)."""
         result = self.conn.execute(_inherited_copies(origin_ids).add_columns(_BUILDS))
         for r in result:
-            version = version_row(r, r.bucket_name)
-            version.builds = _builds_from_json(version.id, r.builds)
-            yield version, str(r.revocation_inherited_from)
+            yield _with_builds(r), str(r.revocation_inherited_from)
 
     def inherited_copy_marks(self, origin_ids: Select[Any]) -> dict[str, CopyMark]:
         """The versions holding an inherited copy of the revocation of one of ``origin_ids``
         (a one-column selectable), by id, with the origin each copies and its ``revoke_at``,
         without loading them (one statement)."""
         rows = self.conn.execute(
-            _inherited_copies(origin_ids).with_only_columns(
-                versions.c.id, versions.c.revocation_inherited_from, versions.c.revoke_at
+            select(versions.c.id, versions.c.revocation_inherited_from, versions.c.revoke_at).where(
+                *_holds_copy_of(origin_ids)
             )
         )
         return {r.id: CopyMark(str(r.revocation_inherited_from), r.revoke_at) for r in rows}
@@ -554,9 +552,7 @@ class VersionRepo:
             {"ids": list(version_ids)},
         )
         for r in result:
-            version = version_row(r, r.bucket_name)
-            version.builds = _builds_from_json(version.id, r.builds)
-            yield version
+            yield _with_builds(r)
 
     def insert(self, version: Version) -> None:
         self.conn.execute(
@@ -686,16 +682,27 @@ class CopyMark:
     revoke_at: datetime | None
 
 
+def _holds_copy_of(origin_ids: Select[Any]) -> tuple[ColumnElement[bool], ...]:
+    return (
+        versions.c.revocation_inherited_from.in_(origin_ids),
+        versions.c.revocation_type == RevocationType.INHERITED.value,
+    )
+
+
 def _inherited_copies(origin_ids: Select[Any]) -> Select[Any]:
     return (
         select(versions, buckets.c.name.label("bucket_name"))
         .join(buckets, buckets.c.id == versions.c.bucket_id)
-        .where(
-            versions.c.revocation_inherited_from.in_(origin_ids),
-            versions.c.revocation_type == RevocationType.INHERITED.value,
-        )
+        .where(*_holds_copy_of(origin_ids))
         .order_by(versions.c.revocation_inherited_from, *_COPY_ORDER)
     )
+
+
+def _with_builds(row: Any) -> Version:
+    """A version from a row of ``versions`` columns, ``bucket_name`` and ``_BUILDS``."""
+    version = version_row(row, row.bucket_name)
+    version.builds = _builds_from_json(version.id, row.builds)
+    return version
 
 
 def loaded_version_from_row(row: Any) -> Version:
