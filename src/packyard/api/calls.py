@@ -35,7 +35,9 @@ Each service call is one database transaction. Where it runs depends on the data
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -140,9 +142,10 @@ def stop_worker_threads() -> None:
         stop = getattr(thread, "stop", None)
         if thread.name != _ANYIO_WORKER or not thread.is_alive() or not callable(stop):
             continue
-        # Told once already (by the lifespan, now at exit): a second stop would find the
-        # thread's queue full while it is still finishing its call.
-        if not getattr(thread, "stopping", False):
+        # Stopped twice (by the lifespan, then at exit), a thread still finishing its call
+        # may have no room left in its queue: what is there already ends it. The second
+        # stop is the retry of a first that found the queue full.
+        with contextlib.suppress(queue.Full):
             stop()
 
 
