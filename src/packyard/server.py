@@ -553,6 +553,7 @@ def _serve_in_process(app: FastAPI, http: dict[str, Any]) -> None:
     # Requests still running this long after SIGINT/SIGTERM are stopped (the embedded
     # server's constructor does not take the setting its multi-process one takes).
     server.workers_kill_timeout = SHUTDOWN_GRACE_S
+    _freeze_what_exists()
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
@@ -573,6 +574,16 @@ def _serve_in_process(app: FastAPI, http: dict[str, Any]) -> None:
         raise StartupError("the server stopped unexpectedly; see the log above.")
 
 
+def _freeze_what_exists() -> None:
+    """Keep the objects that exist now (the imported code, the app) out of every later
+    garbage collection. A full collection otherwise walks all of them, about 145,000, and
+    holds the event loop for about 55 ms: when a single-worker server stopped freezing
+    them, the cached artifact search on PostgreSQL at size L went from 6-8 ms at p99 to
+    58-65 ms."""
+    gc.collect()
+    gc.freeze()
+
+
 def _serve_with_workers(workers: int, spec: dict[str, Any], http: dict[str, Any]) -> None:
     """Several workers: this process becomes granian's supervisor and forks them; each
     builds its app (:func:`worker_app`) from ``spec``, which goes through the environment
@@ -589,12 +600,10 @@ def _serve_with_workers(workers: int, spec: dict[str, Any], http: dict[str, Any]
         workers_kill_timeout=SHUTDOWN_GRACE_S,
         **http,
     )
-    # Workers are forked from this process: what they run is imported now, and objects
-    # that exist now are never collected, so the memory pages holding them stay shared
-    # with every worker.
+    # Workers are forked from this process: what they run is imported now and frozen, so
+    # the memory pages holding it also stay shared with every worker.
     importlib.import_module("packyard.api.app")
-    gc.collect()
-    gc.freeze()
+    _freeze_what_exists()
     try:
         server.serve()
     finally:
