@@ -16,6 +16,7 @@ from packyard.store.migrate import alembic_config, upgrade
 from packyard.store.probe import open_probe
 from packyard.store.schema import cache_generations
 from tests.support.factories import TenantFixture, unique
+from tests.support.revocation import new_buckets
 from tests.support.robust import push_version
 
 P = "project-under-test"
@@ -108,9 +109,7 @@ def test_a_bucket_depends_on_the_buckets_one_edge_away(
     services: Services, tenant: TenantFixture
 ) -> None:
     caller = tenant.caller()
-    base, app, leaf, other = (unique(n) for n in ("base", "app", "leaf", "other"))
-    for name in (base, app, leaf, other):
-        services.buckets.create(caller, name, None, None)
+    base, app, leaf, other = new_buckets(services, caller, "base", "app", "leaf", "other")
     b1 = push_version(services, caller, base, "base-1")
     a1 = push_version(services, caller, app, "app-1", parent_version_id=b1.id)
     push_version(services, caller, leaf, "leaf-1", parent_version_id=a1.id)
