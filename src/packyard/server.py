@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 import uvloop
@@ -30,6 +30,7 @@ from granian.errors import FatalError
 from granian.http import HTTP1Settings
 from granian.log import LogLevels
 from granian.server import Server
+from pydantic import TypeAdapter
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, ProgrammingError, SQLAlchemyError
 
@@ -310,22 +311,29 @@ def worker_app() -> FastAPI:
     opens its own connections, caches and background scheduler (scheduled
     rollbacks are claimed with row locks, so each is applied once).
     """
-    from packyard.services.container import Services
-
     spec = json.loads(os.environ[WORKER_SPEC_ENV])
     _exit_with(spec["supervisor_pid"])
     _configure_logging(spec["log_level"], spec.get("log_format", "text"), spec.get("access_log"))
     url = spec["database_url"]
     if spec.get("database_url_file"):
         url = read_database_url_file(Path(spec["database_url_file"]))
-    store = Store(database_url(Path(spec["data_dir"]), url))
-    return _app(Services.create(store, load_sealer(Path(spec["data_dir"]))), spec)
+    return _app(Path(spec["data_dir"]), url, spec)
 
 
-def _app(services: Services, spec: dict[str, Any]) -> FastAPI:
-    """The app serving ``services`` with the settings of ``spec`` (see :func:`run`)."""
+def _app(data_dir: Path, db_url: str | None, spec: dict[str, Any]) -> FastAPI:
+    """The app serving the database at ``db_url`` with the settings of ``spec`` (see
+    :func:`_worker_spec`). Raises :class:`StartupError` when the database cannot be used."""
     from packyard.api.app import create_app
+    from packyard.services.container import Services
 
+    url = database_url(data_dir, db_url)
+    store = Store(url)
+    try:
+        store.ping()
+    except SQLAlchemyError as exc:
+        store.dispose()
+        raise database_error(store, url, exc) from None
+    services = Services.create(store, load_sealer(data_dir))
     services.auth.signing_key()
     advertised = spec.get("advertised")
     return create_app(
@@ -464,8 +472,10 @@ def _certificate(options: ServeOptions) -> tuple[Path | None, Path | None, bool]
     return found.cert, found.key, True
 
 
-def run(options: ServeOptions, services: Services) -> None:
-    restrict_umask()  # the workers inherit it
+def run(options: ServeOptions, services: Services) -> NoReturn:
+    """Serve with the database ``prepare`` readied: record how clients reach this server,
+    then hand over to the serving process (:func:`hand_over`)."""
+    restrict_umask()  # the serving process and its workers inherit it
     try:
         ssl_cert, ssl_key, self_signed = _certificate(options)
         save_advertised(
@@ -484,13 +494,58 @@ def run(options: ServeOptions, services: Services) -> None:
         )
     except OSError as exc:
         raise data_dir_error(options.data_dir, exc) from None
+    services.store.dispose()
+    hand_over(Handover(options, ssl_cert, ssl_key, self_signed))
+
+
+@dataclass(frozen=True, slots=True)
+class Handover:
+    """What the serving process is told by ``packyard serve`` (:func:`hand_over`)."""
+
+    options: ServeOptions
+    ssl_cert: Path | None
+    ssl_key: Path | None
+    self_signed: bool
+
+    def to_json(self) -> bytes:
+        return _HANDOVER.dump_json(self)
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Handover:
+        return _HANDOVER.validate_json(raw)
+
+
+_HANDOVER: TypeAdapter[Handover] = TypeAdapter(Handover)
+SERVING_MODULE = "packyard.serving"
+
+
+def hand_over(handover: Handover) -> NoReturn:
+    """Become the serving process: this process (same pid, same standard streams) executes
+    a fresh interpreter running :mod:`packyard.serving`, which imports the server and none
+    of the command line (Typer, rich and the CLI's own modules: 7 MB resident that a server
+    never uses). The handover goes through a pipe whose read end the new program inherits,
+    so the database URL and the metrics token are on no command line and in no environment
+    (``-P``: the working directory is not put on the new program's import path)."""
+    read_end, write_end = os.pipe()
+    os.write(write_end, handover.to_json())  # far below a pipe's capacity
+    os.close(write_end)
+    os.set_inheritable(read_end, True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-P", "-m", SERVING_MODULE, str(read_end)])  # noqa: S606
+
+
+def serve(handover: Handover) -> None:
+    """Serve as ``handover`` says, in the serving process: this process with one worker,
+    granian's supervisor forking them with more. Raises :class:`StartupError` when the
+    database or the data directory fails at this point."""
+    options = handover.options
     _configure_logging(options.log_level, options.log_format, options.access_log)
-    spec = _worker_spec(options, self_signed)
-    http = _http_settings(options, ssl_cert, ssl_key)
+    spec = _worker_spec(options, handover.self_signed)
+    http = _http_settings(options, handover.ssl_cert, handover.ssl_key)
     if options.workers == 1:
-        _serve_in_process(_app(services, spec), http)
+        _serve_in_process(_app(options.data_dir, options.database_url, spec), http)
     else:
-        services.store.dispose()  # each worker opens its own connections after the fork
         _serve_with_workers(options.workers, spec, http)
 
 

@@ -10,12 +10,11 @@ read-response cache only considers paths under ``/packer/``, so they are never c
 from __future__ import annotations
 
 import asyncio
-from functools import cache, partial
+from functools import cache
 
 import anyio
 import anyio.to_thread
 from fastapi import FastAPI, Request
-from sqlalchemy import text
 
 from packyard import __version__
 from packyard.api.responses import JSONBody
@@ -24,19 +23,12 @@ from packyard.store.engine import Store
 # Seconds a readiness check may take before it answers 503: the store's own connection
 # timeouts are longer (PostgreSQL's is 10 s), and a probe must not hang on a dead database.
 READY_TIMEOUT_S = 3.0
-# One table read: a fresh connection must find the schema, not just open a file.
-_PING = text("SELECT COUNT(*) FROM cache_generations WHERE scope = '*'")
 
 
 @cache
 def _ping_threads() -> anyio.CapacityLimiter:
     # Checks never take the request threads (packyard.api.calls), and at most one runs.
     return anyio.CapacityLimiter(1)
-
-
-def _ping(store: Store) -> None:
-    with store.read() as conn:
-        conn.execute(_PING).scalar()
 
 
 async def database_status(store: Store, timeout_s: float = READY_TIMEOUT_S) -> str | None:
@@ -46,7 +38,7 @@ async def database_status(store: Store, timeout_s: float = READY_TIMEOUT_S) -> s
     try:
         async with asyncio.timeout(timeout_s):
             await anyio.to_thread.run_sync(
-                partial(_ping, store), limiter=_ping_threads(), abandon_on_cancel=True
+                store.ping, limiter=_ping_threads(), abandon_on_cancel=True
             )
     except TimeoutError:
         return f"no answer within {timeout_s:g} s"

@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -28,6 +28,7 @@ from packyard.store.types import json_dumps, json_loads
 from packyard.store.writer_queue import WriterQueue, lock_file_for
 
 SQLITE_BUSY_TIMEOUT_S = 30
+_PING = text("SELECT COUNT(*) FROM cache_generations WHERE scope = '*'")
 # Seconds a new PostgreSQL connection may take (unless the URL sets connect_timeout).
 PG_CONNECT_TIMEOUT_S = 10
 # How the next SQLite transaction on a connection begins (key of Connection.info).
@@ -177,6 +178,12 @@ class Store:
         if self._writers is None:
             return None
         return self._writers.waited_s, self._writers.turns
+
+    def ping(self) -> None:
+        """Read one table: the database answers and holds Packyard's schema (a fresh
+        connection must find the schema, not just open a file). Raises SQLAlchemy's error."""
+        with self.read() as conn:
+            conn.execute(_PING).scalar()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

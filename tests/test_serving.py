@@ -1,0 +1,106 @@
+"""``packyard serve`` hands over to the serving process (:mod:`packyard.serving`): a fresh
+interpreter that imports none of the command line and learns its settings through a pipe."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from packyard.server import SERVING_MODULE, Handover, ServeOptions
+from tests.support.serve_process import ServeProcess, free_port
+
+COMMAND_LINE_PACKAGES = ("typer", "rich", "click", "packyard.cli")
+
+
+def _options(data_dir: Path, **changes: object) -> ServeOptions:
+    fields: dict[str, object] = {
+        "data_dir": data_dir,
+        "host": "127.0.0.1",
+        "port": free_port(),
+        "database_url": None,
+        "tls_cert": None,
+        "tls_key": None,
+        "no_tls": True,
+        "public_address": None,
+        "log_level": "warning",
+    }
+    return ServeOptions(**(fields | changes))  # type: ignore[arg-type]
+
+
+def _serving(handover: Handover) -> subprocess.CompletedProcess[str]:
+    """The serving process run as ``hand_over`` runs it, with ``handover`` in its pipe."""
+    read_end, write_end = os.pipe()
+    os.write(write_end, handover.to_json())
+    os.close(write_end)
+    try:
+        return subprocess.run(
+            [sys.executable, "-P", "-m", SERVING_MODULE, str(read_end)],
+            pass_fds=(read_end,),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(read_end)
+
+
+def test_the_serving_process_imports_nothing_of_the_command_line() -> None:
+    loaded = (
+        f"sorted(m for m in sys.modules for p in {COMMAND_LINE_PACKAGES} "
+        "if m == p or m.startswith(p + '.'))"
+    )
+    probe = f"import json, sys, packyard.serving, packyard.api.app; print(json.dumps({loaded}))"
+    result = subprocess.run(
+        [sys.executable, "-P", "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout) == []
+
+
+def test_serve_becomes_the_serving_process_with_nothing_on_its_command_line(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    with ServeProcess(data_dir, "--no-tls", "--log-level", "warning") as server:
+        assert server.process is not None
+        pid = server.process.pid
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+        assert argv[1:4] == ["-P", "-m", SERVING_MODULE] and len(argv) == 5
+        assert json.loads((data_dir / "server.json").read_text())["pid"] == pid
+        assert httpx.get(server.base_url + "/openapi.json", timeout=10).status_code == 200
+
+
+def test_a_handover_reads_back_as_it_was_written(tmp_path: Path) -> None:
+    handover = Handover(
+        _options(
+            tmp_path / "data",
+            tls_cert=tmp_path / "cert.pem",
+            tls_key=tmp_path / "key.pem",
+            no_tls=False,
+            database_url_file=tmp_path / "url",
+            workers=3,
+            metrics_token="t",
+        ),
+        tmp_path / "cert.pem",
+        tmp_path / "key.pem",
+        self_signed=False,
+    )
+    assert Handover.from_json(handover.to_json()) == handover
+
+
+def test_a_database_unusable_once_handed_over_is_one_line_and_status_2(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o700)
+    closed = free_port()
+    url = f"postgresql://packyard:hunter2@127.0.0.1:{closed}/packyard"
+    result = _serving(Handover(_options(data_dir, database_url=url), None, None, False))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: ") and f"127.0.0.1:{closed}" in line
+    assert "hunter2" not in line
