@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from packyard.server import SERVING_MODULE, Handover, ServeOptions
-from tests.support.serve_process import ServeProcess, free_port
+from packyard.server import HANDOVER_MAX_BYTES, SERVING_MODULE, Handover, ServeOptions
+from tests.support.serve_process import ServeProcess, free_port, run_cli
 
 COMMAND_LINE_PACKAGES = ("typer", "rich", "click", "packyard.cli")
 
@@ -104,3 +104,19 @@ def test_a_database_unusable_once_handed_over_is_one_line_and_status_2(tmp_path:
     [line] = result.stderr.splitlines()
     assert line.startswith("error: ") and f"127.0.0.1:{closed}" in line
     assert "hunter2" not in line
+
+
+def test_settings_too_large_to_hand_over_are_one_line_and_status_2(tmp_path: Path) -> None:
+    result = run_cli(
+        "serve",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--port",
+        str(free_port()),
+        "--no-tls",
+        PACKYARD_METRICS_TOKEN="t" * HANDOVER_MAX_BYTES,
+    )
+    assert result.returncode == 2
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert f"{HANDOVER_MAX_BYTES // 1024} KiB" in error
+    assert "Traceback" not in result.stderr

@@ -517,6 +517,9 @@ class Handover:
 
 _HANDOVER: TypeAdapter[Handover] = TypeAdapter(Handover)
 SERVING_MODULE = "packyard.serving"
+# A handover is written whole before the serving process reads it: it must fit in a pipe
+# (64 KiB on Linux, 16 KiB at least on other systems), or the write would wait forever.
+HANDOVER_MAX_BYTES = 16 * 1024
 
 
 def hand_over(handover: Handover) -> NoReturn:
@@ -526,8 +529,14 @@ def hand_over(handover: Handover) -> NoReturn:
     never uses). The handover goes through a pipe whose read end the new program inherits,
     so the database URL and the metrics token are on no command line and in no environment
     (``-P``: the working directory is not put on the new program's import path)."""
+    payload = handover.to_json()
+    if len(payload) > HANDOVER_MAX_BYTES:
+        raise StartupError(
+            f"the server's settings take more than {HANDOVER_MAX_BYTES // 1024} KiB "
+            "(a metrics token or a database URL that long?)"
+        )
     read_end, write_end = os.pipe()
-    os.write(write_end, handover.to_json())  # far below a pipe's capacity
+    os.write(write_end, payload)
     os.close(write_end)
     os.set_inheritable(read_end, True)
     sys.stdout.flush()
