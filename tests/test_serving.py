@@ -10,8 +10,16 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
-from packyard.server import HANDOVER_MAX_BYTES, SERVING_MODULE, Handover, ServeOptions
+from packyard.server import (
+    HANDOVER_MAX_BYTES,
+    SERVING_MODULE,
+    Handover,
+    ServeOptions,
+    hand_over,
+)
+from packyard.startup import StartupError
 from tests.support.serve_process import ServeProcess, free_port, run_cli
 
 COMMAND_LINE_PACKAGES = ("typer", "rich", "click", "packyard.cli")
@@ -120,3 +128,13 @@ def test_settings_too_large_to_hand_over_are_one_line_and_status_2(tmp_path: Pat
     [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert f"{HANDOVER_MAX_BYTES // 1024} KiB" in error
     assert "Traceback" not in result.stderr
+
+
+def test_an_interpreter_that_cannot_be_executed_is_a_startup_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "no-such-python"
+    monkeypatch.setattr(sys, "executable", str(missing))
+    with pytest.raises(StartupError) as refused:
+        hand_over(Handover(_options(tmp_path / "data"), None, None, False))
+    assert str(missing) in refused.value.message

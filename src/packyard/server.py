@@ -541,7 +541,14 @@ def hand_over(handover: Handover) -> NoReturn:
     os.set_inheritable(read_end, True)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-P", "-m", SERVING_MODULE, str(read_end)])  # noqa: S606
+    try:
+        os.execv(sys.executable, [sys.executable, "-P", "-m", SERVING_MODULE, str(read_end)])  # noqa: S606
+    except OSError as exc:
+        os.close(read_end)
+        raise StartupError(
+            f"cannot start the serving process with {sys.executable or 'no interpreter'}: "
+            f"{exc.strerror or exc}"
+        ) from None
 
 
 def serve(handover: Handover) -> None:
