@@ -18,6 +18,7 @@ from packyard.server import (
     Handover,
     ServeOptions,
     hand_over,
+    serving_command,
 )
 from packyard.startup import StartupError
 from tests.support.serve_process import ServeProcess, free_port, run_cli
@@ -47,7 +48,7 @@ def _serving(handover: Handover) -> subprocess.CompletedProcess[str]:
     os.close(write_end)
     try:
         return subprocess.run(
-            [sys.executable, "-P", "-m", SERVING_MODULE, str(read_end)],
+            serving_command(read_end),
             pass_fds=(read_end,),
             capture_output=True,
             text=True,

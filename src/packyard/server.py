@@ -527,8 +527,7 @@ def hand_over(handover: Handover) -> NoReturn:
     a fresh interpreter running :mod:`packyard.serving`, which imports the server and none
     of the command line (Typer, rich and the CLI's own modules: 7 MB resident that a server
     never uses). The handover goes through a pipe whose read end the new program inherits,
-    so the database URL and the metrics token are on no command line and in no environment
-    (``-P``: the working directory is not put on the new program's import path)."""
+    so the database URL and the metrics token are on no command line and in no environment."""
     payload = handover.to_json()
     if len(payload) > HANDOVER_MAX_BYTES:
         raise StartupError(
@@ -542,13 +541,19 @@ def hand_over(handover: Handover) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     try:
-        os.execv(sys.executable, [sys.executable, "-P", "-m", SERVING_MODULE, str(read_end)])  # noqa: S606
+        os.execv(sys.executable, serving_command(read_end))  # noqa: S606
     except OSError as exc:
         os.close(read_end)
         raise StartupError(
             f"cannot start the serving process with {sys.executable or 'no interpreter'}: "
             f"{exc.strerror or exc}"
         ) from None
+
+
+def serving_command(handover_fd: int) -> list[str]:
+    """The serving process's command line: the interpreter running this one, the module
+    and the pipe's read end (``-P``: the working directory is not put on its import path)."""
+    return [sys.executable, "-P", "-m", SERVING_MODULE, str(handover_fd)]
 
 
 def serve(handover: Handover) -> None:
