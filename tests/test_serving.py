@@ -41,7 +41,9 @@ def _options(data_dir: Path, **changes: object) -> ServeOptions:
     return ServeOptions(**(fields | changes))  # type: ignore[arg-type]
 
 
-def _serving(handover: Handover) -> subprocess.CompletedProcess[str]:
+def _serving(
+    handover: Handover, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """The serving process run as ``hand_over`` runs it, with ``handover`` in its pipe."""
     read_end, write_end = os.pipe()
     os.write(write_end, handover.to_json())
@@ -50,6 +52,7 @@ def _serving(handover: Handover) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             serving_command(read_end),
             pass_fds=(read_end,),
+            env=env,
             capture_output=True,
             text=True,
             timeout=60,
@@ -115,20 +118,69 @@ def test_a_database_unusable_once_handed_over_is_one_line_and_status_2(tmp_path:
     assert "hunter2" not in line
 
 
-def test_settings_too_large_to_hand_over_are_one_line_and_status_2(tmp_path: Path) -> None:
+def _colour_env(**settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "NO_COLOR", "TERM")}
+    return env | settings
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"FORCE_COLOR": "1"},
+        {"FORCE_COLOR": "1", "NO_COLOR": "1"},
+        {"FORCE_COLOR": "1", "TERM": "dumb"},
+    ],
+    ids=["piped", "forced", "no-color", "dumb-terminal"],
+)
+def test_the_serving_process_prints_its_error_as_the_command_line_does(
+    tmp_path: Path, settings: dict[str, str]
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o700)
+    url = f"postgresql://packyard@127.0.0.1:{free_port()}/packyard"
+    env = _colour_env(**settings)
+    serving = _serving(Handover(_options(data_dir, database_url=url), None, None, False), env)
+    [line] = serving.stderr.splitlines()
+    message = line.split(" ", 1)[1]
+    cli = subprocess.run(
+        [sys.executable, "-c", _CLI_FAIL, message],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert serving.stderr == cli.stderr
+
+
+# The command line's own error line (``fail``), printed without a Typer app around it.
+_CLI_FAIL = """
+import sys
+from packyard.cli.common import fail
+try:
+    fail(sys.argv[1])
+except BaseException:
+    pass
+"""
+
+
+def test_settings_too_large_to_hand_over_are_refused_before_the_banner(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
     result = run_cli(
         "serve",
         "--data-dir",
-        str(tmp_path / "data"),
+        str(data_dir),
         "--port",
         str(free_port()),
         "--no-tls",
         PACKYARD_METRICS_TOKEN="t" * HANDOVER_MAX_BYTES,
     )
     assert result.returncode == 2
-    [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert f"{HANDOVER_MAX_BYTES // 1024} KiB" in error
-    assert "Traceback" not in result.stderr
+    [error] = result.stderr.splitlines()
+    assert error.startswith("error: ") and f"{HANDOVER_MAX_BYTES // 1024} KiB" in error
+    assert result.stdout == ""  # no banner, no first admin's credentials
+    assert not (data_dir / "server.json").exists()
 
 
 def test_an_interpreter_that_cannot_be_executed_is_a_startup_error(

@@ -472,12 +472,15 @@ def _certificate(options: ServeOptions) -> tuple[Path | None, Path | None, bool]
     return found.cert, found.key, True
 
 
-def run(options: ServeOptions, services: Services) -> NoReturn:
-    """Serve with the database ``prepare`` readied: record how clients reach this server,
-    then hand over to the serving process (:func:`hand_over`)."""
+def ready(options: ServeOptions) -> Handover:
+    """Everything serving needs that can still fail, done before ``packyard serve`` prints
+    its banner (and a first admin's password): the certificate, settings that fit the
+    hand-over, and the record of how clients reach this server. Raises StartupError."""
     restrict_umask()  # the serving process and its workers inherit it
     try:
         ssl_cert, ssl_key, self_signed = _certificate(options)
+        handover = Handover(options, ssl_cert, ssl_key, self_signed)
+        handover.payload()
         save_advertised(
             options.data_dir,
             Advertised(
@@ -494,8 +497,14 @@ def run(options: ServeOptions, services: Services) -> NoReturn:
         )
     except OSError as exc:
         raise data_dir_error(options.data_dir, exc) from None
+    return handover
+
+
+def run(handover: Handover, services: Services) -> NoReturn:
+    """Serve with the database ``prepare`` readied and the hand-over :func:`ready`: close
+    this process's connections, then become the serving process (:func:`hand_over`)."""
     services.store.dispose()
-    hand_over(Handover(options, ssl_cert, ssl_key, self_signed))
+    hand_over(handover)
 
 
 @dataclass(frozen=True, slots=True)
@@ -509,6 +518,16 @@ class Handover:
 
     def to_json(self) -> bytes:
         return _HANDOVER.dump_json(self)
+
+    def payload(self) -> bytes:
+        """The JSON written to the pipe; StartupError when it would not fit in one."""
+        payload = self.to_json()
+        if len(payload) > HANDOVER_MAX_BYTES:
+            raise StartupError(
+                f"the server's settings take more than {HANDOVER_MAX_BYTES // 1024} KiB "
+                "(a metrics token or a database URL that long?)"
+            )
+        return payload
 
     @classmethod
     def from_json(cls, raw: bytes) -> Handover:
@@ -528,12 +547,7 @@ def hand_over(handover: Handover) -> NoReturn:
     of the command line (Typer, rich and the CLI's own modules: 7 MB resident that a server
     never uses). The handover goes through a pipe whose read end the new program inherits,
     so the database URL and the metrics token are on no command line and in no environment."""
-    payload = handover.to_json()
-    if len(payload) > HANDOVER_MAX_BYTES:
-        raise StartupError(
-            f"the server's settings take more than {HANDOVER_MAX_BYTES // 1024} KiB "
-            "(a metrics token or a database URL that long?)"
-        )
+    payload = handover.payload()
     read_end, write_end = os.pipe()
     os.write(write_end, payload)
     os.close(write_end)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TextIO
 
 from packyard.server import Handover, serve
 from packyard.startup import StartupError
 
 EXIT_CANNOT_START = 2
+RED, RESET = "\x1b[31m", "\x1b[0m"
 
 
 def main(argv: list[str]) -> None:
@@ -23,8 +25,23 @@ def main(argv: list[str]) -> None:
     try:
         serve(handover)
     except StartupError as exc:
-        print(f"error: {exc.message}", file=sys.stderr, flush=True)
+        print(error_line(exc.message, colour=_colour(sys.stderr)), file=sys.stderr, flush=True)
         raise SystemExit(EXIT_CANNOT_START) from None
+
+
+def error_line(message: str, *, colour: bool) -> str:
+    """The command line's error line (``packyard.cli.common.fail``), without importing rich
+    for it: one line, ``error:`` in red on a terminal."""
+    label = f"{RED}error:{RESET}" if colour else "error:"
+    return f"{label} {' '.join(message.split())}"
+
+
+def _colour(stream: TextIO) -> bool:
+    """Colour as rich decides it for the command line: off with ``NO_COLOR`` or a dumb
+    terminal, forced by ``FORCE_COLOR``, otherwise on a terminal only."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM", "").lower() in ("dumb", "unknown"):
+        return False
+    return bool(os.environ.get("FORCE_COLOR")) or stream.isatty()
 
 
 if __name__ == "__main__":

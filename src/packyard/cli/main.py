@@ -222,6 +222,7 @@ def serve(
         clients_use_tls,
         ensure_port_free,
         prepare,
+        ready,
         run,
     )
     from packyard.services.bootstrap import load_credentials
@@ -243,14 +244,6 @@ def serve(
         except StartupError as exc:
             fail(exc.message, 2)
     directory = data_dir or default_data_dir()
-    try:
-        if tls_cert is not None and tls_key is not None:
-            check_certificate(tls_cert, tls_key)
-        ensure_port_free(host, port)
-        services, first = prepare(directory, database_url)
-    except (ApiError, StartupError) as exc:
-        fail(exc.message, 2)
-        return
     options = ServeOptions(
         data_dir=directory,
         host=host,
@@ -267,6 +260,15 @@ def serve(
         access_log=access_log,
         metrics_token=metrics_token or None,
     )
+    try:
+        if tls_cert is not None and tls_key is not None:
+            check_certificate(tls_cert, tls_key)
+        ensure_port_free(host, port)
+        services, first = prepare(directory, database_url)
+        handover = ready(options)
+    except (ApiError, StartupError) as exc:
+        fail(exc.message, 2)
+        return
 
     def say(message: str, *, note: bool = False) -> None:
         """A start-up line on stderr: as it always was in text format, a log object in JSON."""
@@ -307,7 +309,7 @@ def serve(
             note=True,
         )
     try:
-        run(options, services)
+        run(handover, services)
     except StartupError as exc:
         fail(exc.message, 2)
 
