@@ -566,7 +566,9 @@ def _scrape_metrics(base_url: str) -> dict[str, Any]:
                     seen = by_label.setdefault(sample.name, {})
                     seen[sample.labels[key]] = seen.get(sample.labels[key], 0.0) + sample.value
     lookups = by_label.get("packyard_response_cache_lookups_total", {})
-    hits, misses = lookups.get("hit", 0.0), lookups.get("miss", 0.0)
+    # Answers shared with the same request in flight came from memory too.
+    hits = lookups.get("hit", 0.0) + lookups.get("shared", 0.0)
+    misses = lookups.get("miss", 0.0)
     return {
         "scrape_ms": round(elapsed_ms, 2),
         "bytes": len(response.content),

@@ -145,7 +145,8 @@ class Metrics:
         )
         self.cache = Counter(
             "packyard_response_cache_lookups",
-            "Cacheable reads, by whether the response came from the read cache.",
+            "Cacheable reads, by where the response came from: the read cache (hit), the "
+            "same request in flight (shared) or the normal path (miss).",
             ("result",),
             registry=r,
         )
@@ -296,20 +297,18 @@ class Metrics:
     # --- sampled state ----------------------------------------------------------------
 
     def watch_cache(self, responses: ResponseCache) -> Callable[[], None]:
-        seen = [0, 0]
+        seen = dict.fromkeys(responses.lookups(), 0)
 
         def sample() -> None:
-            hits, misses = responses.hits, responses.misses
-            if hits > seen[0]:
-                self.cache.labels("hit").inc(hits - seen[0])
-            if misses > seen[1]:
-                self.cache.labels("miss").inc(misses - seen[1])
-            seen[:] = [hits, misses]
+            for outcome, count in responses.lookups().items():
+                if count > seen[outcome]:
+                    self.cache.labels(outcome).inc(count - seen[outcome])
+                seen[outcome] = count
             self.cache_bytes.set(responses.bytes)
             self.cache_entries.set(len(responses))
 
-        self.cache.labels("hit")
-        self.cache.labels("miss")
+        for outcome in seen:
+            self.cache.labels(outcome)
         self._sampled.append(sample)
         return sample
 

@@ -29,6 +29,7 @@ the cached responses about unrelated buckets of the project valid.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import time
@@ -72,6 +73,11 @@ class CachedResponse:
     route: object = None  # the route that answered (labels the request's metrics)
     buckets: Buckets = None  # the bucket keys ``generation`` sums (None: the project's all)
 
+    def answers(self, generation: int, buckets: Buckets, now: float) -> bool:
+        """Whether this response is exact for a request that read ``generation`` of the keys
+        ``buckets`` at ``now``: nothing it shows changed since it was computed."""
+        return self.generation == generation and self.buckets == buckets and now < self.expires
+
 
 class ResponseCache:
     """A least-recently-used map bounded by bytes. Used from the event loop thread only."""
@@ -79,7 +85,10 @@ class ResponseCache:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
+        # Lookups by outcome: served from the cache, shared with the same request in flight
+        # (CachedReadMiddleware._shared), or computed.
         self.hits = 0
+        self.shared = 0
         self.misses = 0
         self._items: OrderedDict[CacheKey, CachedResponse] = OrderedDict()
         # hash(key) -> generation: asked once at that generation, not stored. Hashes keep
@@ -89,6 +98,10 @@ class ResponseCache:
     def __len__(self) -> int:
         return len(self._items)
 
+    def lookups(self) -> dict[str, int]:
+        """The lookups so far by outcome, as ``/metrics`` labels them."""
+        return {"hit": self.hits, "shared": self.shared, "miss": self.misses}
+
     def peek(self, key: CacheKey) -> CachedResponse | None:
         """The entry stored for ``key``, valid or not (the LRU order stays as it is)."""
         return self._items.get(key)
@@ -96,19 +109,12 @@ class ResponseCache:
     def get(
         self, key: CacheKey, generation: int, now: float, buckets: Buckets = None
     ) -> CachedResponse | None:
-        """The entry for ``key`` if it was computed at ``generation`` of the keys
-        ``buckets`` and has not expired."""
+        """The entry for ``key`` if it answers a request that read ``generation`` of the keys
+        ``buckets`` (:meth:`CachedResponse.answers`)."""
         entry = self._items.get(key)
-        if (
-            entry is None
-            or entry.generation != generation
-            or entry.buckets != buckets
-            or now >= entry.expires
-        ):
-            self.misses += 1
+        if entry is None or not entry.answers(generation, buckets, now):
             return None
         self._items.move_to_end(key)
-        self.hits += 1
         return entry
 
     def seen_twice(self, key: CacheKey, generation: int) -> bool:
@@ -166,6 +172,9 @@ class CachedReadMiddleware:
     def __init__(self, app: ASGIApp, cache: ReadCache) -> None:
         self.app = app
         self.cache = cache
+        # The responses being computed to be stored (``_fill``), by key: the same request
+        # arriving meanwhile at the same generation waits for that answer (``_shared``).
+        self._flights: dict[CacheKey, _Flight] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         probe = self.cache.probe
@@ -192,12 +201,19 @@ class CachedReadMiddleware:
             return
         hit = responses.get(key, generation, time.time(), keys)
         if hit is not None:
+            responses.hits += 1
+        elif (flight := self._flights.get(key)) and flight.joins(generation, keys):
+            hit = await self._shared(flight, generation, keys)
+            if hit is not None:
+                responses.shared += 1
+        if hit is not None:
             scope["route"] = hit.route
             await send(hit.start)
             await send({"type": "http.response.body", "body": hit.body})
             return
-        if responses.seen_twice(key, generation):
-            await self._fill(key, project_id, bucket, scope, receive, send)
+        responses.misses += 1
+        if responses.seen_twice(key, generation) and key not in self._flights:
+            await self._fill(key, generation, keys, project_id, bucket, scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
@@ -214,7 +230,43 @@ class CachedReadMiddleware:
             return None  # the normal path answers with the proper error
         return None if caller is None else view_key(caller)
 
+    @staticmethod
+    async def _shared(flight: _Flight, generation: int, keys: Buckets) -> CachedResponse | None:
+        """The response of the same request in flight, once computed, if it answers this
+        one as exactly as a stored response would (:meth:`CachedResponse.answers`: this
+        request read the same generation of the same keys, so every write it must see had
+        committed before that response's generation was read). After a write, the readers
+        of a popular channel thus wait for one answer instead of each computing it."""
+        # Shielded: a waiter whose client goes away must not cancel the computation others
+        # wait for.
+        entry = await asyncio.shield(flight.answer)
+        if entry is None or not entry.answers(generation, keys, time.time()):
+            return None
+        return entry
+
     async def _fill(
+        self,
+        key: CacheKey,
+        generation: int,
+        keys: Buckets,
+        project_id: str,
+        bucket: str | None,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        flight = _Flight(generation, keys, asyncio.get_running_loop().create_future())
+        self._flights[key] = flight
+        entry: CachedResponse | None = None
+        try:
+            entry = await self._computed(key, project_id, bucket, scope, receive, send)
+        finally:
+            del self._flights[key]
+            flight.answer.set_result(entry)
+        if entry is not None:
+            self.cache.responses.put(key, entry)
+
+    async def _computed(
         self,
         key: CacheKey,
         project_id: str,
@@ -222,7 +274,9 @@ class CachedReadMiddleware:
         scope: Scope,
         receive: Receive,
         send: Send,
-    ) -> None:
+    ) -> CachedResponse | None:
+        """The response of the normal path, sent to the client, and as an entry to store
+        if it is a complete 200."""
         services = self.cache.services
         validity = await run(services, services.generations.validity, project_id, bucket)
         start: Message | None = None
@@ -240,14 +294,14 @@ class CachedReadMiddleware:
 
         await self.app(scope, receive, capture)
         if start is None or start["status"] != 200 or not complete:
-            return
+            return None
         body = b"".join(chunks)
         expires = validity.until.timestamp() if validity.until is not None else math.inf
         headers = list(start.get("headers", []))
         size = len(body) + sum(len(k) + len(v) for k, v in headers)
         size += len(key[0]) + len(key[1]) + len(key[2]) + _ENTRY_OVERHEAD
         stored = {"type": "http.response.start", "status": 200, "headers": [*headers, _HIT]}
-        entry = CachedResponse(
+        return CachedResponse(
             validity.generation,
             expires,
             stored,
@@ -256,7 +310,19 @@ class CachedReadMiddleware:
             scope.get("route"),
             validity.buckets,
         )
-        self.cache.responses.put(key, entry)
+
+
+@dataclass(frozen=True, slots=True)
+class _Flight:
+    """A response being computed to be stored, for requests that read ``generation`` of the
+    keys ``buckets``."""
+
+    generation: int
+    buckets: Buckets
+    answer: asyncio.Future[CachedResponse | None]
+
+    def joins(self, generation: int, buckets: Buckets) -> bool:
+        return self.generation == generation and self.buckets == buckets
 
 
 def _cacheable_target(scope: Scope) -> tuple[str, str, str | None] | None:
