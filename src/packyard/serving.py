@@ -13,7 +13,7 @@ import sys
 from typing import TextIO
 
 from packyard.server import Handover, serve
-from packyard.startup import StartupError
+from packyard.startup import StartupError, one_line
 
 EXIT_CANNOT_START = 2
 RED, RESET = "\x1b[31m", "\x1b[0m"
@@ -25,15 +25,15 @@ def main(argv: list[str]) -> None:
     try:
         serve(handover)
     except StartupError as exc:
-        print(error_line(exc.message, colour=_colour(sys.stderr)), file=sys.stderr, flush=True)
+        print(_error_line(exc.message, colour=_colour(sys.stderr)), file=sys.stderr, flush=True)
         raise SystemExit(EXIT_CANNOT_START) from None
 
 
-def error_line(message: str, *, colour: bool) -> str:
+def _error_line(message: str, *, colour: bool) -> str:
     """The command line's error line (``packyard.cli.common.fail``), without importing rich
     for it: one line, ``error:`` in red on a terminal."""
     label = f"{RED}error:{RESET}" if colour else "error:"
-    return f"{label} {' '.join(message.split())}"
+    return f"{label} {one_line(message)}"
 
 
 def _colour(stream: TextIO) -> bool:

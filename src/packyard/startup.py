@@ -23,6 +23,11 @@ class StartupError(SystemExit):
         return self.message
 
 
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines included) made one space."""
+    return " ".join(text.split())
+
+
 def notice(message: str) -> None:
     """One line on standard error, before logging is set up."""
     print(f"packyard: {message}", file=sys.stderr, flush=True)

@@ -20,7 +20,7 @@ import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from packyard.api.app import PackyardApp, create_app
-from packyard.api.cache import CachedReadMiddleware, ResponseCache
+from packyard.api.cache import CachedReadMiddleware, ReadCache, ResponseCache
 from packyard.services.container import Services
 from tests.support.factories import Api, TenantFixture, unique
 from tests.support.server import serving_app
@@ -58,7 +58,11 @@ class Gate:
 class Served:
     api: Api
     gate: Gate
-    responses: ResponseCache
+    cache: ReadCache
+
+    @property
+    def responses(self) -> ResponseCache:
+        return self.cache.responses
 
 
 @pytest.fixture
@@ -70,7 +74,7 @@ def served(services: Services, tenant: TenantFixture) -> Iterator[Served]:
     cache_layer.app = gate
     with serving_app(app) as url:
         api = Api(url, tenant)
-        yield Served(api, gate, app.state.read_cache.responses)
+        yield Served(api, gate, app.state.read_cache)
         gate.released.set()
         api.close()
 
@@ -98,10 +102,11 @@ def _together(served: Served, path: str) -> Callable[[], list[httpx.Response]]:
     function collecting their answers once the gate opens."""
     served.gate.held = 1
     served.gate.released.clear()
+    probed = served.cache.probes
     pool = ThreadPoolExecutor(READERS)
     futures = [pool.submit(served.api.get, path) for _ in range(READERS)]
-    _wait_for(lambda: served.gate.waiting == 1)
-    time.sleep(0.3)  # the other readers reach the flight and wait on it
+    _wait_for(lambda: served.gate.waiting == 1 and served.cache.probes - probed == READERS)
+    time.sleep(0.1)  # the last reader's probe answers, then it joins the flight at once
 
     def answers() -> list[httpx.Response]:
         served.gate.released.set()
@@ -116,7 +121,7 @@ def _together(served: Served, path: str) -> Callable[[], list[httpx.Response]]:
 def _wait_for(condition: Callable[[], bool]) -> None:
     deadline = time.monotonic() + 10
     while not condition():
-        assert time.monotonic() < deadline, "the held request never reached the gate"
+        assert time.monotonic() < deadline, "the readers never reached the gate and the probe"
         time.sleep(0.01)
 
 

@@ -40,6 +40,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from packyard.errors import ApiError, Code
+from packyard.startup import one_line
 
 if TYPE_CHECKING:  # the SDK (httpx) is imported when a command runs, not when `packyard` starts
     from packyard.client import PackerClient
@@ -88,16 +89,12 @@ def stderr() -> Console:
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     """Print a one-line error on stderr and exit."""
-    stderr().print(f"[red]error:[/red] {escape(_one_line(message))}")
+    stderr().print(f"[red]error:[/red] {escape(one_line(message))}")
     raise typer.Exit(code)
 
 
 def warn(message: str) -> None:
-    stderr().print(f"[yellow]warning:[/yellow] {escape(_one_line(message))}")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    stderr().print(f"[yellow]warning:[/yellow] {escape(one_line(message))}")
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -126,7 +123,7 @@ def describe(exc: ApiError, bucket: str | None = None, *, hint: bool = True) -> 
     """One line of plain language for an SDK error: the server's message cleaned up (no
     ``Error:`` prefix, no code names, no HTTP status), with a hint (about the ``HCP_*``
     client settings) where one helps."""
-    message = _one_line(exc.message).removeprefix("Error: ").strip()
+    message = one_line(exc.message).removeprefix("Error: ").strip()
     if found := _MISSING.match(exc.message.strip()):
         in_bucket = found["bucket"] or (bucket if found["kind"] != "bucket" else None)
         where = f" in bucket {in_bucket}" if in_bucket else ""
@@ -202,7 +199,7 @@ class OneLineErrors(TyperGroup):
 
 def sentence(text: str) -> str:
     """``text`` on one line, starting lower-case (after ``error:``), ending with a period."""
-    text = _one_line(text).replace("Value error, ", "")  # typer's wording for a bad choice
+    text = one_line(text).replace("Value error, ", "")  # typer's wording for a bad choice
     if text[1:2].islower():
         text = text[0].lower() + text[1:]
     return text if text.endswith((".", "!", "?")) else f"{text}."
@@ -345,7 +342,7 @@ def _plain_cell(column: Column, value: Cell) -> str:
         text = ""
     else:
         text = ",".join(value)
-    return _one_line(text) or "-"
+    return one_line(text) or "-"
 
 
 def _table_cell(column: Column, value: Cell) -> Text:
@@ -439,7 +436,7 @@ def render_record(fields: Sequence[Field], format: Format | None) -> None:
 def say(format: Format | None, text: str) -> None:
     """A sentence (rich markup) on stdout: coloured in a table, bare in plain."""
     if resolve(format) is Format.plain:
-        _write([_one_line(Text.from_markup(text).plain)])
+        _write([one_line(Text.from_markup(text).plain)])
     else:
         stdout().print(text, soft_wrap=True)
 
