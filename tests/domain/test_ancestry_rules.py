@@ -6,7 +6,12 @@ import pytest
 
 from packyard.domain.ancestry import VersionRef, parse_ancestry_type
 from packyard.domain.enums import AncestryStatus, AncestryType
-from packyard.domain.rules import aggregate_status, edge_status, parse_field_mask
+from packyard.domain.rules import (
+    aggregate_status,
+    channel_edge_statuses,
+    edge_status,
+    parse_field_mask,
+)
 from packyard.errors import ApiError, Code
 
 UP, OUT, UNDET = AncestryStatus.UP_TO_DATE, AncestryStatus.OUT_OF_DATE, AncestryStatus.UNDETERMINED
@@ -28,6 +33,21 @@ def test_edge_status(
     channel_id: str | None, channel_version: str | None, exists: bool, expected: AncestryStatus
 ) -> None:
     assert edge_status(channel_id, channel_version, "v1", channel_exists=exists) is expected
+
+
+@pytest.mark.parametrize("recorded", [{"v1"}, {"v2"}, {"v3"}, {"v1", "v2"}, {"v1", "v3"}])
+@pytest.mark.parametrize(("serving", "seen"), [("v2", True), (None, True), ("v2", False)])
+def test_a_channels_edge_statuses_are_those_of_each_edge(
+    recorded: set[str], serving: str | None, seen: bool
+) -> None:
+    each = {edge_status("ch", serving, v, channel_exists=seen) for v in recorded}
+    got = channel_edge_statuses(
+        serving,
+        channel_seen=seen,
+        any_current=serving in recorded,
+        any_other=bool(recorded - {serving}),
+    )
+    assert got == each
 
 
 @pytest.mark.parametrize(

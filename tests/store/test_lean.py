@@ -18,6 +18,7 @@ from sqlalchemy import (
     bindparam,
     select,
     text,
+    union_all,
 )
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
@@ -119,6 +120,22 @@ def test_parameters_go_through_their_types_and_literals_keep_their_values(
         assert LeanSelect(_AFTER).first(conn, {"since": _T0}) is None
         assert LeanSelect(_WITH_LITERAL).first(conn, {"id": "a"}) is None
         assert [r.id for r in LeanSelect(_WITH_LITERAL).rows(conn, {"id": "c"})] == ["c"]
+
+
+def test_a_parameter_used_twice_is_one_value_converted_once(things: Store) -> None:
+    twice = union_all(
+        select(_things.c.id).where(in_list(_things.c.id, "ids"), _things.c.flag.is_(True)),
+        select(_parts.c.id).where(in_list(_parts.c.thing_id, "ids")),
+    ).subquery()
+    statement = select(twice.c.id).order_by(twice.c.id)
+    with things.write() as conn:
+        conn.execute(_things.insert(), {"id": "long", "n": 4, "flag": True})
+        conn.execute(_parts.insert(), {"id": "p4", "thing_id": "long", "at": _T0})
+    ids = {"ids": ["long", "b"]}  # ids of one letter would hide a list converted twice
+    with things.read() as conn:
+        expected = [r.id for r in conn.execute(statement, ids)]
+        got = [r.id for r in LeanSelect(statement).rows(conn, ids)]
+    assert got == expected == ["long", "p4"]
 
 
 def test_the_statement_reads_inside_the_callers_transaction(things: Store) -> None:

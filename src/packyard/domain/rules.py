@@ -204,6 +204,27 @@ def aggregate_status(statuses: Iterable[AncestryStatus]) -> AncestryStatus | Non
     return AncestryStatus.UNDETERMINED
 
 
+def channel_edge_statuses(
+    channel_version_id: str | None,
+    *,
+    channel_seen: bool,
+    any_current: bool,
+    any_other: bool,
+) -> set[AncestryStatus]:
+    """The statuses (:func:`edge_status`) of the edges recorded through one channel,
+    from whether the channel is there for the caller, the version it serves, and whether
+    any edge recorded that version (``any_current``) or another one (``any_other``).
+    Edges recorded through no channel are those of a channel not ``channel_seen``."""
+    if not channel_seen or channel_version_id is None:
+        return {AncestryStatus.UNDETERMINED}
+    statuses = set()
+    if any_current:
+        statuses.add(AncestryStatus.UP_TO_DATE)
+    if any_other:
+        statuses.add(AncestryStatus.OUT_OF_DATE)
+    return statuses
+
+
 def edge_status(
     parent_channel_id: str | None,
     channel_version_id: str | None,

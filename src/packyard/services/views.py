@@ -13,20 +13,33 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, bindparam, case, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    exists,
+    false,
+    func,
+    null,
+    or_,
+    select,
+    union_all,
+)
 
 from packyard.domain.access import RestrictedScope, visible_buckets
 from packyard.domain.enums import AncestryStatus
 from packyard.domain.models import Bucket, Caller, Channel, Version
-from packyard.domain.rules import aggregate_status
+from packyard.domain.rules import aggregate_status, channel_edge_statuses
 from packyard.domain.visibility import restricted_scope, sees_restricted_channels
 from packyard.services.lookup import found_channel, found_version
 from packyard.store.channels import ChannelRepo
-from packyard.store.schema import channels, version_edges
+from packyard.store.schema import buckets, channels, version_edges
+from packyard.store.types import in_list
 from packyard.store.versions import VersionRepo
 from packyard.store.visibility import (
-    as_flag,
-    is_precompiled,
+    PerScope,
     restricted_condition,
     visible_condition,
 )
@@ -170,44 +183,87 @@ def hidden_latest(conn: Connection, caller: Caller, bucket_ids: Iterable[str]) -
     return {r.bucket_id for r in conn.execute(_RESTRICTED_LATEST, {"ids": ids})}
 
 
-# Per edge, the status of domain.rules.edge_status, computed by the database so a
-# bucket with thousands of child versions costs a handful of rows, not one per edge.
-_EDGE_STATUS = case(
-    (
-        or_(
-            version_edges.c.parent_channel_id.is_(None),
-            channels.c.id.is_(None),
-            channels.c.version_id.is_(None),
-        ),
-        AncestryStatus.UNDETERMINED.value,
-    ),
-    (channels.c.version_id == version_edges.c.parent_version_id, AncestryStatus.UP_TO_DATE.value),
-    else_=AncestryStatus.OUT_OF_DATE.value,
-).label("status")
+def _children_statuses(scope: RestrictedScope, visible: frozenset[str] | None) -> Select[Any]:
+    """Per bucket of ``ids``, one row per channel its child edges were recorded through
+    (and one for edges recorded through none): whether the caller sees the channel, the
+    version it serves, and whether any edge recorded that version or another one.
 
+    The statuses of a bucket's children follow from those rows alone
+    (:func:`packyard.domain.rules.channel_edge_statuses`), so the cost is a few index
+    seeks per channel, whatever the number of child versions: the channels are found
+    one after the other, each the smallest channel id above the previous one (a
+    recursive walk over ``ix_version_edges_parent_channel``, which neither planner does
+    by itself), and the edges are only probed for existence. An edge recorded through a
+    restricted channel the caller may not see counts as recorded through none
+    (UNDETERMINED), as the ancestry listing shows it; an edge into a bucket it does not
+    see does not count.
+    """
+    e = version_edges.alias("e")
+    shown = visible_condition(e.c.child_bucket_id, visible)
 
-def _children_statuses(
-    *, include_restricted: RestrictedScope, visible: frozenset[str] | None = None
-) -> Select[Any]:
-    # An edge recorded through a restricted channel the caller may not see counts as
-    # recorded through none (UNDETERMINED), as the ancestry listing shows it; an edge
-    # into a bucket it does not see does not count.
-    joined = and_(
-        channels.c.id == version_edges.c.parent_channel_id,
-        restricted_condition(channels.c.restricted, channels.c.bucket_id, include_restricted),
-    )
-    return (
-        select(version_edges.c.parent_bucket_id, _EDGE_STATUS)
-        .outerjoin(channels, joined)
-        .where(
-            version_edges.c.parent_bucket_id.in_(bindparam("ids", expanding=True)),
-            visible_condition(version_edges.c.child_bucket_id, visible),
+    def first_channel(bucket_id: Any, above: Any = None) -> Any:
+        channel = e.c.parent_channel_id
+        after = channel.is_not(None) if above is None else channel > above
+        return (
+            select(func.min(channel))
+            .where(e.c.parent_bucket_id == bucket_id, after, shown)
+            .scalar_subquery()
         )
-        .group_by(version_edges.c.parent_bucket_id, _EDGE_STATUS)
+
+    used = (
+        select(buckets.c.id.label("bucket_id"), first_channel(buckets.c.id).label("channel_id"))
+        .where(in_list(buckets.c.id, "ids"))
+        .cte("used", recursive=True)
+    )
+    used = used.union_all(
+        select(used.c.bucket_id, first_channel(used.c.bucket_id, used.c.channel_id)).where(
+            used.c.channel_id.is_not(None)
+        )
     )
 
+    def recorded(*condition: ColumnElement[bool]) -> ColumnElement[bool]:
+        return exists().where(
+            e.c.parent_bucket_id == used.c.bucket_id,
+            e.c.parent_channel_id == used.c.channel_id,
+            shown,
+            *condition,
+        )
 
-_CHILDREN_STATUSES = {seen: _children_statuses(include_restricted=seen) for seen in (True, False)}
+    serving = channels.c.version_id
+    through_channels = (
+        select(
+            used.c.bucket_id,
+            channels.c.id.is_not(None).label("seen"),
+            serving.label("serving"),
+            recorded(e.c.parent_version_id == serving).label("current"),
+            # Two range seeks: "<>" would read every edge of the serving version first.
+            or_(
+                recorded(e.c.parent_version_id < serving),
+                recorded(e.c.parent_version_id > serving),
+            ).label("other"),
+        )
+        .select_from(
+            used.outerjoin(
+                channels,
+                and_(
+                    channels.c.id == used.c.channel_id,
+                    restricted_condition(channels.c.restricted, channels.c.bucket_id, scope),
+                ),
+            )
+        )
+        .where(used.c.channel_id.is_not(None))
+    )
+    through_none = select(buckets.c.id, false(), null(), false(), false()).where(
+        in_list(buckets.c.id, "ids"),
+        exists().where(
+            e.c.parent_bucket_id == buckets.c.id, e.c.parent_channel_id.is_(None), shown
+        ),
+    )
+    rows = union_all(through_channels, through_none).subquery("statuses")
+    return select(*rows.c)
+
+
+_CHILDREN_STATUSES = PerScope(_children_statuses)
 
 
 def _children_status(
@@ -217,13 +273,13 @@ def _children_status(
     include_restricted: RestrictedScope,
     visible: frozenset[str] | None,
 ) -> dict[str, AncestryStatus | None]:
-    """The rolled-up status of each bucket's child edges (distinct statuses per bucket)."""
+    """The rolled-up status of each bucket's child edges."""
     statuses: dict[str, list[AncestryStatus]] = defaultdict(list)
-    query = (
-        _CHILDREN_STATUSES[as_flag(include_restricted)]
-        if is_precompiled(include_restricted, visible)
-        else _children_statuses(include_restricted=include_restricted, visible=visible)
-    )
-    for r in conn.execute(query, {"ids": bucket_ids}):
-        statuses[r.parent_bucket_id].append(AncestryStatus(r.status))
+    params = {"ids": bucket_ids}
+    for r in _CHILDREN_STATUSES.rows(conn, params, include_restricted, visible):
+        statuses[r.bucket_id].extend(
+            channel_edge_statuses(
+                r.serving, channel_seen=r.seen, any_current=r.current, any_other=r.other
+            )
+        )
     return {k: aggregate_status(v) for k, v in statuses.items()}

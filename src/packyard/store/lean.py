@@ -87,11 +87,13 @@ class LeanSelect:
                 return known
             compiled = self.statement.compile(dialect=dialect)
             positional = tuple(compiled.positiontup or ()) if compiled.positional else None
-            binds, defaults = [], {}
+            binds: dict[str, Processor] = {}
+            defaults = {}
             for bind, name in compiled.bind_names.items():
                 bound = bind.type.dialect_impl(dialect).bind_processor(dialect)
+                # A parameter used twice in the statement is one value, processed once.
                 if bound is not None:
-                    binds.append((name, bound))
+                    binds[name] = bound
                 if not bind.required:
                     defaults[name] = bind.effective_value
             processors = []
@@ -102,7 +104,7 @@ class LeanSelect:
             done = _Compiled(
                 sql=compiled.string,
                 names=positional,
-                binds=tuple(binds),
+                binds=tuple(binds.items()),
                 defaults=defaults,
                 processors=tuple(processors),
                 row=namedtuple("LeanRow", self._keys),
