@@ -10,7 +10,7 @@ from sqlalchemy import Connection, bindparam, delete, select, update
 from packyard.domain.models import Bucket
 from packyard.domain.paging import Page, PageRequest, SortKey
 from packyard.store.lean import LeanSelect
-from packyard.store.pagination import SortColumn, paginate
+from packyard.store.pagination import Listing, SortColumn, paginate
 from packyard.store.schema import buckets
 from packyard.store.visibility import visible_condition
 
@@ -81,19 +81,20 @@ class BucketRepo:
         self, project_id: str, page: PageRequest, *, visible: frozenset[str] | None = None
     ) -> Page[Bucket]:
         """A page of the project's buckets; only those in ``visible`` (``None``: all)."""
-        query = _PROJECT_BUCKETS
-        if visible is not None:  # a caller with bucket grants
-            query = query.where(visible_condition(buckets.c.id, visible))
+        scope, params = f"buckets:{project_id}", {"project_id": project_id}
+        if visible is None:
+            return _PAGES.page(self.conn, page, scope=scope, params=params)
+        # A caller with bucket grants: a statement of its own.
         return paginate(
             self.conn,
-            query,
+            _PROJECT_BUCKETS.where(visible_condition(buckets.c.id, visible)),
             page,
             sort_columns=BUCKET_SORT,
-            default_order=(SortKey("name"),),
+            default_order=_ORDER,
             id_column=buckets.c.id,
             convert=bucket_from_row,
-            scope=f"buckets:{project_id}",
-            params={"project_id": project_id},
+            scope=scope,
+            params=params,
         )
 
 
@@ -115,3 +116,13 @@ def bucket_from_row(row: Any, *, prefix: str = "") -> Bucket:
         created_at=getattr(row, prefix + "created_at"),
         updated_at=getattr(row, prefix + "updated_at"),
     )
+
+
+_ORDER = (SortKey("name"),)
+_PAGES = Listing(
+    _PROJECT_BUCKETS,
+    sort_columns=BUCKET_SORT,
+    default_order=_ORDER,
+    id_column=buckets.c.id,
+    convert=bucket_from_row,
+)

@@ -16,10 +16,11 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Select, and_, or_
+from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, or_
 
 from packyard.domain.paging import Page, PageRequest, SortKey
 from packyard.errors import invalid
+from packyard.store.lean import LeanSelect
 
 # Tokens are not secrets; the MAC only makes tampering and garbage detectable.
 _TOKEN_KEY = b"packyard-page-token-v1"
@@ -88,6 +89,98 @@ def _cursor_value(value: Any, expr: ColumnElement[Any], is_time: bool) -> Any:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """A page request read against a listing: its order, the keys that order the rows
+    (the sort columns, then the row id), and the decoded cursor if a token was given."""
+
+    order: tuple[SortKey, ...]
+    signature: str
+    keys: list[tuple[ColumnElement[Any], bool, bool]]  # (column, descending, is_time)
+    cursor: list[Any] | None
+    backwards: bool
+
+
+def _request(
+    page: PageRequest,
+    scope: str,
+    sort_columns: dict[str, SortColumn],
+    default_order: Sequence[SortKey],
+    id_column: ColumnElement[Any],
+) -> _Request:
+    order = tuple(page.order_by) or tuple(default_order)
+    signature = scope + "|" + ",".join(f"{k.field}:{int(k.descending)}" for k in order)
+    keys: list[tuple[ColumnElement[Any], bool, bool]] = [
+        (sort_columns[k.field].expr, k.descending, sort_columns[k.field].is_time) for k in order
+    ]
+    keys.append((id_column, order[-1].descending if order else False, False))
+
+    if page.next_token and page.previous_token:
+        raise invalid(
+            "Set at most one of pagination.next_page_token and pagination.previous_page_token.",
+            field="pagination",
+        )
+    token = page.next_token or page.previous_token
+    if not token:
+        return _Request(order, signature, keys, None, False)
+    field = "pagination.next_page_token" if page.next_token else "pagination.previous_page_token"
+    payload = _decode(token, field)
+    if payload.get("s") != signature or not isinstance(payload.get("k"), list):
+        raise invalid("Invalid page token for this listing.", field=field)
+    cursor = payload["k"]
+    if len(cursor) != len(keys):
+        raise invalid("Invalid page token.", field=field)
+    try:
+        cursor = [
+            _cursor_value(v, expr, is_time)
+            for v, (expr, _, is_time) in zip(cursor, keys, strict=True)
+        ]
+    except (TypeError, ValueError):
+        raise invalid("Invalid page token.", field=field) from None
+    return _Request(order, signature, keys, cursor, bool(page.previous_token))
+
+
+def _paged(
+    query: Select[Any], request: _Request, cursor: Sequence[Any] | None, limit: Any
+) -> Select[Any]:
+    """``query`` after ``cursor`` in the request's order, ``limit`` rows, with its keys."""
+    keys, backwards = request.keys, request.backwards
+    if cursor is not None:
+        query = query.where(_after(keys, cursor, backwards))
+    ordering = [expr.desc() if desc != backwards else expr.asc() for expr, desc, _ in keys]
+    key_columns = [expr.label(f"{_KEY}{i}") for i, (expr, _, _) in enumerate(keys)]
+    return query.order_by(*ordering).limit(limit).add_columns(*key_columns)
+
+
+# The rows' sort keys are selected under these names (a named tuple's fields cannot
+# begin with an underscore).
+_KEY = "page_key_"
+
+
+def _page_of(rows: list[Any], page: PageRequest, request: _Request, convert: Any) -> Page[Any]:
+    more = len(rows) > page.size
+    rows = rows[: page.size]
+    if request.backwards:
+        rows.reverse()
+    names = [f"{_KEY}{i}" for i in range(len(request.keys))]
+
+    def key_of(row: Any) -> list[Any]:
+        values = [getattr(row, name) for name in names]
+        return [v.isoformat() if isinstance(v, datetime) else v for v in values]
+
+    next_token = previous_token = ""
+    if rows:
+        has_next = more if not request.backwards else True
+        has_prev = (request.cursor is not None) if not request.backwards else more
+        if has_next:
+            next_token = _encode({"s": request.signature, "k": key_of(rows[-1])})
+        if has_prev:
+            previous_token = _encode({"s": request.signature, "k": key_of(rows[0])})
+    return Page(
+        items=[convert(r) for r in rows], next_token=next_token, previous_token=previous_token
+    )
+
+
 def paginate(
     conn: Any,
     query: Select[Any],
@@ -104,77 +197,77 @@ def paginate(
 
     ``scope`` names the listing (and its filters) so a token from one listing is
     refused by another. ``convert`` maps result rows to domain objects; ``params``
-    are the values of the query's bound parameters.
+    are the values of the query's bound parameters. A listing whose statement is built
+    once (no values of a request in it) is paged faster by :class:`Listing`.
     """
-    order = tuple(page.order_by) or tuple(default_order)
-    signature = scope + "|" + ",".join(f"{k.field}:{int(k.descending)}" for k in order)
-    keys: list[tuple[ColumnElement[Any], bool, bool]] = [
-        (sort_columns[k.field].expr, k.descending, sort_columns[k.field].is_time) for k in order
-    ]
-    keys.append((id_column, order[-1].descending if order else False, False))
+    request = _request(page, scope, sort_columns, default_order, id_column)
+    paged = _paged(query, request, request.cursor, page.size + 1)
+    return _page_of(list(conn.execute(paged, params)), page, request, convert)
 
-    backwards = False
-    cursor: list[Any] | None = None
-    if page.next_token and page.previous_token:
-        raise invalid(
-            "Set at most one of pagination.next_page_token and pagination.previous_page_token.",
-            field="pagination",
-        )
-    token = page.next_token or page.previous_token
-    if token:
-        field = (
-            "pagination.next_page_token" if page.next_token else "pagination.previous_page_token"
-        )
-        payload = _decode(token, field)
-        if payload.get("s") != signature or not isinstance(payload.get("k"), list):
-            raise invalid("Invalid page token for this listing.", field=field)
-        cursor = payload["k"]
-        if len(cursor) != len(keys):
-            raise invalid("Invalid page token.", field=field)
-        backwards = bool(page.previous_token)
-        try:
+
+class Listing:
+    """A listing whose statement is built once, with bound parameters only: each page is
+    one :class:`LeanSelect`, built and compiled once per order and direction, the cursor
+    and the page size bound as parameters. Pages as :func:`paginate` does, for about a
+    fifth of its Python (SQLAlchemy builds, caches and executes a new statement per
+    page otherwise)."""
+
+    # Orders come from requests (``sorting.order_by``): past this many, a page's
+    # statement is built for the request and not kept.
+    MAX_KEPT = 32
+
+    def __init__(
+        self,
+        query: Select[Any],
+        *,
+        sort_columns: dict[str, SortColumn],
+        default_order: Sequence[SortKey],
+        id_column: ColumnElement[Any],
+        convert: Any,
+    ) -> None:
+        self.query = query
+        self.sort_columns = sort_columns
+        self.default_order = tuple(default_order)
+        self.id_column = id_column
+        self.convert = convert
+        self._statements: dict[tuple[tuple[SortKey, ...], bool, bool], LeanSelect] = {}
+
+    def page(
+        self, conn: Any, page: PageRequest, *, scope: str, params: dict[str, Any] | None = None
+    ) -> Page[Any]:
+        """One page, as :func:`paginate` gives it; ``params`` bind the query's parameters."""
+        request = _request(page, scope, self.sort_columns, self.default_order, self.id_column)
+        values = dict(params or {})
+        values[_LIMIT] = page.size + 1
+        for i, value in enumerate(request.cursor or ()):
+            values[f"{_CURSOR}{i}"] = value
+        rows = self._statement(request).rows(conn, values)
+        return _page_of(rows, page, request, self.convert)
+
+    def _statement(self, request: _Request) -> LeanSelect:
+        shape = (request.order, request.backwards, request.cursor is not None)
+        known = self._statements.get(shape)
+        if known is not None:
+            return known
+        cursor = None
+        if request.cursor is not None:
             cursor = [
-                _cursor_value(v, expr, is_time)
-                for v, (expr, _, is_time) in zip(cursor, keys, strict=True)
+                bindparam(f"{_CURSOR}{i}", type_=expr.type)
+                for i, (expr, _, _) in enumerate(request.keys)
             ]
-        except (TypeError, ValueError):
-            raise invalid("Invalid page token.", field=field) from None
+        statement = LeanSelect(
+            _paged(self.query, request, cursor, bindparam(_LIMIT, type_=Integer))
+        )
+        if len(self._statements) < self.MAX_KEPT:
+            self._statements[shape] = statement
+        return statement
 
-    q = query
-    if cursor is not None:
-        q = q.where(_after(keys, cursor, backwards))
-    ordering = []
-    for expr, desc, _ in keys:
-        reverse = desc != backwards
-        ordering.append(expr.desc() if reverse else expr.asc())
-    q = q.order_by(*ordering).limit(page.size + 1)
-    key_exprs = [expr.label(f"_k{i}") for i, (expr, _, _) in enumerate(keys)]
-    q = q.add_columns(*key_exprs)
-    rows = list(conn.execute(q, params))
-    more = len(rows) > page.size
-    rows = rows[: page.size]
-    if backwards:
-        rows.reverse()
 
-    def key_of(row: Any) -> list[Any]:
-        values = [row._mapping[f"_k{i}"] for i in range(len(keys))]
-        return [v.isoformat() if isinstance(v, datetime) else v for v in values]
-
-    next_token = previous_token = ""
-    if rows:
-        has_next = more if not backwards else True
-        has_prev = (cursor is not None) if not backwards else more
-        if has_next:
-            next_token = _encode({"s": signature, "k": key_of(rows[-1])})
-        if has_prev:
-            previous_token = _encode({"s": signature, "k": key_of(rows[0])})
-    return Page(
-        items=[convert(r) for r in rows], next_token=next_token, previous_token=previous_token
-    )
+_LIMIT, _CURSOR = "page_limit", "page_cursor_"
 
 
 def _after(
-    keys: list[tuple[ColumnElement[Any], bool, bool]], cursor: list[Any], backwards: bool
+    keys: list[tuple[ColumnElement[Any], bool, bool]], cursor: Sequence[Any], backwards: bool
 ) -> ColumnElement[bool]:
     """Rows strictly after ``cursor`` in the listing order (before it when backwards)."""
     clauses = []

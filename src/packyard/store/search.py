@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, bindparam, select
 
 from packyard.domain.paging import Page, PageRequest, SortKey
-from packyard.store.pagination import SortColumn, paginate
+from packyard.store.pagination import Listing, SortColumn, paginate
 from packyard.store.schema import artifacts, buckets, builds, versions
 from packyard.store.visibility import visible_condition
 
@@ -41,12 +41,6 @@ class SearchRepo:
     ) -> Page[BuildMatch]:
         """Builds of the project with an artifact ``external_identifier``, newest version first;
         only those of buckets in ``visible`` (``None``: every bucket)."""
-        if visible is None:
-            query = _MATCHES[(bool(region), bool(platform))]
-        else:  # a caller with bucket grants: a statement of its own
-            query = _matches(bool(region), bool(platform)).where(
-                visible_condition(buckets.c.id, visible)
-            )
         params = {
             "project_id": project_id,
             "external_identifier": external_identifier,
@@ -55,17 +49,15 @@ class SearchRepo:
         }
         filters = "\x00".join((external_identifier, platform or "", region or ""))
         digest = hashlib.sha256(filters.encode()).hexdigest()[:32]
-        return paginate(
-            self.conn,
-            query,
-            page,
-            sort_columns={"created_at": SortColumn(versions.c.created_at, is_time=True)},
-            default_order=(SortKey("created_at", descending=True),),
-            id_column=builds.c.id,
-            convert=_match_from_row,
-            scope=f"search:{project_id}:{digest}",
-            params=params,
+        scope = f"search:{project_id}:{digest}"
+        if visible is None:
+            listing = _MATCHES[(bool(region), bool(platform))]
+            return listing.page(self.conn, page, scope=scope, params=params)
+        # A caller with bucket grants: a statement of its own.
+        query = _matches(bool(region), bool(platform)).where(
+            visible_condition(buckets.c.id, visible)
         )
+        return paginate(self.conn, query, page, **_PAGING, scope=scope, params=params)
 
 
 def _matches(by_region: bool, by_platform: bool) -> Select[Any]:
@@ -98,14 +90,6 @@ def _matches(by_region: bool, by_platform: bool) -> Select[Any]:
     return query
 
 
-# Built once: the expressions cost more Python than the search's own SQL.
-_MATCHES = {
-    (by_region, by_platform): _matches(by_region, by_platform)
-    for by_region in (False, True)
-    for by_platform in (False, True)
-}
-
-
 def _match_from_row(row: Any) -> BuildMatch:
     return BuildMatch(
         build_id=row.build_id,
@@ -114,6 +98,20 @@ def _match_from_row(row: Any) -> BuildMatch:
         bucket_name=row.bucket_name,
         bucket_labels=dict(row.bucket_labels or {}),
     )
+
+
+_PAGING: dict[str, Any] = {
+    "sort_columns": {"created_at": SortColumn(versions.c.created_at, is_time=True)},
+    "default_order": (SortKey("created_at", descending=True),),
+    "id_column": builds.c.id,
+    "convert": _match_from_row,
+}
+# Built once: the expressions cost more Python than the search's own SQL.
+_MATCHES = {
+    (by_region, by_platform): Listing(_matches(by_region, by_platform), **_PAGING)
+    for by_region in (False, True)
+    for by_platform in (False, True)
+}
 
 
 __all__ = ["BuildMatch", "SearchRepo"]

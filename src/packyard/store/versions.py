@@ -34,7 +34,7 @@ from packyard.domain.paging import Page, PageRequest, SortKey
 from packyard.domain.rules import aggregate_status, edge_status
 from packyard.store.buckets import LABELED_COLUMNS, bucket_from_labeled
 from packyard.store.lean import LeanSelect
-from packyard.store.pagination import SortColumn, paginate
+from packyard.store.pagination import Listing, SortColumn, paginate
 from packyard.store.schema import (
     artifacts,
     buckets,
@@ -592,21 +592,17 @@ class VersionRepo:
     ) -> Page[Version]:
         """A page of the bucket's versions; with ``status``, only those whose status
         (derived at ``now``, as every reader derives it) is that one."""
-        query = _listing_select().where(versions.c.bucket_id == bucket_id)
-        scope = f"versions:{bucket_id}"
-        if status is not None:
-            assert now is not None
-            query = query.where(status_condition(status, now))
-            scope += f":{status.value}"
+        scope, params = f"versions:{bucket_id}", {"bucket_id": bucket_id}
+        if status is None:
+            return _VERSION_PAGES.page(self.conn, page, scope=scope, params=params)
+        assert now is not None
         return paginate(
             self.conn,
-            query,
+            _BUCKET_VERSIONS.where(status_condition(status, now)),
             page,
-            sort_columns=VERSION_SORT,
-            default_order=(SortKey("created_at", descending=True),),
-            id_column=versions.c.id,
-            convert=version_from_row,
-            scope=scope,
+            **_VERSION_PAGING,
+            scope=f"{scope}:{status.value}",
+            params=params,
         )
 
     def by_fingerprints(self, bucket_id: str, fingerprints: Iterable[str]) -> dict[str, Version]:
@@ -927,6 +923,16 @@ def version_from_row(row: Any) -> Version:
     return version_row(
         row, row.bucket_name, inherited=inherited, has_descendants=bool(row.has_descendants)
     )
+
+
+_BUCKET_VERSIONS = _listing_select().where(versions.c.bucket_id == bindparam("bucket_id"))
+_VERSION_PAGING: dict[str, Any] = {
+    "sort_columns": VERSION_SORT,
+    "default_order": (SortKey("created_at", descending=True),),
+    "id_column": versions.c.id,
+    "convert": version_from_row,
+}
+_VERSION_PAGES = Listing(_BUCKET_VERSIONS, **_VERSION_PAGING)
 
 
 def version_row(
