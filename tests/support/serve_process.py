@@ -22,6 +22,33 @@ def child_pids(pid: int) -> list[int]:
     return found
 
 
+def _process_tree(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += child_pids(current)
+    return found
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether ``pid`` or one of its descendants holds the socket listening on ``port`` on
+    loopback (Linux ``/proc``): another test's server may have taken a port picked free."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
+    for member in _process_tree(pid):
+        for fd in Path(f"/proc/{member}/fd").glob("*"):
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) in inodes:
+                    return True
+    return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -50,6 +77,10 @@ def run_cli(*args: str, timeout: float = 60, **env: str) -> subprocess.Completed
     )
 
 
+class PortTaken(RuntimeError):
+    """The port picked free was taken by another process before the server listened."""
+
+
 class ServeProcess:
     """``packyard serve --data-dir DATA_DIR --port PORT ARGS`` on 127.0.0.1, with ``env``
     added to a clean environment.
@@ -72,6 +103,7 @@ class ServeProcess:
         self.env = env or {}
         self.args = args
         self.port = port or free_port()
+        self.port_chosen = port is None
         self.tls = "--no-tls" not in args
         self.startup_timeout = startup_timeout
         logs = log_dir or data_dir.parent
@@ -101,6 +133,14 @@ class ServeProcess:
         return self.stderr
 
     def start(self) -> ServeProcess:
+        for _ in range(3):
+            try:
+                return self._start()
+            except PortTaken:
+                self.port = free_port()
+        return self._start()
+
+    def _start(self) -> ServeProcess:
         self.stdout_path.parent.mkdir(parents=True, exist_ok=True)
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
             self.process = subprocess.Popen(
@@ -130,14 +170,14 @@ class ServeProcess:
     def _wait_listening(self, process: subprocess.Popen[bytes], deadline: float) -> None:
         while time.monotonic() < deadline:
             if process.poll() is not None:
+                if self.port_chosen and "cannot listen on" in self.stderr:
+                    raise PortTaken(self.port)
                 raise RuntimeError(
                     f"packyard serve exited with {process.returncode}:\n{self.stderr[-4000:]}"
                 )
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
+            if listens_on(process.pid, self.port):
+                return
+            time.sleep(0.05)
         raise RuntimeError(f"packyard serve did not start listening:\n{self.stderr[-4000:]}")
 
     def kill(self) -> None:
