@@ -308,13 +308,15 @@ version_edges = Table(
     ),
     Column("parent_channel_id", ID, nullable=True),
     Column("child_bucket_id", ID, nullable=False, index=True),
-    Column("parent_bucket_id", ID, nullable=False),
+    Column("parent_bucket_id", ID, nullable=False, index=True),
     Column("created_at", UTCDateTime, nullable=False),
 )
 Index("ix_version_edges_parent", version_edges.c.parent_version_id)
 # A bucket's child edges by the channel and version they were recorded through: the
 # children's roll-up seeks it per channel instead of reading every edge
-# (services/views.py).
+# (services/views.py). The index on the parent bucket alone stays: PostgreSQL, before
+# the table is analysed, prices this wider one higher and would read the lineage's
+# newest parents backwards through ix_version_edges_parent instead.
 Index(
     "ix_version_edges_parent_channel",
     version_edges.c.parent_bucket_id,

@@ -16,18 +16,13 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # The new index starts with the parent bucket, so it also serves every read the old
-    # one did; keeping both would cost each edge written a second index entry.
+    # ix_version_edges_parent_bucket_id stays (store/schema.py says why).
     op.create_index(
         "ix_version_edges_parent_channel",
         "version_edges",
         ["parent_bucket_id", "parent_channel_id", "parent_version_id"],
     )
-    op.drop_index(op.f("ix_version_edges_parent_bucket_id"), table_name="version_edges")
 
 
 def downgrade() -> None:
-    op.create_index(
-        op.f("ix_version_edges_parent_bucket_id"), "version_edges", ["parent_bucket_id"]
-    )
     op.drop_index("ix_version_edges_parent_channel", table_name="version_edges")
