@@ -125,3 +125,16 @@ def test_kept_statements_are_bounded(items: Store, monkeypatch: pytest.MonkeyPat
             got = listing.page(conn, request, scope="s", params={"owner": "me"})
             assert len(got.items) == 2
     assert len(listing._statements) == 2
+
+
+def test_a_narrowed_page_is_that_of_the_narrowed_query(items: Store) -> None:
+    small = _items.c.size == 1
+    page = PageRequest(size=2, order_by=(SortKey("at"),))
+    with items.read() as conn:
+        expected = paginate(
+            conn, _QUERY.where(small), page, sort_columns=_SORT, default_order=_ORDER,
+            id_column=_items.c.id, convert=_convert, scope="s", params={"owner": "me"},
+        )  # fmt: skip
+        got = _LISTING.page(conn, page, scope="s", params={"owner": "me"}, where=small)
+    assert got == expected
+    assert [i[2] for i in got.items] == [1, 1]

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, bindparam, delete, select, update
 from packyard.domain.models import Bucket
 from packyard.domain.paging import Page, PageRequest, SortKey
 from packyard.store.lean import LeanSelect
-from packyard.store.pagination import Listing, SortColumn, paginate
+from packyard.store.pagination import Listing, SortColumn
 from packyard.store.schema import buckets
 from packyard.store.visibility import visible_condition
 
@@ -81,20 +81,13 @@ class BucketRepo:
         self, project_id: str, page: PageRequest, *, visible: frozenset[str] | None = None
     ) -> Page[Bucket]:
         """A page of the project's buckets; only those in ``visible`` (``None``: all)."""
-        scope, params = f"buckets:{project_id}", {"project_id": project_id}
-        if visible is None:
-            return _PAGES.page(self.conn, page, scope=scope, params=params)
-        # A caller with bucket grants: a statement of its own.
-        return paginate(
+        return _PAGES.page(
             self.conn,
-            _PROJECT_BUCKETS.where(visible_condition(buckets.c.id, visible)),
             page,
-            sort_columns=BUCKET_SORT,
-            default_order=_ORDER,
-            id_column=buckets.c.id,
-            convert=bucket_from_row,
-            scope=scope,
-            params=params,
+            scope=f"buckets:{project_id}",
+            params={"project_id": project_id},
+            # A caller with bucket grants: a statement of its own.
+            where=None if visible is None else visible_condition(buckets.c.id, visible),
         )
 
 
@@ -118,11 +111,10 @@ def bucket_from_row(row: Any, *, prefix: str = "") -> Bucket:
     )
 
 
-_ORDER = (SortKey("name"),)
 _PAGES = Listing(
     _PROJECT_BUCKETS,
     sort_columns=BUCKET_SORT,
-    default_order=_ORDER,
+    default_order=(SortKey("name"),),
     id_column=buckets.c.id,
     convert=bucket_from_row,
 )

@@ -233,9 +233,29 @@ class Listing:
         self._statements: dict[tuple[tuple[SortKey, ...], bool, bool], LeanSelect] = {}
 
     def page(
-        self, conn: Any, page: PageRequest, *, scope: str, params: dict[str, Any] | None = None
+        self,
+        conn: Any,
+        page: PageRequest,
+        *,
+        scope: str,
+        params: dict[str, Any] | None = None,
+        where: ColumnElement[bool] | None = None,
     ) -> Page[Any]:
-        """One page, as :func:`paginate` gives it; ``params`` bind the query's parameters."""
+        """One page, as :func:`paginate` gives it; ``params`` bind the query's parameters.
+        ``where`` narrows the listing with values of the request (a caller's buckets, a
+        status at a time): that page's statement is built for it."""
+        if where is not None:
+            return paginate(
+                conn,
+                self.query.where(where),
+                page,
+                sort_columns=self.sort_columns,
+                default_order=self.default_order,
+                id_column=self.id_column,
+                convert=self.convert,
+                scope=scope,
+                params=params,
+            )
         request = _request(page, scope, self.sort_columns, self.default_order, self.id_column)
         values = dict(params or {})
         values[_LIMIT] = page.size + 1

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, bindparam, select
 
 from packyard.domain.paging import Page, PageRequest, SortKey
-from packyard.store.pagination import Listing, SortColumn, paginate
+from packyard.store.pagination import Listing, SortColumn
 from packyard.store.schema import artifacts, buckets, builds, versions
 from packyard.store.visibility import visible_condition
 
@@ -49,15 +49,14 @@ class SearchRepo:
         }
         filters = "\x00".join((external_identifier, platform or "", region or ""))
         digest = hashlib.sha256(filters.encode()).hexdigest()[:32]
-        scope = f"search:{project_id}:{digest}"
-        if visible is None:
-            listing = _MATCHES[(bool(region), bool(platform))]
-            return listing.page(self.conn, page, scope=scope, params=params)
-        # A caller with bucket grants: a statement of its own.
-        query = _matches(bool(region), bool(platform)).where(
-            visible_condition(buckets.c.id, visible)
+        return _MATCHES[(bool(region), bool(platform))].page(
+            self.conn,
+            page,
+            scope=f"search:{project_id}:{digest}",
+            params=params,
+            # A caller with bucket grants: a statement of its own.
+            where=None if visible is None else visible_condition(buckets.c.id, visible),
         )
-        return paginate(self.conn, query, page, **_PAGING, scope=scope, params=params)
 
 
 def _matches(by_region: bool, by_platform: bool) -> Select[Any]:
@@ -100,15 +99,15 @@ def _match_from_row(row: Any) -> BuildMatch:
     )
 
 
-_PAGING: dict[str, Any] = {
-    "sort_columns": {"created_at": SortColumn(versions.c.created_at, is_time=True)},
-    "default_order": (SortKey("created_at", descending=True),),
-    "id_column": builds.c.id,
-    "convert": _match_from_row,
-}
 # Built once: the expressions cost more Python than the search's own SQL.
 _MATCHES = {
-    (by_region, by_platform): Listing(_matches(by_region, by_platform), **_PAGING)
+    (by_region, by_platform): Listing(
+        _matches(by_region, by_platform),
+        sort_columns={"created_at": SortColumn(versions.c.created_at, is_time=True)},
+        default_order=(SortKey("created_at", descending=True),),
+        id_column=builds.c.id,
+        convert=_match_from_row,
+    )
     for by_region in (False, True)
     for by_platform in (False, True)
 }

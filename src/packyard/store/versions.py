@@ -592,17 +592,13 @@ class VersionRepo:
     ) -> Page[Version]:
         """A page of the bucket's versions; with ``status``, only those whose status
         (derived at ``now``, as every reader derives it) is that one."""
-        scope, params = f"versions:{bucket_id}", {"bucket_id": bucket_id}
-        if status is None:
-            return _VERSION_PAGES.page(self.conn, page, scope=scope, params=params)
-        assert now is not None
-        return paginate(
-            self.conn,
-            _BUCKET_VERSIONS.where(status_condition(status, now)),
-            page,
-            **_VERSION_PAGING,
-            scope=f"{scope}:{status.value}",
-            params=params,
+        scope = f"versions:{bucket_id}"
+        where = None
+        if status is not None:
+            assert now is not None
+            where, scope = status_condition(status, now), f"{scope}:{status.value}"
+        return _VERSION_PAGES.page(
+            self.conn, page, scope=scope, params={"bucket_id": bucket_id}, where=where
         )
 
     def by_fingerprints(self, bucket_id: str, fingerprints: Iterable[str]) -> dict[str, Version]:
@@ -925,14 +921,13 @@ def version_from_row(row: Any) -> Version:
     )
 
 
-_BUCKET_VERSIONS = _listing_select().where(versions.c.bucket_id == bindparam("bucket_id"))
-_VERSION_PAGING: dict[str, Any] = {
-    "sort_columns": VERSION_SORT,
-    "default_order": (SortKey("created_at", descending=True),),
-    "id_column": versions.c.id,
-    "convert": version_from_row,
-}
-_VERSION_PAGES = Listing(_BUCKET_VERSIONS, **_VERSION_PAGING)
+_VERSION_PAGES = Listing(
+    _listing_select().where(versions.c.bucket_id == bindparam("bucket_id")),
+    sort_columns=VERSION_SORT,
+    default_order=(SortKey("created_at", descending=True),),
+    id_column=versions.c.id,
+    convert=version_from_row,
+)
 
 
 def version_row(
