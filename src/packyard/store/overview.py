@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Select,
     and_,
     bindparam,
     exists,
@@ -18,8 +19,9 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
+    true,
 )
-from sqlalchemy.types import Integer
+from sqlalchemy.types import Integer, String
 
 from packyard.domain.access import RestrictedScope
 from packyard.domain.ancestry import AncestryRelation
@@ -32,6 +34,7 @@ from packyard.store.pagination import paginate
 from packyard.store.schema import buckets, channels, version_edges, versions
 from packyard.store.versions import PARENT_EDGES, set_parents_status
 from packyard.store.visibility import (
+    PerScope,
     as_flag,
     is_precompiled,
     restricted_condition,
@@ -161,49 +164,9 @@ def child_relations(
     An edge recorded through a restricted channel outside ``include_restricted`` shows no
     channel, as every ancestry read does (:mod:`packyard.domain.visibility`).
     """
-    e = version_edges
-    # Only this bucket's edges are read (its index): the newest child version of each
-    # child bucket is the one whose edge from this bucket was recorded last. Joining the
-    # child versions to rank them would read every version of the project.
-    per_version = (
-        select(
-            e.c.child_bucket_id,
-            e.c.child_version_id,
-            func.max(e.c.created_at).label("recorded"),
-        )
-        .where(e.c.parent_bucket_id == bucket_id, visible_condition(e.c.child_bucket_id, visible))
-        .group_by(e.c.child_bucket_id, e.c.child_version_id)
-        .subquery("per_version")
-    )
-    newest = select(
-        per_version.c.child_version_id,
-        func.row_number()
-        .over(
-            partition_by=per_version.c.child_bucket_id,
-            order_by=(per_version.c.recorded.desc(), per_version.c.child_version_id.desc()),
-        )
-        .label("rank"),
-    ).subquery("newest")
-    ranked = (
-        select(
-            e.c.parent_version_id,
-            e.c.child_version_id,
-            e.c.parent_channel_id,
-            newest.c.rank,
-        )
-        .join(newest, newest.c.child_version_id == e.c.child_version_id)
-        .where(e.c.parent_bucket_id == bucket_id)
-        .subquery("ranked")
-    )
-    query, pv, cb = relation_select(
-        ranked, literal_column(str(_KIND_CHILD), Integer), include_restricted=include_restricted
-    )
-    rows = conn.execute(
-        query.where(ranked.c.rank == 1)
-        .order_by(cb.c.name, pv.c.number.desc(), ranked.c.parent_version_id)
-        # A version rarely has more than a couple of parents in one bucket.
-        .limit(limit * 4 + 1)
-    ).all()
+    # A version rarely has more than a couple of parents in one bucket.
+    params = {"bucket_id": bucket_id, "rows": limit * 4 + 1}
+    rows = _CHILD_RELATIONS.rows(conn, params, include_restricted, visible)
     relations: list[AncestryRelation] = []
     seen: list[str] = []
     for row in rows:
@@ -213,6 +176,67 @@ def child_relations(
             seen.append(row.c_bucket)
         relations.append(relation_from_row(row))
     return relations, len(rows) > limit * 4
+
+
+def _child_relations(scope: RestrictedScope, visible: frozenset[str] | None) -> Select[Any]:
+    """:func:`child_relations`' statement: the edges from bucket ``:bucket_id`` into the
+    newest version of each child bucket, ordered by child bucket name, at most ``:rows``.
+
+    A few index seeks per child bucket, whatever the number of child versions: the child
+    buckets are found one after the other, each the smallest id above the previous one (a
+    recursive walk over ``ix_version_edges_parent_child``, which neither planner does by
+    itself), then each one's last recorded edge, then that version's edges (its primary
+    key). Grouping every edge of the bucket by child version instead took 2 ms of SQLite
+    for a bucket with 900 of them at size L (0.13 ms now), growing with each child built.
+    """
+    e, k = version_edges, version_edges.alias("k")
+    parent = bindparam("bucket_id", type_=String)
+
+    def first_child(above: Any = None) -> Any:
+        after = true() if above is None else k.c.child_bucket_id > above
+        return (
+            select(func.min(k.c.child_bucket_id))
+            .where(k.c.parent_bucket_id == parent, after)
+            .scalar_subquery()
+        )
+
+    kids = select(first_child().label("bucket_id")).cte("kids", recursive=True)
+    kids = kids.union_all(
+        select(first_child(kids.c.bucket_id)).where(kids.c.bucket_id.is_not(None))
+    )
+    # The newest version of a child bucket is the one whose edge from this bucket was
+    # recorded last (the higher id on a tie).
+    last_recorded = (
+        select(k.c.child_version_id)
+        .where(k.c.parent_bucket_id == parent, k.c.child_bucket_id == kids.c.bucket_id)
+        .order_by(k.c.created_at.desc(), k.c.child_version_id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    newest = (
+        select(last_recorded.label("id"))
+        .where(kids.c.bucket_id.is_not(None), visible_condition(kids.c.bucket_id, visible))
+        .cte("newest")
+        .prefix_with("MATERIALIZED")
+    )
+    ranked = (
+        select(e.c.parent_version_id, e.c.child_version_id, e.c.parent_channel_id)
+        .join(newest, e.c.child_version_id == newest.c.id)
+        # Not comparable through an index (SQLite's documented way to rule one out): given
+        # one on the parent bucket, SQLite read every edge the bucket ever recorded and kept
+        # those into the newest versions.
+        .where(e.c.parent_bucket_id.concat("") == parent)
+        .subquery("ranked")
+    )
+    query, pv, cb = relation_select(
+        ranked, literal_column(str(_KIND_CHILD), Integer), include_restricted=scope
+    )
+    return query.order_by(cb.c.name, pv.c.number.desc(), ranked.c.parent_version_id).limit(
+        bindparam("rows", type_=Integer)
+    )
+
+
+_CHILD_RELATIONS = PerScope(_child_relations)
 
 
 def recent_versions(conn: Connection, bucket_id: str, limit: int) -> list[VersionChoice]:

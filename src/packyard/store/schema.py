@@ -323,6 +323,15 @@ Index(
     version_edges.c.parent_channel_id,
     version_edges.c.parent_version_id,
 )
+# A bucket's child edges by child bucket, newest first: the console's bucket page seeks
+# each child bucket's last recorded edge (store/overview.py).
+Index(
+    "ix_version_edges_parent_child",
+    version_edges.c.parent_bucket_id,
+    version_edges.c.child_bucket_id,
+    version_edges.c.created_at,
+    version_edges.c.child_version_id,
+)
 
 sboms = Table(
     "sboms",
