@@ -15,7 +15,9 @@ from packyard import requestcontext
 from packyard.api.app import create_app
 from packyard.api.calls import (
     READ_THREAD_NAME,
+    READ_THREADS,
     WORKER_THREADS,
+    on_reader_thread,
     run,
     run_read,
     stop_worker_threads,
@@ -221,12 +223,12 @@ except RuntimeError:
 
 _READ_THREAD_AFTER_THE_LOOP = """
 import asyncio
-from packyard.api.calls import reader_threads
+from packyard.api.calls import on_reader_thread
 
 loop = asyncio.new_event_loop()
 
 async def root() -> None:
-    await loop.run_in_executor(reader_threads(), lambda: None)
+    await on_reader_thread(lambda: None)
     loop.stop()
     await asyncio.sleep(60)
 
@@ -242,6 +244,64 @@ def test_the_read_threads_do_not_keep_the_process_alive() -> None:
         [sys.executable, "-c", _READ_THREAD_AFTER_THE_LOOP], timeout=30, check=False
     )
     assert done.returncode == 0
+
+
+def test_postgresql_reads_run_on_every_read_thread_at_once() -> None:
+    gate = threading.Barrier(READ_THREADS, timeout=5)
+
+    def meet() -> str:
+        gate.wait()  # only passes if READ_THREADS reads run at the same time
+        return threading.current_thread().name
+
+    async def main() -> list[str]:
+        return await asyncio.gather(*(on_reader_thread(meet) for _ in range(READ_THREADS)))
+
+    names = asyncio.run(main())
+    assert len(set(names)) == READ_THREADS
+    assert all(name.startswith(READ_THREAD_NAME) for name in names)
+
+
+def test_a_read_abandoned_by_its_request_leaves_its_thread_serving() -> None:
+    """A request that goes away cancels its wait, not the read; the read's answer then
+    finds nobody waiting, and even a closed event loop, without harm to the thread."""
+    release = threading.Event()
+    finished = threading.Event()
+
+    def slow() -> str:
+        release.wait(5)
+        finished.set()
+        return "late"
+
+    async def abandon() -> None:
+        read = asyncio.ensure_future(on_reader_thread(slow))
+        await asyncio.sleep(0.05)
+        read.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await read
+
+    asyncio.run(abandon())  # its loop is closed before the read finishes
+    release.set()
+    assert finished.wait(5)
+
+    async def every_thread() -> list[str]:
+        gate = threading.Barrier(READ_THREADS, timeout=5)
+        calls = (on_reader_thread(gate.wait) for _ in range(READ_THREADS))
+        return [str(n) for n in await asyncio.gather(*calls)]
+
+    assert len(asyncio.run(every_thread())) == READ_THREADS
+
+
+def test_a_failing_read_raises_in_its_request_and_the_thread_goes_on() -> None:
+    def missing() -> None:
+        raise ApiError(Code.NOT_FOUND, "no such channel")
+
+    async def main() -> str:
+        with pytest.raises(ApiError) as caught:
+            await on_reader_thread(missing)
+        assert caught.value.code is Code.NOT_FOUND
+        return await on_reader_thread(lambda: "next")
+
+    assert asyncio.run(main()) == "next"
 
 
 def test_a_worker_thread_that_outlives_the_loop_does_not_keep_the_process_alive() -> None:
