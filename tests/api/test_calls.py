@@ -15,9 +15,9 @@ from packyard import requestcontext
 from packyard.api.app import create_app
 from packyard.api.calls import (
     READ_THREAD_NAME,
-    READ_THREADS,
+    SQLITE_WRITER_NAME,
     WORKER_THREADS,
-    on_reader_thread,
+    WRITE_THREAD_NAME,
     run,
     run_read,
     stop_worker_threads,
@@ -74,7 +74,8 @@ def test_a_request_that_may_write_runs_on_a_thread_but_its_declared_reads_do_not
     services: Services,
 ) -> None:
     loop, call, read = _threads(services, changing=True)
-    assert call != loop
+    writer = SQLITE_WRITER_NAME if services.store.is_sqlite else WRITE_THREAD_NAME
+    assert call.startswith(writer + "_")
     assert (read == loop) is services.store.is_sqlite
 
 
@@ -96,8 +97,35 @@ def test_sqlite_writes_take_turns_on_one_thread(services: Services) -> None:
         requestcontext.enter(requestcontext.RequestContext("req", "127.0.0.1"))
         return await asyncio.gather(*(run(services, write) for _ in range(5)))
 
-    assert len(asyncio.run(main())) == 5
+    assert set(asyncio.run(main())) == {SQLITE_WRITER_NAME + "_0"}
     assert most == 1
+
+
+def test_a_write_whose_request_goes_away_is_waited_for(services: Services) -> None:
+    """The request's cancellation waits for its write to end (whatever the request holds,
+    its turn to write, is released only then); a read's does not."""
+    release = threading.Event()
+    log: list[str] = []
+
+    def write() -> str:
+        release.wait(5)
+        log.append("written")
+        return "done"
+
+    async def main() -> None:
+        requestcontext.enter(requestcontext.RequestContext("req", "127.0.0.1"))
+        request = asyncio.ensure_future(run(services, write))
+        await asyncio.sleep(0.05)
+        request.cancel()
+        await asyncio.sleep(0.05)
+        assert not request.done(), "the request ended while its write was running"
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await request
+        log.append("request ended")
+
+    asyncio.run(main())
+    assert log == ["written", "request ended"]
 
 
 def test_arguments_results_and_errors_pass_through(services: Services) -> None:
@@ -125,9 +153,9 @@ def test_the_apps_worker_threads_stop_when_its_lifespan_ends(services: Services)
 
     async def main() -> list[threading.Thread]:
         async with app.router.lifespan_context(app):
-            requestcontext.enter(requestcontext.RequestContext("req", "127.0.0.1"))
-            gate = threading.Barrier(2 if not services.store.is_sqlite else 1)
-            await asyncio.gather(*(run(services, gate.wait) for _ in range(gate.parties)))
+            gate = threading.Barrier(WORKER_THREADS)
+            calls = (anyio.to_thread.run_sync(gate.wait) for _ in range(gate.parties))
+            await asyncio.gather(*calls)
             started = [t for t in _worker_threads() if t not in before]
             assert started, "the calls ran on anyio's worker threads"
         for thread in started:
@@ -187,7 +215,6 @@ def test_postgresql_reads_do_not_wait_for_threads_busy_with_writes(services: Ser
         release.wait(10)
 
     async def main() -> str:
-        anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         token = requestcontext.enter(requestcontext.RequestContext("req", "127.0.0.1"))
         writes = [asyncio.ensure_future(run(services, write)) for _ in range(WORKER_THREADS + 1)]
         requestcontext.leave(token)
@@ -221,14 +248,14 @@ except RuntimeError:
 """
 
 
-_READ_THREAD_AFTER_THE_LOOP = """
+_CALL_THREAD_AFTER_THE_LOOP = """
 import asyncio
-from packyard.api.calls import on_reader_thread
+from packyard.api.call_threads import CallThreads
 
 loop = asyncio.new_event_loop()
 
 async def root() -> None:
-    await on_reader_thread(lambda: None)
+    await CallThreads("calls", 2).submit(lambda: None)
     loop.stop()
     await asyncio.sleep(60)
 
@@ -239,69 +266,11 @@ except RuntimeError:
 """
 
 
-def test_the_read_threads_do_not_keep_the_process_alive() -> None:
+def test_the_call_threads_do_not_keep_the_process_alive() -> None:
     done = subprocess.run(
-        [sys.executable, "-c", _READ_THREAD_AFTER_THE_LOOP], timeout=30, check=False
+        [sys.executable, "-c", _CALL_THREAD_AFTER_THE_LOOP], timeout=30, check=False
     )
     assert done.returncode == 0
-
-
-def test_postgresql_reads_run_on_every_read_thread_at_once() -> None:
-    gate = threading.Barrier(READ_THREADS, timeout=5)
-
-    def meet() -> str:
-        gate.wait()  # only passes if READ_THREADS reads run at the same time
-        return threading.current_thread().name
-
-    async def main() -> list[str]:
-        return await asyncio.gather(*(on_reader_thread(meet) for _ in range(READ_THREADS)))
-
-    names = asyncio.run(main())
-    assert len(set(names)) == READ_THREADS
-    assert all(name.startswith(READ_THREAD_NAME) for name in names)
-
-
-def test_a_read_abandoned_by_its_request_leaves_its_thread_serving() -> None:
-    """A request that goes away cancels its wait, not the read; the read's answer then
-    finds nobody waiting, and even a closed event loop, without harm to the thread."""
-    release = threading.Event()
-    finished = threading.Event()
-
-    def slow() -> str:
-        release.wait(5)
-        finished.set()
-        return "late"
-
-    async def abandon() -> None:
-        read = asyncio.ensure_future(on_reader_thread(slow))
-        await asyncio.sleep(0.05)
-        read.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await read
-
-    asyncio.run(abandon())  # its loop is closed before the read finishes
-    release.set()
-    assert finished.wait(5)
-
-    async def every_thread() -> list[str]:
-        gate = threading.Barrier(READ_THREADS, timeout=5)
-        calls = (on_reader_thread(gate.wait) for _ in range(READ_THREADS))
-        return [str(n) for n in await asyncio.gather(*calls)]
-
-    assert len(asyncio.run(every_thread())) == READ_THREADS
-
-
-def test_a_failing_read_raises_in_its_request_and_the_thread_goes_on() -> None:
-    def missing() -> None:
-        raise ApiError(Code.NOT_FOUND, "no such channel")
-
-    async def main() -> str:
-        with pytest.raises(ApiError) as caught:
-            await on_reader_thread(missing)
-        assert caught.value.code is Code.NOT_FOUND
-        return await on_reader_thread(lambda: "next")
-
-    assert asyncio.run(main()) == "next"
 
 
 def test_a_worker_thread_that_outlives_the_loop_does_not_keep_the_process_alive() -> None:

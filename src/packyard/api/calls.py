@@ -30,24 +30,26 @@ Each service call is one database transaction. Where it runs depends on the data
   15 % slower, so 8 are kept. The other calls keep 2: with 8, the pushes of 16 pushers
   took so much of the interpreter lock that cached reads fell from 0.28x to 0.07x their
   quiet throughput (p99 11 → 37 ms).
+
+The threads are Packyard's own (:mod:`packyard.api.call_threads`, a hand-off cheaper than
+anyio's or an executor's); anyio's serve the other blocking calls (password hashing, the
+console's webhook tests, the metrics page).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import contextvars
 import queue
 import threading
 from collections.abc import Callable
 from functools import cache, partial
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 import anyio
 import anyio.to_thread
-from starlette.concurrency import run_in_threadpool
 
 from packyard import requestcontext
+from packyard.api.call_threads import CallThreads, until_done
 from packyard.config import env_number
 from packyard.services.container import Services
 
@@ -65,17 +67,18 @@ WORKER_THREADS = int(env_number("PACKYARD_WORKER_THREADS", 2, minimum=1))
 # Threads for PostgreSQL reads, which mostly wait on round trips (see the module's docstring).
 READ_THREADS = int(env_number("PACKYARD_READ_THREADS", 8, minimum=1))
 READ_THREAD_NAME = "packyard-read"
+WRITE_THREAD_NAME = "packyard-write"
+SQLITE_WRITER_NAME = "packyard-sqlite-writer"
 
 
 async def run(svc: Services, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     """``fn(*args, **kwargs)``; where it runs is explained in the module's docstring."""
-    if not svc.store.is_sqlite:
-        if not requestcontext.may_change():
-            return await on_reader_thread(fn, *args, **kwargs)
-        return await run_in_threadpool(fn, *args, **kwargs)
     if not requestcontext.may_change():
-        return fn(*args, **kwargs)
-    return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=_sqlite_writer())
+        if svc.store.is_sqlite:
+            return fn(*args, **kwargs)
+        return await _READS.submit(partial(fn, *args, **kwargs))
+    writer = _SQLITE_WRITER if svc.store.is_sqlite else _WRITES
+    return await until_done(writer.submit(partial(fn, *args, **kwargs)))
 
 
 async def run_read(svc: Services, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -83,69 +86,14 @@ async def run_read(svc: Services, fn: Callable[P, T], /, *args: P.args, **kwargs
     a ``POST``): inline on SQLite like every read."""
     if svc.store.is_sqlite:
         return fn(*args, **kwargs)
-    return await on_reader_thread(fn, *args, **kwargs)
+    return await _READS.submit(partial(fn, *args, **kwargs))
 
 
-async def on_reader_thread(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-    loop = asyncio.get_running_loop()
-    answer: asyncio.Future[T] = loop.create_future()
-    reader_threads().put((loop, answer, contextvars.copy_context(), partial(fn, *args, **kwargs)))
-    return await answer
-
-
-# A read for a reader thread: the loop and future to answer, the request's context, the call.
-_Read = tuple[
-    asyncio.AbstractEventLoop, "asyncio.Future[Any]", contextvars.Context, Callable[[], Any]
-]
-
-
-@cache
-def reader_threads() -> queue.SimpleQueue[_Read]:
-    """The queue of PostgreSQL reads, and its ``READ_THREADS`` threads (daemons: a read
-    left running as the interpreter exits changes nothing).
-
-    Not ``concurrent.futures``: its hand-off (a future with a lock and a condition of its
-    own, chained to the event loop's future by callbacks that check and copy its state)
-    cost about 35 µs of the server's CPU per read: uncached GetChannel on PostgreSQL took
-    0.50-0.51 ms of it with an executor against 0.46-0.48 ms with this queue, implemented
-    in C, from which a thread takes the call and answers the event loop's future itself.
-    A read abandoned by its request (the client went away) finishes on its thread; it
-    changes nothing.
-    """
-    reads: queue.SimpleQueue[_Read] = queue.SimpleQueue()
-    for i in range(READ_THREADS):
-        threading.Thread(
-            target=_read_forever, args=(reads,), name=f"{READ_THREAD_NAME}_{i}", daemon=True
-        ).start()
-    return reads
-
-
-def _read_forever(reads: queue.SimpleQueue[_Read]) -> None:
-    while True:
-        loop, answer, context, call = reads.get()
-        settle: Callable[[asyncio.Future[Any], Any], None]
-        try:
-            settle, outcome = _resolve, context.run(call)
-        except BaseException as exc:  # raised in the request, as a call it awaits would
-            settle, outcome = _fail, exc
-        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
-            loop.call_soon_threadsafe(settle, answer, outcome)
-        del answer, call, outcome  # not kept alive while the thread waits for the next read
-
-
-def _resolve(answer: asyncio.Future[Any], result: Any) -> None:
-    if not answer.done():  # cancelled: the request went away
-        answer.set_result(result)
-
-
-def _fail(answer: asyncio.Future[Any], exc: BaseException) -> None:
-    if not answer.done():
-        answer.set_exception(exc)
-
-
-@cache
-def _sqlite_writer() -> anyio.CapacityLimiter:
-    return anyio.CapacityLimiter(1)
+# A read abandoned by its request (the client went away) finishes on its thread and changes
+# nothing; a write is waited for (call_threads.until_done).
+_READS = CallThreads(READ_THREAD_NAME, READ_THREADS)
+_WRITES = CallThreads(WRITE_THREAD_NAME, WORKER_THREADS)
+_SQLITE_WRITER = CallThreads(SQLITE_WRITER_NAME, 1)
 
 
 @cache
