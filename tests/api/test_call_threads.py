@@ -1,6 +1,6 @@
 """CallThreads: calls run on a fixed number of threads in their caller's context, answers
-and errors reach the caller, a caller that goes away leaves its thread serving, and
-until_done keeps a cancelled caller waiting for its call."""
+and errors reach the caller, a caller that goes away leaves its call to finish and its
+thread serving."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from packyard.api.call_threads import CallThreads, until_done
+from packyard.api.call_threads import CallThreads
 from packyard.errors import ApiError, Code
 
 _REQUEST: contextvars.ContextVar[str] = contextvars.ContextVar("request", default="")
@@ -74,31 +74,6 @@ def test_a_call_whose_caller_went_away_leaves_its_thread_serving() -> None:
         return await asyncio.wait_for(threads.submit(lambda: "served"), timeout=5)
 
     assert asyncio.run(next_call()) == "served"
-
-
-def test_until_done_keeps_a_cancelled_caller_waiting_for_its_call() -> None:
-    threads = CallThreads("calls", 1)
-    release = threading.Event()
-    log: list[str] = []
-
-    def write() -> None:
-        release.wait(5)
-        log.append("call ended")
-
-    async def main() -> None:
-        caller = asyncio.ensure_future(until_done(threads.submit(write)))
-        await asyncio.sleep(0.05)
-        for _ in range(2):  # cancelled again while waiting: still waits
-            caller.cancel()
-            await asyncio.sleep(0.02)
-        assert not caller.done()
-        release.set()
-        with pytest.raises(asyncio.CancelledError):
-            await caller
-        log.append("caller ended")
-
-    asyncio.run(main())
-    assert log == ["call ended", "caller ended"]
 
 
 def test_threads_start_with_the_first_call_only() -> None:

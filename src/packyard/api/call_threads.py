@@ -8,11 +8,13 @@ lock and a condition of its own, chained to the event loop's by callbacks that c
 copy its state) cost about 35 µs of the server's CPU per call more than this queue, and
 anyio's (a capacity limiter, a cancel scope and a queue of Python locks per call) 55 µs
 more again. Uncached GetChannel on PostgreSQL at size L took 0.46-0.50 ms of the server's
-CPU with the executor against 0.37-0.41 ms with this queue; a push of 16 pushers on
-PostgreSQL 29-31 ms per version with anyio's threads against 27-28 ms.
+CPU with the executor against 0.37-0.41 ms with this queue; 16 pushers on PostgreSQL at
+size S 29-31 ms per version with anyio's threads against 27-28 ms.
 
-The threads are daemons: a call still running as the interpreter exits is a transaction
-the database rolls back.
+A caller that goes away (its request cancelled) does not stop its call, as with anyio's
+threads: the call finishes on its thread, its transaction committed or rolled back whole, and
+its answer is dropped. The threads are daemons: a call still running as the interpreter exits
+is a transaction the database rolls back.
 """
 
 from __future__ import annotations
@@ -64,20 +66,6 @@ class CallThreads:
         return self._calls
 
 
-async def until_done(answer: asyncio.Future[T]) -> T:
-    """``answer``'s result; a caller cancelled meanwhile (its client went away) still waits
-    for the call to end before the cancellation goes on, as anyio's threads make it wait:
-    whatever the request holds (its turn to write) is released only once its transaction
-    has ended."""
-    try:
-        return await asyncio.shield(answer)
-    except asyncio.CancelledError:
-        while not answer.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait([answer])
-        raise
-
-
 def _serve(calls: queue.SimpleQueue[_Call]) -> None:
     while True:
         loop, answer, context, call = calls.get()
@@ -101,4 +89,4 @@ def _fail(answer: asyncio.Future[Any], exc: BaseException) -> None:
         answer.set_exception(exc)
 
 
-__all__ = ["CallThreads", "until_done"]
+__all__ = ["CallThreads"]
