@@ -76,7 +76,7 @@ def _serve(calls: queue.SimpleQueue[_Call]) -> None:
             settle, outcome = _fail, exc
         with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
             loop.call_soon_threadsafe(settle, answer, outcome)
-        del answer, call, outcome  # not kept alive while the thread waits for the next call
+        del answer, context, call, outcome  # not kept while the thread waits for the next call
 
 
 def _resolve(answer: asyncio.Future[Any], result: Any) -> None:
