@@ -58,7 +58,8 @@ T = TypeVar("T")
 
 # Threads for calls dominated by a deliberately slow hash; see run_hashing.
 HASHING_THREADS = 4
-# Threads for the calls that may write (PostgreSQL) and for anything else run on a thread.
+# PostgreSQL's write threads, and at most as many of anyio's threads for anything else run
+# on a thread (the app's lifespan sets anyio's default limiter to it).
 # Python threads share one interpreter lock, so more threads mostly add lock hand-offs for
 # calls that use the CPU: when every call still went through one pool (SQLite, 16
 # clients), GetChannel served 970 req/s with 1 thread, 820 with 2, 660 with 4 and 430
