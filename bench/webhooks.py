@@ -76,8 +76,9 @@ class DeadReceiver:
                         if not chunk:
                             break
                         body += chunk
-                    conn.sendall(_VERIFIED)
+                    # Counted before the answer leaves: whoever has read it sees it counted.
                     self.answered += 1
+                    conn.sendall(_VERIFIED)
                 except OSError:
                     pass
 
