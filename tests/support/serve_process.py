@@ -14,9 +14,17 @@ from pathlib import Path
 PACKYARD = Path(sys.executable).parent / "packyard"
 
 
+def _entries(directory: str) -> list[Path]:
+    """The entries of a ``/proc`` directory; none when its process has exited meanwhile."""
+    try:
+        return list(Path(directory).iterdir())
+    except OSError:
+        return []
+
+
 def child_pids(pid: int) -> list[int]:
     found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
+    for task in _entries(f"/proc/{pid}/task"):
         with contextlib.suppress(OSError):
             found += [int(c) for c in (task / "children").read_text().split()]
     return found
@@ -42,7 +50,7 @@ def listens_on(pid: int, port: int) -> bool:
                 if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
                     inodes.add(f"socket:[{fields[9]}]")
     for member in _process_tree(pid):
-        for fd in Path(f"/proc/{member}/fd").glob("*"):
+        for fd in _entries(f"/proc/{member}/fd"):
             with contextlib.suppress(OSError):
                 if os.readlink(fd) in inodes:
                     return True
