@@ -1,4 +1,5 @@
-"""The PostgreSQL driver is loaded by PostgreSQL servers only (memory of a SQLite server)."""
+"""The PostgreSQL driver and SQLAlchemy's PostgreSQL dialect are loaded by PostgreSQL servers
+only (memory of a SQLite server)."""
 
 from __future__ import annotations
 
@@ -14,16 +15,21 @@ import json, sys
 import packyard.cli.main
 import packyard.server
 from packyard.api.app import create_app
-print(json.dumps({name: name in sys.modules for name in ("psycopg", "packyard.store.probe")}))
+names = ("psycopg", "sqlalchemy.dialects.postgresql", "packyard.store.probe")
+print(json.dumps({name: name in sys.modules for name in names}))
 """
 
 
-def test_server_modules_do_not_load_the_postgresql_driver() -> None:
+def test_server_modules_do_not_load_the_postgresql_driver_or_dialect() -> None:
     out = subprocess.run(
         [sys.executable, "-c", _LOADED], capture_output=True, text=True, check=True, timeout=120
     )
     loaded = json.loads(out.stdout)
-    assert loaded == {"psycopg": False, "packyard.store.probe": True}
+    assert loaded == {
+        "psycopg": False,
+        "sqlalchemy.dialects.postgresql": False,
+        "packyard.store.probe": True,
+    }
 
 
 def test_postgres_probe_answers_none_when_the_database_cannot_be_reached() -> None:

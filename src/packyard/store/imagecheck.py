@@ -6,8 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, String, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import ARRAY, Connection, Select, String, bindparam, func, select
 
 from packyard.domain.access import RestrictedScope
 from packyard.store.schema import artifacts, buckets, builds, channels, versions
