@@ -3,7 +3,10 @@ and only then."""
 
 from __future__ import annotations
 
+import json
 import platform
+import subprocess
+import sys
 
 import pytest
 
@@ -17,6 +20,53 @@ from tests.support.revocation import new_buckets, push_version, request
 
 def test_glibc_heaps_are_trimmed() -> None:
     assert heap.release_freed() is (platform.libc_ver()[0] == "glibc")
+
+
+_THREAD_HEAP = """
+import json, os, sys, threading
+from packyard import heap
+
+def resident_mib():
+    with open(f"/proc/{os.getpid()}/smaps_rollup") as rollup:
+        line = next(x for x in rollup if x.startswith("Rss:"))
+    return int(line.split()[1]) / 1024
+
+def large_write():
+    result = bytearray(20 * 2**20)  # above the mmap threshold: freeing it raises glibc's
+    del result
+    rows = [bytearray(100 * 2**10) for _ in range(300)]  # 30 MiB from this thread's heap
+    del rows
+
+bounded = heap.bound_heap_ends() if sys.argv[1] == "bounded" else None
+before = resident_mib()
+thread = threading.Thread(target=large_write)
+thread.start()
+thread.join()
+print(json.dumps({"bounded": bounded, "kept": resident_mib() - before}))
+"""
+
+
+def _kept_after_a_threads_large_work(mode: str) -> dict[str, object]:
+    out = subprocess.run(
+        [sys.executable, "-c", _THREAD_HEAP, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    found: dict[str, object] = json.loads(out.stdout)
+    return found
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's heap thresholds")
+def test_a_threads_heap_gives_back_its_free_end_once_bounded() -> None:
+    bounded = _kept_after_a_threads_large_work("bounded")
+    unbounded = _kept_after_a_threads_large_work("default")
+
+    assert bounded["bounded"] is True
+    assert isinstance(bounded["kept"], float) and bounded["kept"] < 5
+    # glibc's own thresholds, raised by the large block: the thread's heap keeps its end
+    assert isinstance(unbounded["kept"], float) and unbounded["kept"] > 20
 
 
 def test_a_transaction_recording_many_events_releases_what_it_freed(

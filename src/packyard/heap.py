@@ -9,6 +9,17 @@ process kept 13 MB more resident after such a revocation than after a trim. glib
 milliseconds, holding each heap's lock in turn, so it is called only after the rare
 transactions that are that large (:data:`packyard.store.engine.LARGE_WRITE_EVENTS`).
 Elsewhere than glibc (musl, macOS) it does nothing.
+
+A trim reaches the free pages inside each heap, not the free end of a thread's heap, which
+glibc gives back on its own when it outgrows the trim threshold. That threshold moves: once
+a block larger than glibc's mmap threshold (128 KiB at first) is freed, glibc raises the mmap
+threshold to that block's size (up to 32 MiB) and the trim threshold to twice it, for good.
+After a revocation whose PostgreSQL results took tens of MB, a write thread's heap kept up to
+64 MiB of free memory at its end: 22 MB more resident after a 10,000-descendant revocation
+than before it, which neither a trim nor closing the connection gave back.
+:func:`bound_heap_ends` fixes both thresholds at start-up (setting them stops glibc's own
+adjustments): 6.5 MB more after the same revocation; reads and pushes as fast (alternated
+runs at size S, within the noise).
 """
 
 from __future__ import annotations
@@ -19,14 +30,35 @@ import platform
 from collections.abc import Callable
 from functools import cache
 
+# mallopt's parameters (glibc's malloc.h) and the values Packyard gives them: blocks up to
+# glibc's own ceiling for its mmap threshold come from the heaps, as they do once glibc has
+# raised it; a heap whose free end outgrows 4 MiB gives it back.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 32 * 2**20
+TRIM_THRESHOLD = 4 * 2**20
+
 
 @cache
-def _malloc_trim() -> Callable[[int], int] | None:
+def _libc() -> ctypes.CDLL | None:
     if platform.libc_ver()[0] != "glibc":
         return None
-    name = ctypes.util.find_library("c")
-    trim: Callable[[int], int] | None = getattr(ctypes.CDLL(name), "malloc_trim", None)
-    return trim
+    return ctypes.CDLL(ctypes.util.find_library("c"))
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    libc = _libc()
+    return None if libc is None else getattr(libc, "malloc_trim", None)
+
+
+def bound_heap_ends() -> bool:
+    """Fix glibc's mmap and trim thresholds (see the module's docstring); whether the C
+    library took them."""
+    libc = _libc()
+    if libc is None:
+        return False
+    settings = ((_M_MMAP_THRESHOLD, MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return all(libc.mallopt(parameter, value) == 1 for parameter, value in settings)
 
 
 def release_freed() -> bool:

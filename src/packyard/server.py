@@ -34,7 +34,7 @@ from pydantic import TypeAdapter
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, ProgrammingError, SQLAlchemyError
 
-from packyard import logs
+from packyard import heap, logs
 from packyard.api.metrics import ACCESS_LOGGER
 from packyard.config import (
     CREDENTIALS_FILE,
@@ -326,6 +326,7 @@ def _app(data_dir: Path, db_url: str | None, spec: dict[str, Any]) -> FastAPI:
     from packyard.api.app import create_app
     from packyard.services.container import Services
 
+    heap.bound_heap_ends()
     url = database_url(data_dir, db_url)
     store = Store(url)
     try:
