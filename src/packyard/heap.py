@@ -5,7 +5,7 @@ objects at its peak) and frees them when it commits. Objects over 512 bytes (the
 JSON text, large dicts and lists) come from the C allocator, whose freed pages stay with the
 process when anything allocated after them is still in use, as in a server it always is: the
 process kept 13 MB more resident after such a revocation than after a trim. glibc's
-``malloc_trim`` gives back every free page of every thread's heap; it takes a few
+``malloc_trim`` gives back the free pages inside every thread's heap; it takes a few
 milliseconds, holding each heap's lock in turn, so it is called only after the rare
 transactions that are that large (:data:`packyard.store.engine.LARGE_WRITE_EVENTS`).
 Elsewhere than glibc (musl, macOS) it does nothing.
