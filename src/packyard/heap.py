@@ -10,8 +10,8 @@ milliseconds, holding each heap's lock in turn, so it is called only after the r
 transactions that are that large (:data:`packyard.store.engine.LARGE_WRITE_EVENTS`).
 Elsewhere than glibc (musl, macOS) it does nothing.
 
-A trim reaches the free pages inside each heap, not the free end of a thread's heap, which
-glibc gives back on its own when it outgrows the trim threshold. That threshold moves: once
+The free end of a thread's heap is another matter: glibc gives it back on its own, once it
+outgrows the trim threshold, and no trim reaches it. That threshold moves: once
 a block larger than glibc's mmap threshold (128 KiB at first) is freed, glibc raises the mmap
 threshold to that block's size (up to 32 MiB) and the trim threshold to twice it, for good.
 After a revocation whose PostgreSQL results took tens of MB, a write thread's heap kept up to
