@@ -23,13 +23,19 @@ def test_glibc_heaps_are_trimmed() -> None:
 
 
 _THREAD_HEAP = """
-import json, os, sys, threading
+import ctypes, ctypes.util, json, sys, threading
 from packyard import heap
 
-def resident_mib():
-    with open(f"/proc/{os.getpid()}/smaps_rollup") as rollup:
-        line = next(x for x in rollup if x.startswith("Rss:"))
-    return int(line.split()[1]) / 1024
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd",
+        "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.mallinfo2.restype = MallInfo2
+
+def heaps_mib():  # what glibc's heaps hold from the system, every thread's included
+    return libc.mallinfo2().arena / 2**20
 
 def large_write():
     result = bytearray(20 * 2**20)  # above the mmap threshold: freeing it raises glibc's
@@ -38,11 +44,11 @@ def large_write():
     del rows
 
 bounded = heap.bound_heap_ends() if sys.argv[1] == "bounded" else None
-before = resident_mib()
+before = heaps_mib()
 thread = threading.Thread(target=large_write)
 thread.start()
 thread.join()
-print(json.dumps({"bounded": bounded, "kept": resident_mib() - before}))
+print(json.dumps({"bounded": bounded, "kept": heaps_mib() - before}))
 """
 
 
@@ -64,7 +70,10 @@ def test_a_threads_heap_gives_back_its_free_end_once_bounded() -> None:
     unbounded = _kept_after_a_threads_large_work("default")
 
     assert bounded["bounded"] is True
-    assert isinstance(bounded["kept"], float) and bounded["kept"] < 5
+    # Most of the 30 MiB goes back; when the thread's heap had to grow a second segment (it
+    # depends on where the address space put the first), the first one's free end, about 11 MiB,
+    # stays: glibc trims the end of a thread's last segment only.
+    assert isinstance(bounded["kept"], float) and bounded["kept"] < 15
     # glibc's own thresholds, raised by the large block: the thread's heap keeps its end
     assert isinstance(unbounded["kept"], float) and unbounded["kept"] > 20
 
