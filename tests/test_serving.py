@@ -7,10 +7,13 @@ import json
 import os
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import httpx
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from packyard.server import (
     HANDOVER_MAX_BYTES,
@@ -74,6 +77,50 @@ def test_the_serving_process_imports_nothing_of_the_command_line() -> None:
     assert json.loads(result.stdout) == []
 
 
+def _runtime_distributions() -> set[str]:
+    """Packyard's runtime requirements and theirs, with the extras they ask for (normalised)."""
+    seen: set[str] = set()
+    todo: list[tuple[str, frozenset[str]]] = [("packyard", frozenset())]
+    while todo:
+        name, extras = todo.pop()
+        key = f"{canonicalize_name(name)}[{','.join(sorted(extras))}]"
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            requirements = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for text in requirements:
+            requirement = Requirement(text)
+            marker = requirement.marker
+            if marker is None or any(marker.evaluate({"extra": e}) for e in {"", *extras}):
+                todo.append((requirement.name, frozenset(requirement.extras)))
+    return {key.partition("[")[0] for key in seen}
+
+
+def test_the_serving_process_imports_only_what_a_users_install_has() -> None:
+    # The benchmark and the tests run the server from the development environment: a package
+    # only the dev extra installs, imported by a library when present (granian imports
+    # watchfiles and python-dotenv), would be measured as if it were Packyard's.
+    probe = (
+        "import json, sys; before = set(sys.modules); "
+        "import packyard.serving, packyard.api.app; "
+        "print(json.dumps(sorted({m.partition('.')[0] for m in set(sys.modules) - before})))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-P", "-c", probe], capture_output=True, text=True, check=True
+    )
+    owners = metadata.packages_distributions()
+    runtime = _runtime_distributions()
+    foreign = {
+        module: owners[module]
+        for module in json.loads(result.stdout)
+        if module in owners and not {canonicalize_name(d) for d in owners[module]} & runtime
+    }
+    assert foreign == {}
+
+
 def test_serve_becomes_the_serving_process_with_nothing_on_its_command_line(
     tmp_path: Path,
 ) -> None:
@@ -82,7 +129,8 @@ def test_serve_becomes_the_serving_process_with_nothing_on_its_command_line(
         assert server.process is not None
         pid = server.process.pid
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
-        assert argv[1:4] == ["-P", "-m", SERVING_MODULE] and len(argv) == 5
+        assert argv[1:6] == ["-P", "-X", "no_debug_ranges", "-m", SERVING_MODULE]
+        assert len(argv) == 7
         assert json.loads((data_dir / "server.json").read_text())["pid"] == pid
         assert httpx.get(server.base_url + "/openapi.json", timeout=10).status_code == 200
 

@@ -1,9 +1,10 @@
 """The serving process: what ``packyard serve`` becomes once it has checked its options and
 prepared the database (:func:`packyard.server.hand_over`).
 
-Run as ``python -P -m packyard.serving FD``, where FD is the read end of a pipe holding the
-:class:`~packyard.server.Handover`. It imports the server and nothing of the command line,
-and reports a failure as ``serve`` does: one line on standard error, exit status 2.
+Run as ``python -P -X no_debug_ranges -m packyard.serving FD``, where FD is the read end of
+a pipe holding the :class:`~packyard.server.Handover`. It imports the server and nothing of
+the command line, and reports a failure as ``serve`` does: one line on standard error, exit
+status 2.
 """
 
 from __future__ import annotations
