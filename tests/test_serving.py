@@ -121,6 +121,23 @@ def test_the_serving_process_imports_only_what_a_users_install_has() -> None:
     assert foreign == {}
 
 
+@pytest.mark.parametrize("left_out", [True, False], ids=["serving", "unchanged"])
+def test_the_serving_process_builds_its_routes_without_pydantic_v1(left_out: bool) -> None:
+    # FastAPI imports pydantic.v1 while it builds the routes unless the serving process has
+    # left it out; should FastAPI stop importing it, the second case fails and
+    # leave_out_pydantic_v1 can go.
+    probe = (
+        "import json, sys, packyard.serving as s; "
+        + ("s.leave_out_pydantic_v1(); " if left_out else "")
+        + "import packyard.api.app; "
+        "print(json.dumps('pydantic.v1' in sys.modules and sys.modules['pydantic.v1'] is not None))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-P", "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout) is not left_out
+
+
 def test_serve_becomes_the_serving_process_with_nothing_on_its_command_line(
     tmp_path: Path,
 ) -> None:
