@@ -226,6 +226,14 @@ def _console_sql(
     return user, {"pages": {name: {"sql": count} for name, count in counts.items()}}
 
 
+def console_wrk_connections(opts: Options) -> int | None:
+    """The connections of each console page's wrk run: the reads' highest count; ``None``
+    (no wrk run) when they are off or the run measures no reads."""
+    if opts.console_wrk_seconds <= 0 or not opts.connections:
+        return None
+    return max(opts.connections)
+
+
 def _console_server(
     found: dict[str, Any],
     base_url: str,
@@ -237,9 +245,10 @@ def _console_server(
     backend: str,
 ) -> None:
     """Server time and throughput of each console page, added to ``found``."""
-    conns = max(opts.connections)
+    conns = console_wrk_connections(opts)
 
     def wrk(url: str, cookie: str) -> WrkResult:
+        assert conns is not None
         return run_wrk(
             tools.wrk, url, connections=conns, seconds=opts.console_wrk_seconds, cookie=cookie
         )
@@ -250,7 +259,7 @@ def _console_server(
             targets,
             *user,
             requests=opts.console_requests,
-            wrk=wrk if opts.console_wrk_seconds > 0 else None,
+            wrk=None if conns is None else wrk,
             log=lambda m: log(f"[{backend}] {m}"),
         )
     except Exception as exc:  # reported in the results instead
