@@ -32,11 +32,11 @@ def main(argv: list[str]) -> None:
 
 
 def leave_out_pydantic_v1() -> None:
-    """Keep pydantic's v1 compatibility package out of this process: 2.7 MB resident,
-    imported by FastAPI only to ask whether a route's parameter (or an object it cannot
-    encode) is a pydantic v1 model. FastAPI reads a failed import as "no", the right answer
-    for Packyard, which has none; ``None`` in ``sys.modules`` is how the import system is
-    told that a module must fail to import."""
+    """Keep pydantic's v1 compatibility package out of this process (1.5 MB of a server's
+    resident memory), which FastAPI imports only to ask whether a route's parameter (or an
+    object it cannot encode) is a pydantic v1 model. FastAPI reads a failed import as "no",
+    the right answer for Packyard, which has none; ``None`` in ``sys.modules`` is how the
+    import system is told that a module must fail to import."""
     sys.modules.setdefault("pydantic.v1", None)  # type: ignore[arg-type]
 
 
