@@ -16,6 +16,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from packyard.api.app import create_app
+from packyard.api.schemas import build_openapi
 from packyard.server import (
     HANDOVER_MAX_BYTES,
     SERVING_MODULE,
@@ -24,7 +26,10 @@ from packyard.server import (
     hand_over,
     serving_command,
 )
+from packyard.services.container import Services
 from packyard.startup import StartupError
+from packyard.store.engine import Store, sqlite_url
+from packyard.store.migrate import upgrade
 from tests.support.serve_process import ServeProcess, free_port, run_cli
 
 COMMAND_LINE_PACKAGES = ("typer", "rich", "click", "packyard.cli")
@@ -171,10 +176,24 @@ def test_serve_becomes_the_serving_process_with_nothing_on_its_command_line(
         assert server.process is not None
         pid = server.process.pid
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
-        assert argv[1:6] == ["-P", "-X", "no_debug_ranges", "-m", SERVING_MODULE]
-        assert len(argv) == 7
+        assert argv[1:7] == ["-P", "-X", "no_debug_ranges", "-OO", "-m", SERVING_MODULE]
+        assert len(argv) == 8
         assert json.loads((data_dir / "server.json").read_text())["pid"] == pid
         assert httpx.get(server.base_url + "/openapi.json", timeout=10).status_code == 200
+
+
+def test_the_served_api_document_is_the_one_built_with_docstrings(tmp_path: Path) -> None:
+    # The serving process runs without docstrings (-OO): whatever the document says must
+    # come from explicit descriptions, or it would lose it there.
+    store = Store(sqlite_url(str(tmp_path / "packyard.db")))
+    upgrade(store)
+    try:
+        built = build_openapi(create_app(Services.create(store), background_jobs=False))
+    finally:
+        store.dispose()
+    with ServeProcess(tmp_path / "data", "--no-tls", "--log-level", "warning") as server:
+        served = httpx.get(server.base_url + "/openapi.json", timeout=10).json()
+    assert served == json.loads(json.dumps(built))
 
 
 def test_a_handover_reads_back_as_it_was_written(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ Roles are spelled as on the command line: ``viewer``, ``contributor``, ``admin``
 
 from __future__ import annotations
 
-from packyard.api.wire import Body
+from packyard.api.wire import Body, described
 from packyard.domain.enums import Role
 
 
@@ -15,7 +15,7 @@ class CreatePrincipalBody(Body):
 
 
 class UpdatePrincipalBody(Body):
-    """Only the fields given change."""
+    model_config = described("Only the fields given change.")
 
     role: Role | None = None
     disabled: bool | None = None
@@ -26,7 +26,7 @@ class RotateSecretBody(Body):
 
 
 class GrantAccessBody(Body):
-    """A role on the project, or with ``bucket`` on that bucket."""
+    model_config = described("A role on the project, or with ``bucket`` on that bucket.")
 
     role: Role | None = None
     bucket: str | None = None

@@ -18,6 +18,8 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import models_json_schema
 
+from packyard.api.wire import described
+
 
 class _Doc(BaseModel):
     # Additional fields stay allowed: a newer server may render more than is listed here.
@@ -30,7 +32,7 @@ class FieldViolation(_Doc):
 
 
 class Status(_Doc):
-    """google.rpc.Status: the body of every error."""
+    model_config = described("google.rpc.Status: the body of every error.")
 
     code: int
     message: str
@@ -138,7 +140,7 @@ class Channel(_Doc):
 
 
 class RunTaskConfigDoc(_Doc):
-    """RegistryTFCRunTaskConfig; ``hmac_key`` is always empty here."""
+    model_config = described("RegistryTFCRunTaskConfig; ``hmac_key`` is always empty here.")
 
     api_id: str
     hmac_key: str
@@ -311,7 +313,7 @@ class EnforcedBlockDetail(_Doc):
 
 
 class EnforcedBlocks(_Doc):
-    """GetEnforcedBlocksByBucket and GetEnforcedBlockVersions."""
+    model_config = described("GetEnforcedBlocksByBucket and GetEnforcedBlockVersions.")
 
     enforced_block_detail: list[EnforcedBlockDetail]
 
@@ -451,7 +453,9 @@ class AccessBody(_Doc):
 
 
 class AuditEventDoc(_Doc):
-    """HCP's flat audit record (plus the object blocks of the change) and Packyard's fields."""
+    model_config = described(
+        "HCP's flat audit record (plus the object blocks of the change) and Packyard's fields."
+    )
 
     status: str
     action: str
@@ -483,7 +487,7 @@ class WebhookSubscriptionDoc(_Doc):
 
 
 class WebhookDeliveryDoc(_Doc):
-    """HCP's delivery fields, then Packyard's (HCP has no delivery state)."""
+    model_config = described("HCP's delivery fields, then Packyard's (HCP has no delivery state).")
 
     id: str
     webhook_resource_id: str
@@ -500,7 +504,9 @@ class WebhookDeliveryDoc(_Doc):
 
 
 class WebhookDoc(_Doc):
-    """A webhook; its HMAC key is never returned (``hmac_key_set`` says whether it has one)."""
+    model_config = described(
+        "A webhook; its HMAC key is never returned (``hmac_key_set`` says whether it has one)."
+    )
 
     resource_id: str
     resource_name: str

@@ -12,9 +12,9 @@ refused with 400/3 naming the field, before any handler sees it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from packyard.domain.enums import (
     BuildStatus,
@@ -25,6 +25,12 @@ from packyard.domain.enums import (
 )
 from packyard.domain.renderable import text_problem
 from packyard.errors import invalid
+
+
+def described(text: str) -> ConfigDict:
+    """A model's description in the OpenAPI document. Not its docstring: the serving
+    process runs without docstrings (``-OO``, :func:`packyard.server.serving_command`)."""
+    return ConfigDict(json_schema_extra={"description": text})
 
 
 class Body(BaseModel):
@@ -154,4 +160,10 @@ class RegenerateRunTaskHmacBody(Body):
 
 
 class UpdateRunTaskConfigBody(Body):
-    on_untracked_image: RunTaskBehaviour | None = None
+    on_untracked_image: Annotated[
+        RunTaskBehaviour | None,
+        Field(
+            description="What the image validation run task does with an image no version of"
+            " the registry built; ``UNSET`` warns, as ``WARN`` does."
+        ),
+    ] = None

@@ -84,10 +84,11 @@ class SbomFormat(StrEnum):
     SPDX = "SPDX"
 
 
+# What the image validation run task does with an image no version of the registry built
+# (``on_untracked_image``); ``UNSET`` warns, as ``WARN`` does. A comment, not a docstring:
+# pydantic would put a docstring in the API's document, which the serving process, run
+# without docstrings, would then serve without it (``api.wire.described``).
 class RunTaskBehaviour(StrEnum):
-    """What the image validation run task does with an image no version of the registry
-    built (``on_untracked_image``); ``UNSET`` warns, as ``WARN`` does."""
-
     UNSET = "UNSET"
     FAIL = "FAIL"
     WARN = "WARN"

@@ -22,7 +22,16 @@ from packyard.services.audit import stream_record
 router = APIRouter(prefix=PACKYARD_BASE, tags=["audit"])
 
 
-@router.get("/audit", operation_id="Packyard_ListAuditEvents")
+@router.get(
+    "/audit",
+    operation_id="Packyard_ListAuditEvents",
+    description=(
+        "Audit entries of the project, newest first. ``since``/``until``: RFC 3339 or a"
+        " duration back from now (``30m``, ``7d``); ``actor``: id or name; ``action``:"
+        " ``create``, ``update``, ``delete`` or a description (``Revoked version``);"
+        " ``status``: OK or FAILED."
+    ),
+)
 async def list_audit(
     organization_id: str,
     project_id: str,
@@ -37,10 +46,6 @@ async def list_audit(
     page_size: str | None = None,
     page_token: str | None = None,
 ) -> JSONBody:
-    """Audit entries of the project, newest first. ``since``/``until``: RFC 3339 or a
-    duration back from now (``30m``, ``7d``); ``actor``: id or name; ``action``: ``create``,
-    ``update``, ``delete`` or a description (``Revoked version``); ``status``: OK or
-    FAILED."""
     query = audit_query(
         utcnow(),
         since=since,

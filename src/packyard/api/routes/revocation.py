@@ -34,6 +34,10 @@ router = APIRouter(prefix=PACKYARD_BASE, tags=["revocation"])
 @router.get(
     "/buckets/{bucket_name}/versions/{fingerprint}/revocation-preview",
     operation_id="Packyard_PreviewRevocation",
+    description=(
+        "The changes UpdateVersion would make with these revocation fields, now; nothing is"
+        " changed. The same checks and errors as the revocation itself (writers only)."
+    ),
 )
 async def preview_revocation(
     bucket_name: str,
@@ -45,8 +49,6 @@ async def preview_revocation(
     skip_descendants_revocation: Annotated[bool, Query()] = False,
     disable_rollback_channels: Annotated[bool, Query()] = False,
 ) -> JSONBody:
-    """The changes UpdateVersion would make with these revocation fields, now; nothing is
-    changed. The same checks and errors as the revocation itself (writers only)."""
     request = RevocationRequest(
         revoke_at=None if is_unset_time(revoke_at) else revoke_at,
         revoke_in=revoke_in or None,
@@ -62,12 +64,14 @@ async def preview_revocation(
 @router.get(
     "/buckets/{bucket_name}/versions/{fingerprint}/restore-preview",
     operation_id="Packyard_PreviewRestore",
+    description=(
+        "The descendants a restore of this version would clear the inherited revocation of,"
+        " now; nothing is changed. The same checks and errors as the restore (writers only)."
+    ),
 )
 async def preview_restore(
     bucket_name: str, fingerprint: str, caller: CallerDep, svc: ServicesDep
 ) -> JSONBody:
-    """The descendants a restore of this version would clear the inherited revocation of,
-    now; nothing is changed. The same checks and errors as the restore (writers only)."""
     preview = await run(svc, svc.revocation.restore_preview, caller, bucket_name, fingerprint)
     return JSONBody(_restore(preview))
 
