@@ -114,19 +114,22 @@ def prepare(data_dir: Path, db_url: str | None, *, check_key: bool = True) -> tu
 
     url = database_url(data_dir, db_url)
     check_database_scheme(url)
+    # A database server is reached before the data directory is touched, so that a wrong
+    # URL leaves no new directory or key behind; a SQLite database lives in that directory.
+    store = None if _on_sqlite(url) else _reached(_store(url), url)
     try:
-        ensure_private_dir(data_dir)
-        create_private_file(data_dir / _STARTUP_LOCK)
-        tighten_with_notice(*_private_files(data_dir, url))
-    except OSError as exc:
-        raise data_dir_error(data_dir, exc) from None
-    sealer = load_sealer(data_dir)
-    try:
-        store = Store(url)
-    except (ArgumentError, ValueError) as exc:
-        raise StartupError(
-            f"invalid database URL {redact_url(url)}: {scrub(str(exc), url)}"
-        ) from None
+        try:
+            ensure_private_dir(data_dir)
+            create_private_file(data_dir / _STARTUP_LOCK)
+            tighten_with_notice(*_private_files(data_dir, url))
+        except OSError as exc:
+            raise data_dir_error(data_dir, exc) from None
+        sealer = load_sealer(data_dir)
+        store = store or _store(url)
+    except StartupError:
+        if store is not None:
+            store.dispose()
+        raise
     services = Services.create(store, sealer)
     try:
         with startup_lock(store, data_dir):
@@ -145,6 +148,27 @@ def prepare(data_dir: Path, db_url: str | None, *, check_key: bool = True) -> tu
         store.dispose()
         raise database_error(store, url, exc) from None
     return services, created
+
+
+def _store(url: str) -> Store:
+    try:
+        return Store(url)
+    except (ArgumentError, ValueError) as exc:
+        raise StartupError(
+            f"invalid database URL {redact_url(url)}: {scrub(str(exc), url)}"
+        ) from None
+
+
+def _reached(store: Store, url: str) -> Store:
+    """``store`` once one connection to its database has opened (:func:`database_error`
+    when none can)."""
+    try:
+        with store.engine.connect():
+            pass
+    except SQLAlchemyError as exc:
+        store.dispose()
+        raise database_error(store, url, exc) from None
+    return store
 
 
 def migrate_in_child(url: str, data_dir: Path) -> None:
@@ -199,9 +223,18 @@ def _migrate(url: str, data_dir: Path) -> str:
 SUPPORTED_SCHEMES = ("postgresql", "postgres", "sqlite")
 
 
+def _scheme(url: str) -> str:
+    """The URL's scheme as written (``postgresql+psycopg``), ``""`` without one."""
+    return url.split("://", 1)[0] if "://" in url else ""
+
+
+def _on_sqlite(url: str) -> bool:
+    return _scheme(url).split("+", 1)[0].lower() == "sqlite"
+
+
 def check_database_scheme(url: str) -> None:
     """Refuse a database URL of a kind Packyard cannot use, before anything is opened."""
-    scheme = url.split("://", 1)[0] if "://" in url else ""
+    scheme = _scheme(url)
     if scheme.split("+", 1)[0].lower() not in SUPPORTED_SCHEMES:
         shown = scheme or redact_url(url)
         raise StartupError(

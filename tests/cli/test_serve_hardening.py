@@ -334,6 +334,7 @@ def test_unreachable_database_fails_on_one_line_without_the_password(tmp_path: P
         assert PASSWORD not in result.stdout + result.stderr, how
         line = assert_one_line_failure(result, 1 if how == "principal" else 2)
         assert f"127.0.0.1:{closed}" in line, how
+    assert not (tmp_path / "data").exists()  # no directory, key or lock left behind
     warnings = [line for line in runs["argv"].stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "PACKYARD_DATABASE_URL" in warnings[0]
     assert not [line for line in runs["env"].stderr.splitlines() if line.startswith("warning:")]
