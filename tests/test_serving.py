@@ -28,8 +28,6 @@ from packyard.server import (
 )
 from packyard.services.container import Services
 from packyard.startup import StartupError
-from packyard.store.engine import Store, sqlite_url
-from packyard.store.migrate import upgrade
 from tests.support.serve_process import ServeProcess, free_port, run_cli
 
 COMMAND_LINE_PACKAGES = ("typer", "rich", "click", "packyard.cli")
@@ -182,15 +180,13 @@ def test_serve_becomes_the_serving_process_with_nothing_on_its_command_line(
         assert httpx.get(server.base_url + "/openapi.json", timeout=10).status_code == 200
 
 
-def test_the_served_api_document_is_the_one_built_with_docstrings(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite"])  # the document is the same on both
+def test_the_served_api_document_is_the_one_built_with_docstrings(
+    services: Services, tmp_path: Path
+) -> None:
     # The serving process runs without docstrings (-OO): whatever the document says must
     # come from explicit descriptions, or it would lose it there.
-    store = Store(sqlite_url(str(tmp_path / "packyard.db")))
-    upgrade(store)
-    try:
-        built = build_openapi(create_app(Services.create(store), background_jobs=False))
-    finally:
-        store.dispose()
+    built = build_openapi(create_app(services, background_jobs=False))
     with ServeProcess(tmp_path / "data", "--no-tls", "--log-level", "warning") as server:
         served = httpx.get(server.base_url + "/openapi.json", timeout=10).json()
     assert served == json.loads(json.dumps(built))
