@@ -3,10 +3,12 @@ and only then."""
 
 from __future__ import annotations
 
+import gc
 import json
 import platform
 import subprocess
 import sys
+import weakref
 
 import pytest
 
@@ -20,6 +22,24 @@ from tests.support.revocation import new_buckets, push_version, request
 
 def test_glibc_heaps_are_trimmed() -> None:
     assert heap.release_freed() is (platform.libc_ver()[0] == "glibc")
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.itself = self
+
+
+def test_garbage_in_reference_cycles_is_collected_before_the_trim() -> None:
+    gc.disable()  # no collection but release_freed's own
+    try:
+        node = _Node()
+        gone = weakref.ref(node)
+        del node
+        assert gone() is not None  # its cycle keeps it
+        heap.release_freed()
+        assert gone() is None
+    finally:
+        gc.enable()
 
 
 _THREAD_HEAP = """

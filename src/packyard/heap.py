@@ -8,7 +8,7 @@ process kept 13 MB more resident after such a revocation than after a trim. glib
 ``malloc_trim`` gives back the free pages inside every thread's heap; it takes a few
 milliseconds, holding each heap's lock in turn, so it is called only after the rare
 transactions that are that large (:data:`packyard.store.engine.LARGE_WRITE_EVENTS`).
-Elsewhere than glibc (musl, macOS) it does nothing.
+Elsewhere than glibc (musl, macOS) the trim does nothing.
 
 The free end of a thread's heap is another matter: glibc gives it back on its own, once it
 outgrows the trim threshold, and no trim reaches it. That threshold moves: once
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import platform
 from collections.abc import Callable
 from functools import cache
@@ -65,7 +66,16 @@ def bound_heap_ends() -> bool:
 
 
 def release_freed() -> bool:
-    """Return the C heaps' free pages to the system; whether the C library can."""
+    """Free the garbage in reference cycles, then return the C heaps' free pages to the
+    system; whether the C library can do the second.
+
+    What a large transaction built in reference cycles is freed by a full collection only,
+    which the interpreter makes once enough objects have been allocated after it, with no
+    trim after it: until then those objects hold pages a trim cannot give back. A full
+    collection also empties the interpreter's free lists. After the benchmark's revocation of
+    10,000 descendants the collection took 18 ms on SQLite and 32 ms on PostgreSQL, and the
+    SQLite server kept 3 MB less (size S, three runs or more each)."""
+    gc.collect()
     trim = _malloc_trim()
     if trim is None:
         return False
