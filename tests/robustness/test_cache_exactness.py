@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from tests.support.serve_process import ServeProcess, plain_http_server
 
 WRITES = 120
 READERS = 4
-PAUSE_S = 0.03  # long enough for each server to see, store and then serve a hit
+SETTLE_S = 10.0  # at most this long for the readers to answer after each write
 
 
 @dataclass
@@ -42,9 +43,23 @@ def write_loop(clients: list[httpx.Client], path: str, seen: Observed, done: thr
             assert response.status_code == 200, response.text
             with seen.lock:
                 seen.published = n
-            time.sleep(PAUSE_S)  # let the readers refill and hit the caches in between
+            # The caches refill and serve a hit between two writes, however slow the machine.
+            settle(seen.lock, lambda: (seen.hits,))
     finally:
         done.set()
+
+
+def settle(lock: threading.Lock, counters: Callable[[], tuple[int, ...]]) -> None:
+    """Wait (at most SETTLE_S) until the readers have moved every one of ``counters`` on."""
+    with lock:
+        before = counters()
+    deadline = time.monotonic() + SETTLE_S
+    while time.monotonic() < deadline:
+        with lock:
+            now = counters()
+        if all(a > b for a, b in zip(now, before, strict=True)):
+            return
+        time.sleep(0.002)
 
 
 def read_loop(clients: list[httpx.Client], path: str, seen: Observed, done: threading.Event):
@@ -105,9 +120,9 @@ def run_together(threads: list[threading.Thread]) -> None:
 def assert_never_stale(seen: Observed) -> None:
     assert seen.published == WRITES
     assert seen.stale == []
-    # The race was real: the caches answered many of the reads.
+    # The race was real: the caches answered a read after every write.
     assert seen.reads > 2 * WRITES, seen.reads
-    assert seen.hits > WRITES, (seen.hits, seen.reads)
+    assert seen.hits >= WRITES, (seen.hits, seen.reads)
 
 
 def test_no_server_serves_a_response_older_than_a_returned_write(
@@ -195,7 +210,8 @@ def ancestry_writer(clients: list[httpx.Client], seen: Ancestry, done: threading
             assign(clients[n % len(clients)], "base", "release", "base-2" if n % 2 else "base-1")
             with seen.lock:
                 seen.published = n
-            time.sleep(PAUSE_S)
+            # A reader has checked this write's answer, and a cache has served it.
+            settle(seen.lock, lambda: (seen.checked, seen.hits))
     finally:
         done.set()
 
@@ -271,8 +287,8 @@ def test_a_parent_channel_move_is_seen_by_the_children_on_every_server(
         seen = ancestry_race([first.base_url, second.base_url], token, org, project)
     assert seen.published == WRITES
     assert seen.stale == []
-    assert seen.checked > WRITES, (seen.checked, seen.reads)
-    assert seen.hits > WRITES, (seen.hits, seen.reads)
+    assert seen.checked >= WRITES, (seen.checked, seen.reads)
+    assert seen.hits >= WRITES, (seen.hits, seen.reads)
 
 
 def test_unrelated_pushes_keep_the_hits_on_every_server(tmp_path: Path, db_url: str) -> None:
