@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from packyard.api.app import PackyardApp, create_app
 from packyard.api.cache import CachedReadMiddleware, ReadCache, ResponseCache
+from packyard.services.auth import ROLE_CACHE_TTL_S, RoleCache
 from packyard.services.container import Services
 from tests.support.factories import Api, TenantFixture, unique
 from tests.support.server import serving_app
@@ -158,3 +159,18 @@ def test_readers_compute_their_own_answer_when_the_shared_one_failed(served: Ser
     statuses = sorted(r.status_code for r in _together(served, path)())
     assert statuses == [200] * (READERS - 1) + [503]
     assert served.gate.computed - computed == READERS  # the held one, then each waiter
+
+
+def test_readers_whose_role_left_the_role_cache_are_answered_from_the_cache(
+    served: Served, services: Services
+) -> None:
+    """Their role is looked up for them (:mod:`packyard.api.callers`), not by each of them on
+    the normal, uncached path."""
+    _, path = _channel(served)
+    served.api.ok(served.api.get(path))  # asked twice at one generation: stored
+    services.auth.roles = RoleCache(ROLE_CACHE_TTL_S, 10_000)
+    computed = served.gate.computed
+    with ThreadPoolExecutor(READERS) as pool:
+        responses = list(pool.map(lambda _: served.api.get(path), range(READERS)))
+    assert [r.headers.get("x-packyard-cache") for r in responses] == ["hit"] * READERS
+    assert served.gate.computed == computed

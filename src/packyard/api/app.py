@@ -15,6 +15,7 @@ from packyard import __version__
 from packyard.api import docs, errors, health
 from packyard.api.admission import WriteAdmission, WriteGate
 from packyard.api.cache import CachedReadMiddleware, ReadCache
+from packyard.api.callers import Callers
 from packyard.api.calls import WORKER_THREADS, stop_worker_threads, stop_worker_threads_at_exit
 from packyard.api.direct import DirectRoutes
 from packyard.api.links import SlashRedirect
@@ -166,6 +167,7 @@ def create_app(
     )
     app.admission = WriteAdmission()
     app.state.services = services
+    app.state.callers = callers = Callers(services)
     app.state.public_url = public_url.rstrip("/") if public_url else None
     app.state.advertised = advertised
     errors.install(app)
@@ -215,7 +217,7 @@ def create_app(
         front = app.state.direct_routes = DirectRoutes(app, front, protect)
     if read_cache is not None:
         app.state.read_cache = read_cache
-        front = CachedReadMiddleware(front, read_cache)
+        front = CachedReadMiddleware(front, read_cache, callers)
     # Outermost: the time and status of every request, whoever answers it.
     app.front = RequestObserver(front, recorder, access_log=access_log)
     app.with_body = RequestObserver(

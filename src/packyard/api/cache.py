@@ -5,9 +5,10 @@ SearchExternalArtifact) is answered from memory when the same request, by a
 caller who sees the same buckets and restricted channels on the same project,
 was answered before and nothing it shows changed since:
 
-1. the caller is authorized exactly as on the normal path (the token is always
-   verified; the role comes from the same short-lived role cache — a caller
-   whose role is not cached takes the normal path);
+1. the caller is authorized exactly as on the normal path, by the same lookup
+   (:mod:`packyard.api.callers`: the token is always verified, the role comes from
+   the short-lived role cache or the database); a refused caller takes the normal
+   path, which answers with the proper error;
 2. the generation of what the response depends on is read from the database by
    the probe (:mod:`packyard.store.probe`), one statement on every request: for a
    request about a bucket, the keys of that bucket, of the buckets its ancestry
@@ -38,9 +39,9 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from packyard.api.callers import Callers
 from packyard.api.calls import run
 from packyard.domain.access import ViewKey, view_key
-from packyard.errors import ApiError
 from packyard.services.container import Services
 from packyard.store.generations import Buckets
 from packyard.store.probe import GenerationProbe, open_probe
@@ -169,9 +170,10 @@ class ReadCache:
 
 
 class CachedReadMiddleware:
-    def __init__(self, app: ASGIApp, cache: ReadCache) -> None:
+    def __init__(self, app: ASGIApp, cache: ReadCache, callers: Callers) -> None:
         self.app = app
         self.cache = cache
+        self.callers = callers
         # The responses being computed to be stored (``_fill``), by key: the same request
         # arriving meanwhile at the same generation waits for that answer (``_shared``).
         self._flights: dict[CacheKey, _Flight] = {}
@@ -184,7 +186,7 @@ class CachedReadMiddleware:
             return
         org, project_id, bucket = target
         body, receive = await _keyed_body(scope, receive)
-        view = self._view(scope, org, project_id)
+        view = await self._view(scope, org, project_id)
         if body is None or view is None:
             await self.app(scope, receive, send)
             return
@@ -217,18 +219,17 @@ class CachedReadMiddleware:
         else:
             await self.app(scope, receive, send)
 
-    def _view(self, scope: Scope, org: str, project_id: str) -> ViewKey | None:
-        """Which buckets and restricted channels the caller sees, if its access is known
-        without the database, else ``None``. Responses differ on nothing else between
-        callers."""
+    async def _view(self, scope: Scope, org: str, project_id: str) -> ViewKey | None:
+        """Which buckets and restricted channels the caller sees (responses differ on
+        nothing else between callers), or ``None`` when the request is refused."""
         token = _bearer(scope)
         if token is None:
             return None
         try:
-            caller = self.cache.services.auth.authorize_cached(token, org, project_id)
-        except ApiError:
-            return None  # the normal path answers with the proper error
-        return None if caller is None else view_key(caller)
+            caller = await self.callers.caller(token, org, project_id)
+        except Exception:  # refused, or the database failed: the normal path looks the
+            return None  # caller up again and answers with the proper error
+        return view_key(caller)
 
     @staticmethod
     async def _shared(flight: _Flight, generation: int, keys: Buckets) -> CachedResponse | None:

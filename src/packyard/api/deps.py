@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from packyard.api.audit_failures import remember_caller
+from packyard.api.callers import Callers
 from packyard.api.calls import run
 from packyard.domain.models import Caller
 from packyard.errors import unauthenticated
@@ -31,17 +32,16 @@ def bearer_token(request: Request) -> str:
 
 
 async def caller(request: Request, organization_id: str, project_id: str) -> Caller:
-    """The principal acting on the organization and project named in the path.
+    """The principal acting on the organization and project named in the path."""
+    return await project_caller(request, organization_id, project_id)
 
-    The token is verified on the event loop (CPU only); the role is read from the
-    database (see :mod:`packyard.api.calls`) only when it is not in the short-lived role
-    cache.
-    """
-    svc = _services(request)  # not a sub-dependency: each one costs FastAPI a resolution pass
-    token = bearer_token(request)
-    found = svc.auth.authorize_cached(token, organization_id, project_id)
-    if found is None:
-        found = await run(svc, svc.auth.authorize, token, organization_id, project_id)
+
+async def project_caller(request: Request, organization_id: str | None, project_id: str) -> Caller:
+    """The principal acting on the project (:mod:`packyard.api.callers`), remembered for the
+    audit of a refused change. Not a sub-dependency: each one costs FastAPI a resolution
+    pass."""
+    callers: Callers = request.app.state.callers
+    found = await callers.caller(bearer_token(request), organization_id, project_id)
     remember_caller(request, found)
     return found
 

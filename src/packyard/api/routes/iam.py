@@ -10,14 +10,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from packyard.api import iam_wire
-from packyard.api.audit_failures import remember_caller
 from packyard.api.calls import run
-from packyard.api.deps import PrincipalDep, ServicesDep, bearer_token
+from packyard.api.deps import PrincipalDep, ServicesDep, bearer_token, project_caller
 from packyard.api.iam_wire import SetIamPolicyBody
 from packyard.api.responses import JSONBody
 from packyard.domain.models import Caller
 from packyard.errors import invalid
-from packyard.services.container import Services
 
 router = APIRouter(tags=["iam"])
 _BUCKET_RESOURCE = re.compile(r"^packer/project/(?P<project>[^/]+)/bucket/(?P<bucket>[^/]+)$")
@@ -33,7 +31,7 @@ async def get_iam_policy(
     resource_name: str | None = None,
     resource_id: str | None = None,
 ) -> JSONBody:
-    caller, bucket = await _bucket_caller(request, svc, resource_name, resource_id)
+    caller, bucket = await _bucket_caller(request, resource_name, resource_id)
     found = await run(svc, svc.access.policy, caller, bucket)
     return JSONBody({"policy": iam_wire.policy(found)})
 
@@ -43,7 +41,7 @@ async def get_iam_policy(
     operation_id="ResourceService_SetIamPolicy",
 )
 async def set_iam_policy(request: Request, body: SetIamPolicyBody, svc: ServicesDep) -> JSONBody:
-    caller, bucket = await _bucket_caller(request, svc, body.resource_name, body.resource_id)
+    caller, bucket = await _bucket_caller(request, body.resource_name, body.resource_id)
     if body.policy is None:
         raise invalid("policy is required.", field="policy")
     bindings = iam_wire.requested_bindings(body.policy)
@@ -66,10 +64,10 @@ async def batch_get_principals(
 
 
 async def _bucket_caller(
-    request: Request, svc: Services, resource_name: str | None, resource_id: str | None
+    request: Request, resource_name: str | None, resource_id: str | None
 ) -> tuple[Caller, str]:
     """The caller acting on the project a bucket's resource name names, and the bucket."""
-    token = bearer_token(request)
+    bearer_token(request)  # a request without a token is refused before its arguments
     if not resource_name:
         if resource_id:
             raise invalid(
@@ -85,6 +83,4 @@ async def _bucket_caller(
             "packer/project/<project id>/bucket/<bucket name> has an IAM policy here.",
             field="resource_name",
         )
-    caller = await run(svc, svc.auth.authorize, token, None, match["project"])
-    remember_caller(request, caller)
-    return caller, match["bucket"]
+    return await project_caller(request, None, match["project"]), match["bucket"]

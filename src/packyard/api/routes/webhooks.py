@@ -17,9 +17,8 @@ from typing import Annotated, Any
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 
-from packyard.api.audit_failures import remember_caller
 from packyard.api.calls import run
-from packyard.api.deps import CallerDep, ServicesDep, bearer_token
+from packyard.api.deps import CallerDep, ServicesDep, project_caller
 from packyard.api.paging import page_params
 from packyard.api.render import pagination, ts
 from packyard.api.responses import JSONBody
@@ -29,7 +28,6 @@ from packyard.domain.models import Caller
 from packyard.domain.paging import PageRequest
 from packyard.domain.webhooks import GEO, Delivery, Webhook
 from packyard.errors import not_found
-from packyard.services.container import Services
 from packyard.services.webhooks import WebhookView
 from packyard.store.journal import subscriptions_to_json
 
@@ -60,13 +58,7 @@ class RenameWebhookBody(Body):
 
 async def webhook_caller(request: Request, project_id: str) -> Caller:
     """The principal acting on the project the path names (its own organization)."""
-    svc: Services = request.app.state.services
-    token = bearer_token(request)
-    found = svc.auth.authorize_cached(token, "", project_id)
-    if found is None:
-        found = await run(svc, svc.auth.authorize, token, None, project_id)
-    remember_caller(request, found)  # a refused change is audited as this caller's
-    return found
+    return await project_caller(request, None, project_id)
 
 
 WebhookCallerDep = Annotated[Caller, Depends(webhook_caller)]

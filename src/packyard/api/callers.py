@@ -1,0 +1,60 @@
+"""Who an API request's bearer token acts for on a project: the caller, with its role.
+
+The token is verified on the event loop (CPU only). The role comes from the auth
+service's short-lived role cache or, once it has left it (``ROLE_CACHE_TTL_S`` after it
+was read), from the database, as a read (:func:`packyard.api.calls.run_read`) whatever the
+request's method. The requests of the same token and project that need the role while it
+is being read wait for that one lookup instead of each making their own.
+
+Under load the role leaves the cache while many requests are in flight, and all of them
+needed it at once. The response cache cannot tell what a caller may see without its role,
+so the cached reads among them each took the normal, uncached path: PostgreSQL's cached
+ListBuckets waited for them up to 120 ms every 5 s, 35 ms at p99 against 9 ms with the
+role kept (size S, 16 connections, measured in the eighteenth pass).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+
+from packyard.api.calls import run_read
+from packyard.domain.models import Caller
+from packyard.services.container import Services
+
+_LookupKey = tuple[str, str, str]  # (token, organization id or "", project id)
+
+
+class Callers:
+    """The callers of one application's requests; used from its event loop only."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._lookups: dict[_LookupKey, asyncio.Future[Caller]] = {}
+
+    async def caller(self, token: str, organization_id: str | None, project_id: str) -> Caller:
+        """The caller on the project (of ``organization_id`` when given); raises the
+        :class:`~packyard.errors.ApiError` the request is refused with (401, 404)."""
+        auth = self._services.auth
+        found = auth.authorize_cached(token, organization_id or "", project_id)
+        if found is not None:
+            return found
+        key = (token, organization_id or "", project_id)
+        lookup = self._lookups.get(key)
+        if lookup is None:
+            lookup = asyncio.ensure_future(
+                run_read(self._services, auth.authorize, token, organization_id, project_id)
+            )
+            self._lookups[key] = lookup
+            lookup.add_done_callback(partial(self._landed, key))
+        # Shielded: a request whose client goes away must not cancel the lookup others await.
+        return await asyncio.shield(lookup)
+
+    def __len__(self) -> int:
+        """The lookups in flight."""
+        return len(self._lookups)
+
+    def _landed(self, key: _LookupKey, lookup: asyncio.Future[Caller]) -> None:
+        del self._lookups[key]
+        if not lookup.cancelled():
+            lookup.exception()  # retrieved here too: every request awaiting it may have gone
