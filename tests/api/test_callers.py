@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,7 @@ from packyard import requestcontext
 from packyard.api import callers as callers_module
 from packyard.api.callers import Callers
 from packyard.api.calls import READ_THREAD_NAME, run_read
+from packyard.domain.enums import Role
 from packyard.domain.models import Caller
 from packyard.errors import ApiError, Code
 from packyard.services.auth import ROLE_CACHE_TTL_S, RoleCache
@@ -46,13 +47,11 @@ def held(services: Services, monkeypatch: pytest.MonkeyPatch) -> HeldLookups:
     return lookups
 
 
-def _asked(
-    callers: Callers, token: str, tenant: TenantFixture, requests: int = REQUESTS
-) -> list[asyncio.Task[Caller]]:
-    """``requests`` callers asked for at once (as many requests of one token would)."""
+def _asked(callers: Callers, token: str, tenant: TenantFixture) -> list[asyncio.Task[Caller]]:
+    """``REQUESTS`` callers asked for at once, as that many requests of one token would."""
     return [
         asyncio.ensure_future(callers.caller(token, tenant.organization_id, tenant.project_id))
-        for _ in range(requests)
+        for _ in range(REQUESTS)
     ]
 
 
@@ -62,15 +61,11 @@ async def _settled() -> None:
         await asyncio.sleep(0)
 
 
-def _run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    asyncio.run(main())
-
-
 def test_requests_needing_a_role_that_left_the_cache_share_one_lookup(
     services: Services, tenant: TenantFixture, held: HeldLookups
 ) -> None:
     callers = Callers(services)
-    token = tenant.identities[next(iter(tenant.identities))].token
+    token = tenant.identities[Role.ADMIN].token
 
     async def main() -> None:
         tasks = _asked(callers, token, tenant)
@@ -85,7 +80,7 @@ def test_requests_needing_a_role_that_left_the_cache_share_one_lookup(
         await callers.caller(token, tenant.organization_id, tenant.project_id)
         assert held.made == 1
 
-    _run(main)
+    asyncio.run(main())
 
 
 def test_a_refused_token_is_refused_for_every_request_that_waited(
@@ -93,7 +88,7 @@ def test_a_refused_token_is_refused_for_every_request_that_waited(
 ) -> None:
     callers = Callers(services)
     stranger = make_tenant(services)  # its principals hold no role on ``tenant``'s project
-    token = stranger.identities[next(iter(stranger.identities))].token
+    token = stranger.identities[Role.ADMIN].token
 
     async def main() -> None:
         tasks = _asked(callers, token, tenant)
@@ -104,14 +99,14 @@ def test_a_refused_token_is_refused_for_every_request_that_waited(
         assert {o.code for o in outcomes if isinstance(o, ApiError)} == {Code.NOT_FOUND}
         assert (held.made, len(callers)) == (1, 0)
 
-    _run(main)
+    asyncio.run(main())
 
 
 def test_a_request_that_goes_away_leaves_the_lookup_to_the_others(
     services: Services, tenant: TenantFixture, held: HeldLookups
 ) -> None:
     callers = Callers(services)
-    token = tenant.identities[next(iter(tenant.identities))].token
+    token = tenant.identities[Role.ADMIN].token
 
     async def main() -> None:
         first, *others = _asked(callers, token, tenant)
@@ -124,7 +119,7 @@ def test_a_request_that_goes_away_leaves_the_lookup_to_the_others(
         assert first.cancelled()
         assert held.made == 1
 
-    _run(main)
+    asyncio.run(main())
 
 
 def test_the_role_is_read_as_a_read_in_a_request_that_may_change_something(
@@ -132,7 +127,7 @@ def test_the_role_is_read_as_a_read_in_a_request_that_may_change_something(
 ) -> None:
     """A push's calls never queue their role lookup behind other writes."""
     callers = Callers(services)
-    token = tenant.identities[next(iter(tenant.identities))].token
+    token = tenant.identities[Role.ADMIN].token
     services.auth.roles = RoleCache(ROLE_CACHE_TTL_S, 10_000)
     threads: list[str] = []
     authorize = services.auth.authorize
@@ -150,4 +145,4 @@ def test_the_role_is_read_as_a_read_in_a_request_that_may_change_something(
         expected = loop_thread if services.store.is_sqlite else READ_THREAD_NAME
         assert [name.partition("_")[0] for name in threads] == [expected]
 
-    _run(main)
+    asyncio.run(main())
