@@ -30,6 +30,7 @@ class _Node:
 
 
 def test_garbage_in_reference_cycles_is_collected_before_the_trim() -> None:
+    was_enabled = gc.isenabled()
     gc.disable()  # no collection but release_freed's own
     try:
         node = _Node()
@@ -39,7 +40,8 @@ def test_garbage_in_reference_cycles_is_collected_before_the_trim() -> None:
         heap.release_freed()
         assert gone() is None
     finally:
-        gc.enable()
+        if was_enabled:
+            gc.enable()
 
 
 _THREAD_HEAP = """

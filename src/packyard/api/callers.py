@@ -36,10 +36,10 @@ class Callers:
         """The caller on the project (of ``organization_id`` when given); raises the
         :class:`~packyard.errors.ApiError` the request is refused with (401, 404)."""
         auth = self._services.auth
-        found = auth.authorize_cached(token, organization_id or "", project_id)
+        key = (token, organization_id or "", project_id)
+        found = auth.authorize_cached(*key)
         if found is not None:
             return found
-        key = (token, organization_id or "", project_id)
         lookup = self._lookups.get(key)
         if lookup is None:
             lookup = asyncio.ensure_future(
