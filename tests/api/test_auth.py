@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
+from contextlib import AbstractContextManager
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import Connection
 
 from packyard.domain.enums import Role
+from packyard.services import keys
 from packyard.services.container import Services
+from packyard.services.keys import KeyRing
+from packyard.store.engine import Store
 from tests.support.factories import Api, TenantFixture, assert_status, make_tenant
+from tests.support.server import running_server
 from tests.support.wire import craft_token, ok, unsigned_token
 
 WRITES: list[tuple[str, str, Any]] = [
@@ -211,3 +220,41 @@ def test_parent_ids_are_set_once(api: Api) -> None:
         api.update_build("child", "c", build["id"], parent_version_id=p1["id"]),
         "PackerService_UpdateBuild",
     )
+
+
+class KeysClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_event_loop_verifies_tokens_without_reading_the_keys(
+    services: Services, tenant: TenantFixture, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signing keys are read again on a thread of the server's: a read on the event loop
+    would hold every request while the database does not answer. (On SQLite the requests'
+    own reads run on the loop by design; the keys have a store of their own here.)"""
+    clock = KeysClock()
+    keys_store = Store(db_url)
+    services.auth.keys = KeyRing(keys_store, clock=clock)
+    on_loop: list[str] = []
+    real = keys_store.read
+
+    def read() -> AbstractContextManager[Connection]:
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop()
+            on_loop.append(threading.current_thread().name)
+        return real()
+
+    monkeypatch.setattr(keys_store, "read", read)
+    with running_server(services) as base_url:
+        api = Api(base_url, tenant)
+        api.create_bucket("b")
+        clock.now += keys.REFRESH_S  # the keys are due: read by the server's refresher only
+        for path, operation in READS[1:3] * 3:
+            ok(api.get(path), operation)
+        api.close()
+    keys_store.dispose()
+    assert on_loop == []

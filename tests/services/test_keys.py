@@ -5,11 +5,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Iterator
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from datetime import timedelta
 
 import jwt
 import pytest
+from sqlalchemy import Connection
+from sqlalchemy.exc import OperationalError
 
 from packyard.domain.enums import Role
 from packyard.errors import ApiError, Code
@@ -32,12 +38,13 @@ class Clock:
 @pytest.fixture
 def other_server(db_url: str, store: Store) -> Iterator[tuple[Services, Clock]]:
     """Another process on the same database, with a clock the test moves."""
-    other_store = Store(db_url)
+    other_store, keys_store = Store(db_url), Store(db_url)  # the keys' reads counted apart
     clock = Clock()
     other = Services.create(other_store)
-    other.auth.keys = KeyRing(other_store, clock=clock)
+    other.auth.keys = KeyRing(keys_store, clock=clock)
     yield other, clock
     other_store.dispose()
+    keys_store.dispose()
 
 
 def _authorize(services: Services, tenant: TenantFixture, token: str) -> None:
@@ -126,3 +133,147 @@ def test_sbom_links_follow_the_current_key(services: Services) -> None:
     before = services.auth.signing_key()
     services.auth.keys.rotate(timedelta(0))
     assert services.auth.signing_key() != before
+
+
+class KeyReads:
+    """The key ring's database reads, by whether they ran on the calling (test) thread;
+    ``failing`` makes them fail as an unreachable database would."""
+
+    def __init__(self, ring: KeyRing, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.caller = threading.get_ident()
+        self.on_caller = 0
+        self.elsewhere = 0
+        self.failing = False
+        real = ring.store.read
+
+        def read() -> AbstractContextManager[Connection]:
+            if threading.get_ident() == self.caller:
+                self.on_caller += 1
+            else:
+                self.elsewhere += 1
+            if self.failing:
+                raise OperationalError("SELECT", {}, Exception("connection refused"))
+            return real()
+
+        monkeypatch.setattr(ring.store, "read", read)
+
+
+def _eventually(condition: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + 10
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_with_a_refresher_tokens_are_verified_without_reading_the_keys(
+    tenant: TenantFixture, other_server: tuple[Services, Clock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other, clock = other_server
+    ring = other.auth.keys
+    fresh = _new_token(other, tenant)
+    reads = KeyReads(ring, monkeypatch)
+    claims = {"sub": "p", "aud": TOKEN_AUDIENCE, "exp": 4_000_000_000}
+    forged = jwt.encode(claims, b"k" * 32, algorithm="HS256", headers={"kid": "x"})
+    with ring.refreshing(interval=3600):
+        assert ring.wait_first_pass(10)
+        clock.now += keys.STALE_LIMIT_S - 1  # past REFRESH_S: due, but the refresher's to do
+        _authorize(other, tenant, tenant.identities[Role.ADMIN].token)
+        _authorize(other, tenant, fresh)
+        assert reads.on_caller == 0
+        # an unknown key id is still looked up at once (a key made by another server)
+        _refused(other, tenant, forged)
+        assert (reads.on_caller, reads.elsewhere) == (1, 1)
+    clock.now += keys.REFRESH_S
+    _authorize(other, tenant, tenant.identities[Role.ADMIN].token)
+    assert reads.on_caller == 2  # without a refresher, the caller reads them when due
+
+
+def test_a_refresher_sees_a_rotation_elsewhere_within_its_interval(
+    services: Services, tenant: TenantFixture, other_server: tuple[Services, Clock]
+) -> None:
+    other, _ = other_server
+    old = tenant.identities[Role.ADMIN].token
+    with other.auth.keys.refreshing(interval=0.05):
+        assert other.auth.keys.wait_first_pass(10)
+        _authorize(other, tenant, old)
+        services.auth.keys.rotate(timedelta(0))
+        assert _eventually(lambda: not other.auth.keys.still_valid(_key_id(old)))
+        _refused(other, tenant, old)
+
+
+def test_while_the_keys_cannot_be_read_tokens_are_refused_as_unavailable_for_a_while(
+    tenant: TenantFixture,
+    other_server: tuple[Services, Clock],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    other, clock = other_server
+    ring = other.auth.keys
+    reads = KeyReads(ring, monkeypatch)
+    token = tenant.identities[Role.ADMIN].token
+    with caplog.at_level(logging.WARNING, logger=keys.__name__), ring.refreshing(interval=0.02):
+        assert ring.wait_first_pass(10)
+        reads.failing = True
+        tried = reads.elsewhere
+        assert _eventually(lambda: reads.elsewhere > tried + 2)
+        clock.now += keys.STALE_LIMIT_S - 1
+        _authorize(other, tenant, token)  # the keys read last still serve for a while
+        clock.now += 1
+        with pytest.raises(ApiError) as err:
+            _authorize(other, tenant, token)
+        assert err.value.code is Code.UNAVAILABLE
+        assert reads.on_caller == 0  # refused at once, without a read that would wait
+        reads.failing = False
+        assert _eventually(lambda: _verifies(other, token))
+    assert [r.getMessage() for r in caplog.records] == [
+        "Signing keys: the database is unavailable; retrying.",
+        "Signing keys: read again; the database is back.",
+    ]
+
+
+def test_a_refresher_that_never_read_the_keys_refuses_tokens_as_unavailable(
+    tenant: TenantFixture, other_server: tuple[Services, Clock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other, _ = other_server
+    ring = other.auth.keys
+    reads = KeyReads(ring, monkeypatch)
+    reads.failing = True
+    with ring.refreshing(interval=3600):
+        assert ring.wait_first_pass(10)
+        with pytest.raises(ApiError) as err:
+            other.auth.verify_token(tenant.identities[Role.ADMIN].token)
+        assert err.value.code is Code.UNAVAILABLE
+    assert reads.on_caller == 0
+
+
+def test_unknown_key_ids_read_the_keys_at_most_once_a_second_even_when_reads_fail(
+    tenant: TenantFixture, other_server: tuple[Services, Clock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other, clock = other_server
+    ident = tenant.identities[Role.ADMIN]
+    _authorize(other, tenant, ident.token)
+    reads = KeyReads(other.auth.keys, monkeypatch)
+    reads.failing = True
+    claims = {"sub": ident.principal_id, "aud": TOKEN_AUDIENCE, "exp": 4_000_000_000}
+    clock.now += keys.UNKNOWN_KEY_REFRESH_S
+    for kid in ("a", "b", "c"):
+        token = jwt.encode(claims, b"k" * 32, algorithm="HS256", headers={"kid": kid})
+        with pytest.raises(ApiError):
+            other.auth.verify_token(token)
+    assert reads.on_caller == 1
+
+
+def _key_id(token: str) -> str:
+    kid = jwt.get_unverified_header(token)["kid"]
+    assert isinstance(kid, str)
+    return kid
+
+
+def _verifies(services: Services, token: str) -> bool:
+    try:
+        services.auth.verify_token(token)
+    except ApiError:
+        return False
+    return True

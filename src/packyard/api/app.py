@@ -60,6 +60,9 @@ from packyard.services.webhook_deliveries import worker_running as webhook_worke
 from packyard.web import routes as web
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
+# How long the server's start waits for the signing keys' first read: a database that does
+# not answer must not hold the start for its connect timeout (tokens are refused meanwhile).
+KEYS_WAIT_S = 2.0
 # Memory for cached read responses (see packyard.api.cache); 0 turns the cache off.
 RESPONSE_CACHE_MB = env_number("PACKYARD_RESPONSE_CACHE_MB", 64)
 # Seconds a client has to send a request body once the app asks for it (then 408).
@@ -136,6 +139,9 @@ def create_app(
         async with AsyncExitStack() as stack:
             stop_worker_threads_at_exit()  # threads that requests start after the lifespan
             stack.callback(stop_worker_threads)  # last, once nothing else needs them
+            # tokens are verified on the event loop: their keys are read on a thread
+            stack.enter_context(services.auth.keys.refreshing())
+            await anyio.to_thread.run_sync(services.auth.keys.wait_first_pass, KEYS_WAIT_S)
             if read_cache is not None:
                 read_cache.open()
                 stack.push_async_callback(read_cache.close)

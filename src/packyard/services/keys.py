@@ -1,18 +1,27 @@
 """Token signing keys: which key signs, which keys still verify, and rotation.
 
 Keys live in the database, so every worker and every server sharing it agrees on them. Each
-process keeps the keys in memory and reads them again at most every ``REFRESH_S`` seconds (and
-at once, at most once a second, when a token names a key it does not know), so a rotation or a
+process keeps the keys in memory and reads them again every ``REFRESH_S`` seconds (and at
+once, at most once a second, when a token names a key it does not know), so a rotation or a
 retirement applies everywhere within that time. Tokens are issued with the key read from the
 database at that moment, never with a remembered one.
+
+A server reads them again on a thread of its own (:meth:`KeyRing.refreshing`): tokens are verified
+on the event loop, which must never wait for the database (while it does not answer, that
+wait would hold every request, ``/healthz`` included). If those reads keep failing, the keys
+grow stale: after ``STALE_LIMIT_S`` tokens are refused as unavailable (503) until a read
+succeeds, so a rotation is never ignored for long. Without a refresher (the command line,
+tests), the caller reads them itself when they are due.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,13 +31,19 @@ from packyard.domain.models import SigningKey
 from packyard.domain.rules import utcnow
 from packyard.errors import ApiError, Code
 from packyard.ids import new_id
+from packyard.services.background import LoopThread, running
 from packyard.store.engine import Store
 from packyard.store.tenancy import SigningKeyRepo
 
 REFRESH_S = 5.0
+# The refresher reads twice per REFRESH_S, so one slow or failed read does not make it late.
+BACKGROUND_REFRESH_S = REFRESH_S / 2
+STALE_LIMIT_S = 3 * REFRESH_S
 UNKNOWN_KEY_REFRESH_S = 1.0
 INITIAL_KEY_ID = "initial"  # the first key of a database (also what migration 0003 names it)
 KEY_BYTES = 32
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +68,10 @@ class KeyRing:
         self._keys: dict[str, SigningKey] = {}
         self._current: SigningKey | None = None
         self._loaded_at = -float("inf")
+        self._unknown_tried_at = -float("inf")
+        self._refreshers = 0  # threads keeping the keys fresh (refreshing)
+        self._failing = False  # the refresher's last read failed
+        self._tried = threading.Event()  # the refresher has made its first pass
         self._lock = threading.Lock()
 
     def current(self) -> SigningKey:
@@ -76,7 +95,12 @@ class KeyRing:
         if key_id is None:
             return self.current()
         key = self._keys.get(key_id)
-        if key is None and self.clock() - self._loaded_at >= UNKNOWN_KEY_REFRESH_S:
+        # at most once a second, failed or not: forged key ids must not become a stream of reads
+        now = self.clock()
+        if key is None and now - max(self._loaded_at, self._unknown_tried_at) >= (
+            UNKNOWN_KEY_REFRESH_S
+        ):
+            self._unknown_tried_at = now
             self._load(create=False)
             key = self._keys.get(key_id)
         if key is None or (key.retire_at is not None and not key.valid_at(utcnow())):
@@ -111,8 +135,51 @@ class KeyRing:
         self._load(create=False)
         return Rotation(key=key, retired=retired, retire_at=retire_at)
 
+    def refresh(self) -> None:
+        """Read the keys again (the refresher's pass); the first one creates the initial key
+        of a new database."""
+        self._load(create=self._current is None)
+
+    @contextmanager
+    def refreshing(self, interval: float = BACKGROUND_REFRESH_S) -> Iterator[LoopThread]:
+        """The keys read again every ``interval`` seconds on a thread for the duration of
+        the block, and never by the threads that verify tokens (see the module docstring).
+        Until its first read has landed (:meth:`wait_first_pass`), tokens are refused as
+        unavailable."""
+        self._tried.clear()
+        self._refreshers += 1
+        try:
+            thread = LoopThread("signing-keys", self._background_pass, interval=interval)
+            with running(thread):
+                yield thread
+        finally:
+            self._refreshers -= 1
+
+    def _background_pass(self) -> None:
+        try:
+            self.refresh()
+        except ApiError:
+            if not self._failing:
+                log.warning("Signing keys: the database is unavailable; retrying.")
+            self._failing = True
+        else:
+            if self._failing:
+                log.warning("Signing keys: read again; the database is back.")
+            self._failing = False
+        finally:
+            self._tried.set()
+
+    def wait_first_pass(self, timeout: float) -> bool:
+        """Wait until the refresher has tried to read the keys (at most ``timeout`` s);
+        whether it has."""
+        return self._tried.wait(timeout)
+
     def _refresh_if_stale(self) -> None:
-        if self.clock() - self._loaded_at >= REFRESH_S:
+        age = self.clock() - self._loaded_at
+        if self._refreshers:
+            if age >= STALE_LIMIT_S:
+                raise _unavailable()
+        elif age >= REFRESH_S:
             self._load(create=False)
 
     def _load(self, *, create: bool) -> None:
@@ -122,9 +189,7 @@ class KeyRing:
             if not keys and create:
                 keys = self._create_initial()
         except SQLAlchemyError:
-            raise ApiError(
-                Code.UNAVAILABLE, "The registry database is unavailable; retry later."
-            ) from None
+            raise _unavailable() from None
         current = current_of(keys, utcnow())
         with self._lock:
             self._keys = {k.id: k for k in keys}
@@ -145,3 +210,7 @@ class KeyRing:
             pass  # another process created it first: use that one
         with self.store.read() as conn:
             return SigningKeyRepo(conn).all()
+
+
+def _unavailable() -> ApiError:
+    return ApiError(Code.UNAVAILABLE, "The registry database is unavailable; retry later.")

@@ -1,0 +1,79 @@
+"""A database that stops answering (a hung host, a dropped route) while the server runs:
+the event loop never waits for it, so ``/healthz`` and every request that needs no database
+keep being answered, requests are refused as unavailable once the signing keys have gone
+unread for too long, and everything works again once the database answers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy import make_url
+
+from packyard.domain.enums import Role
+from packyard.services import keys
+from packyard.services.container import Services
+from packyard.store.engine import Store
+from tests.support.factories import TenantFixture, make_tenant
+from tests.support.server import running_server
+from tests.support.tcp_proxy import FreezableProxy, freezable_proxy
+from tests.support.wire import ok
+
+STALE_LIMIT_S = 3.0  # the keys' limit, shortened so the test takes seconds
+
+
+@pytest.fixture
+def proxy(db_url: str) -> Iterator[FreezableProxy]:
+    query = make_url(db_url).query
+    with freezable_proxy(f"{query['host']}/.s.PGSQL.{query['port']}") as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def proxied(db_url: str, proxy: FreezableProxy) -> Iterator[Services]:
+    database = make_url(db_url).database
+    store = Store(f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/{database}")
+    yield Services.create(store)
+    store.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_database_that_stops_answering_never_holds_the_event_loop(
+    proxied: Services, proxy: FreezableProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keys, "STALE_LIMIT_S", STALE_LIMIT_S)
+    tenant: TenantFixture = make_tenant(proxied)
+    token = tenant.identities[Role.ADMIN].token
+    prefix = (
+        f"/packer/2023-01-01/organizations/{tenant.organization_id}/projects/{tenant.project_id}"
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    with (
+        running_server(proxied) as base_url,
+        httpx.Client(base_url=base_url, timeout=30) as client,
+    ):
+        ok(client.get(prefix + "/buckets", headers=headers), "PackerService_ListBuckets")
+        proxy.frozen.set()
+        frozen_at = time.monotonic()
+        refused_at: float | None = None
+        while time.monotonic() - frozen_at < STALE_LIMIT_S + keys.REFRESH_S:
+            started = time.monotonic()
+            health = client.get("/healthz", timeout=1)
+            assert health.status_code == 200
+            try:
+                listed = client.get(prefix + "/buckets", headers=headers, timeout=1)
+            except httpx.ReadTimeout:
+                continue  # waiting for the database on a worker thread: allowed, for now
+            assert listed.status_code == 503, listed.text
+            assert listed.json()["code"] == 14
+            assert time.monotonic() - started < 1
+            refused_at = refused_at or time.monotonic()
+        assert refused_at is not None, "never refused while the database hung"
+        assert refused_at - frozen_at < STALE_LIMIT_S + keys.BACKGROUND_REFRESH_S + 2
+        proxy.frozen.clear()
+        deadline = time.monotonic() + 30
+        while client.get(prefix + "/buckets", headers=headers).status_code != 200:
+            assert time.monotonic() < deadline, "still refused after the database came back"
+            time.sleep(0.1)
