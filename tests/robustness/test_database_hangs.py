@@ -5,15 +5,18 @@ unread for too long, and everything works again once the database answers."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 
 import httpx
+import jwt
 import pytest
 from sqlalchemy import make_url
 
 from packyard.domain.enums import Role
 from packyard.services import keys
+from packyard.services.auth import TOKEN_AUDIENCE
 from packyard.services.container import Services
 from packyard.store.engine import Store
 from tests.support.factories import TenantFixture, make_tenant
@@ -50,6 +53,9 @@ def test_a_database_that_stops_answering_never_holds_the_event_loop(
         f"/packer/2023-01-01/organizations/{tenant.organization_id}/projects/{tenant.project_id}"
     )
     headers = {"Authorization": f"Bearer {token}"}
+    claims = {"sub": "p", "aud": TOKEN_AUDIENCE, "exp": 4_000_000_000}
+    forged = jwt.encode(claims, b"k" * 32, algorithm="HS256", headers={"kid": "unknown"})
+    unknown_key = {"Authorization": f"Bearer {forged}"}
     with (
         running_server(proxied) as base_url,
         httpx.Client(base_url=base_url, timeout=30) as client,
@@ -57,6 +63,10 @@ def test_a_database_that_stops_answering_never_holds_the_event_loop(
         ok(client.get(prefix + "/buckets", headers=headers), "PackerService_ListBuckets")
         proxy.frozen.set()
         frozen_at = time.monotonic()
+        # a key this server has not read: verified where a read may wait, not on the loop
+        time.sleep(keys.UNKNOWN_KEY_REFRESH_S)  # a read for it is due
+        with contextlib.suppress(httpx.ReadTimeout):
+            client.get(prefix + "/buckets", headers=unknown_key, timeout=1)
         refused_at: float | None = None
         while time.monotonic() - frozen_at < STALE_LIMIT_S + keys.REFRESH_S:
             started = time.monotonic()

@@ -277,3 +277,31 @@ def _verifies(services: Services, token: str) -> bool:
     except ApiError:
         return False
     return True
+
+
+def test_the_cached_path_leaves_keys_not_read_yet_to_the_lookup(
+    services: Services,
+    tenant: TenantFixture,
+    other_server: tuple[Services, Clock],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``authorize_cached`` runs on the event loop: it never reads the keys, and answers
+    ``None`` where it would, so the request's lookup (on a read thread) does."""
+    other, clock = other_server
+    auth = other.auth
+    where = (tenant.organization_id, tenant.project_id)
+    old = tenant.identities[Role.ADMIN].token
+    _authorize(other, tenant, old)  # the keys read and the role cached
+    services.auth.keys.rotate(timedelta(hours=1))
+    fresh = _new_token(services, tenant)  # signed with a key the other process has not read
+    reads = KeyReads(auth.keys, monkeypatch)
+    clock.now += keys.UNKNOWN_KEY_REFRESH_S
+    assert auth.authorize_cached(fresh, *where) is None
+    assert auth.authorize_cached(old, *where) is not None
+    assert reads.on_caller == 0
+    _authorize(other, tenant, fresh)  # the lookup reads the new key
+    assert reads.on_caller == 1
+    assert auth.authorize_cached(fresh, *where) is not None
+    clock.now += keys.REFRESH_S  # due, and no refresher: left to the lookup too
+    assert auth.authorize_cached(old, *where) is None
+    assert reads.on_caller == 1

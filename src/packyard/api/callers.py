@@ -1,6 +1,7 @@
 """Who an API request's bearer token acts for on a project: the caller, with its role.
 
-The token is verified on the event loop (CPU only). The role comes from the auth
+The token is verified on the event loop (CPU only; a token naming a signing key this process
+has not read yet is verified by the lookup below, which reads it). The role comes from the auth
 service's short-lived role cache or, once it has left it (``ROLE_CACHE_TTL_S`` after it
 was read), from the database, as a read (:func:`packyard.api.calls.run_read`) whatever the
 request's method. The requests of the same token and project that need the role while it

@@ -19,7 +19,7 @@ from packyard.domain.models import Caller, Principal
 from packyard.domain.rules import printable, utcnow
 from packyard.errors import ApiError, Code, not_found, unauthenticated
 from packyard.ids import new_id
-from packyard.services.keys import KeyRing
+from packyard.services.keys import KeyRing, KeysUnread
 from packyard.services.throttle import LoginThrottle
 from packyard.store.engine import Store
 from packyard.store.tenancy import TenancyRepo
@@ -231,9 +231,9 @@ class AuthService:
         token = jwt.encode(claims, key.secret, algorithm="HS256", headers={"kid": key.id})
         return IssuedToken(access_token=token, expires_in=int(TOKEN_TTL.total_seconds()))
 
-    def verify_token(self, token: str) -> TokenIdentity:
+    def verify_token(self, token: str, *, may_read: bool = True) -> TokenIdentity:
         """Validate a bearer token's key, signature, audience and expiry (no database access
-        but the key ring's periodic refresh).
+        but the key ring's reads; without ``may_read``, :class:`KeysUnread` instead of one).
 
         A token whose signature checked out once is remembered until it expires or its key
         is retired: the same string is valid until then, and a client sends it thousands of
@@ -243,7 +243,7 @@ class AuthService:
         if (
             verified is not None
             and time.time() < verified.expires
-            and self.keys.still_valid(verified.key_id)
+            and self.keys.still_valid(verified.key_id, may_read=may_read)
         ):
             return verified.identity
         try:
@@ -252,7 +252,7 @@ class AuthService:
             raise unauthenticated("The access token is not valid.") from None
         if key_id is not None and not isinstance(key_id, str):
             raise unauthenticated("The access token is not valid.")
-        key = self.keys.verifying_key(key_id)
+        key = self.keys.verifying_key(key_id, may_read=may_read)
         if key is None:
             raise unauthenticated(
                 "The access token's signing key was retired; " + _RECOVERY_HINT + "."
@@ -312,13 +312,17 @@ class AuthService:
         return caller
 
     def authorize_cached(self, token: str, organization_id: str, project_id: str) -> Caller | None:
-        """The caller from a recent lookup, without touching the database (``None`` if unknown).
+        """The caller from a recent lookup, without touching the database (``None`` if unknown,
+        or if the token's key must be read first: :meth:`authorize` does that).
 
         The token itself is always verified. Roles are remembered for
         ``ROLE_CACHE_TTL_S`` seconds per process, so a changed role, a disabled principal or a
         rotated secret applies within that time.
         """
-        identity = self.verify_token(token)
+        try:
+            identity = self.verify_token(token, may_read=False)
+        except KeysUnread:
+            return None
         return self.roles.get(
             (identity.principal_id, organization_id, project_id), identity.token_version
         )

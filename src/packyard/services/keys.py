@@ -6,12 +6,13 @@ once, at most once a second, when a token names a key it does not know), so a ro
 retirement applies everywhere within that time. Tokens are issued with the key read from the
 database at that moment, never with a remembered one.
 
-A server reads them again on a thread of its own (:meth:`KeyRing.refreshing`): tokens are verified
-on the event loop, which must never wait for the database (while it does not answer, that
-wait would hold every request, ``/healthz`` included). If those reads keep failing, the keys
-grow stale: after ``STALE_LIMIT_S`` tokens are refused as unavailable (503) until a read
-succeeds, so a rotation is never ignored for long. Without a refresher (the command line,
-tests), the caller reads them itself when they are due.
+A server reads them again on a thread of its own (:meth:`KeyRing.refreshing`): tokens are
+verified on the event loop, which must never wait for the database (while it does not answer,
+that wait would hold every request, ``/healthz`` included). There, a token naming a key not
+read yet raises :class:`KeysUnread`, and is verified again where a read may wait. If the
+refresher's reads keep failing, the keys grow stale: after ``STALE_LIMIT_S`` tokens are refused
+as unavailable (503) until a read succeeds, so a rotation is never ignored for long. Without a
+refresher (the command line, tests), the callers read them themselves when they are due.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ INITIAL_KEY_ID = "initial"  # the first key of a database (also what migration 0
 KEY_BYTES = 32
 
 log = logging.getLogger(__name__)
+
+
+class KeysUnread(Exception):
+    """Verifying the token needs the keys read from the database, which the caller (the
+    event loop) must not wait for: verify it where a read may wait."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +94,13 @@ class KeyRing:
         assert self._current is not None
         return self._current
 
-    def verifying_key(self, key_id: str | None) -> SigningKey | None:
+    def verifying_key(self, key_id: str | None, *, may_read: bool = True) -> SigningKey | None:
         """The key a token names (its ``kid``; none means the current key), if it still
-        verifies."""
-        self._refresh_if_stale()
+        verifies. Without ``may_read``, raises :class:`KeysUnread` where it would read."""
+        self._refresh_if_stale(may_read)
         if key_id is None:
+            if self._current is None and not may_read:
+                raise KeysUnread
             return self.current()
         key = self._keys.get(key_id)
         # at most once a second, failed or not: forged key ids must not become a stream of reads
@@ -100,6 +108,8 @@ class KeyRing:
         if key is None and now - max(self._loaded_at, self._unknown_tried_at) >= (
             UNKNOWN_KEY_REFRESH_S
         ):
+            if not may_read:
+                raise KeysUnread
             self._unknown_tried_at = now
             self._load(create=False)
             key = self._keys.get(key_id)
@@ -107,9 +117,9 @@ class KeyRing:
             return None
         return key
 
-    def still_valid(self, key_id: str) -> bool:
+    def still_valid(self, key_id: str, *, may_read: bool = True) -> bool:
         """Whether tokens verified earlier with this key are still good."""
-        return self.verifying_key(key_id) is not None
+        return self.verifying_key(key_id, may_read=may_read) is not None
 
     def verifying_keys(self) -> list[SigningKey]:
         self._refresh_if_stale()
@@ -141,15 +151,17 @@ class KeyRing:
         self._load(create=self._current is None)
 
     @contextmanager
-    def refreshing(self, interval: float = BACKGROUND_REFRESH_S) -> Iterator[LoopThread]:
-        """The keys read again every ``interval`` seconds on a thread for the duration of
-        the block, and never by the threads that verify tokens (see the module docstring).
-        Until its first read has landed (:meth:`wait_first_pass`), tokens are refused as
-        unavailable."""
+    def refreshing(self, interval: float | None = None) -> Iterator[LoopThread]:
+        """The keys read again every ``interval`` seconds (default ``BACKGROUND_REFRESH_S``)
+        on a thread for the duration of the block, instead of by the callers when they are
+        due (see the module docstring). Until its first read has landed
+        (:meth:`wait_first_pass`), tokens are refused as unavailable."""
         self._tried.clear()
         self._refreshers += 1
         try:
-            thread = LoopThread("signing-keys", self._background_pass, interval=interval)
+            thread = LoopThread(
+                "signing-keys", self._background_pass, interval=interval or BACKGROUND_REFRESH_S
+            )
             with running(thread):
                 yield thread
         finally:
@@ -174,12 +186,14 @@ class KeyRing:
         whether it has."""
         return self._tried.wait(timeout)
 
-    def _refresh_if_stale(self) -> None:
+    def _refresh_if_stale(self, may_read: bool = True) -> None:
         age = self.clock() - self._loaded_at
         if self._refreshers:
             if age >= STALE_LIMIT_S:
                 raise _unavailable()
         elif age >= REFRESH_S:
+            if not may_read:
+                raise KeysUnread
             self._load(create=False)
 
     def _load(self, *, create: bool) -> None:
