@@ -21,7 +21,8 @@ from packyard.domain.models import Caller
 from packyard.errors import ApiError, Code
 from packyard.services.auth import ROLE_CACHE_TTL_S, RoleCache
 from packyard.services.container import Services
-from tests.support.factories import TenantFixture, make_tenant
+from tests.support.factories import Api, TenantFixture, assert_status, make_tenant
+from tests.support.wire import ok
 
 REQUESTS = 8
 
@@ -50,7 +51,7 @@ def held(services: Services, monkeypatch: pytest.MonkeyPatch) -> HeldLookups:
 def _asked(callers: Callers, token: str, tenant: TenantFixture) -> list[asyncio.Task[Caller]]:
     """``REQUESTS`` callers asked for at once, as that many requests of one token would."""
     return [
-        asyncio.ensure_future(callers.caller(token, tenant.organization_id, tenant.project_id))
+        asyncio.ensure_future(callers.caller({}, token, tenant.organization_id, tenant.project_id))
         for _ in range(REQUESTS)
     ]
 
@@ -77,7 +78,7 @@ def test_requests_needing_a_role_that_left_the_cache_share_one_lookup(
         assert found[0].project_id == tenant.project_id
         assert len(callers) == 0
         # The lookup filled the role cache: the next request needs none.
-        await callers.caller(token, tenant.organization_id, tenant.project_id)
+        await callers.caller({}, token, tenant.organization_id, tenant.project_id)
         assert held.made == 1
 
     asyncio.run(main())
@@ -140,9 +141,32 @@ def test_the_role_is_read_as_a_read_in_a_request_that_may_change_something(
 
     async def main() -> None:
         requestcontext.enter(requestcontext.RequestContext("req", "127.0.0.1"))
-        await callers.caller(token, tenant.organization_id, tenant.project_id)
+        await callers.caller({}, token, tenant.organization_id, tenant.project_id)
         loop_thread = threading.current_thread().name
         expected = loop_thread if services.store.is_sqlite else READ_THREAD_NAME
         assert [name.partition("_")[0] for name in threads] == [expected]
 
     asyncio.run(main())
+
+
+def test_the_read_cache_and_the_route_share_one_answer_per_request(
+    services: Services, tenant: TenantFixture, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read cache resolves the caller first; when it cannot answer (a miss, or a
+    refusal it leaves to the route to render) the route reuses that answer."""
+    api.create_bucket("b")
+    stranger = make_tenant(services).identities[Role.ADMIN].token  # no role on the project
+    lookups: list[str] = []
+    authorize = services.auth.authorize
+
+    def counted(token: str, *args: Any) -> Caller:
+        lookups.append(token)
+        return authorize(token, *args)
+
+    monkeypatch.setattr(services.auth, "authorize", counted)
+    services.auth.roles = RoleCache(ROLE_CACHE_TTL_S, 10_000)  # every role has left it
+    for path in ("/buckets", "/buckets/b"):
+        response = api.http.get(api.prefix + path, headers={"Authorization": f"Bearer {stranger}"})
+        assert_status(response, 404, 5)
+    ok(api.get("/buckets/b"), "PackerService_GetBucket")  # a miss: answered by the route
+    assert lookups == [stranger, stranger, api.identity.token]

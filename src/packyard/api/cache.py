@@ -226,7 +226,7 @@ class CachedReadMiddleware:
         if token is None:
             return None
         try:
-            caller = await self.callers.caller(token, org, project_id)
+            caller = await self.callers.caller(scope, token, org, project_id)
         except Exception:  # refused, or the database failed: the normal path looks the
             return None  # caller up again and answers with the proper error
         return view_key(caller)

@@ -5,7 +5,9 @@ has not read yet is verified by the lookup below, which reads it). The role come
 service's short-lived role cache or, once it has left it (``ROLE_CACHE_TTL_S`` after it
 was read), from the database, as a read (:func:`packyard.api.calls.run_read`) whatever the
 request's method. The requests of the same token and project that need the role while it
-is being read wait for that one lookup instead of each making their own.
+is being read wait for that one lookup instead of each making their own. Within one request
+the answer, a refusal included, is kept in its scope: the read cache asks first, and the
+route asks again only when the cache cannot answer.
 
 Under load the role leaves the cache while many requests are in flight, and all of them
 needed it at once. The response cache cannot tell what a caller may see without its role,
@@ -19,11 +21,15 @@ from __future__ import annotations
 import asyncio
 from functools import partial
 
+from starlette.types import Scope
+
 from packyard.api.calls import run_read
 from packyard.domain.models import Caller
+from packyard.errors import ApiError
 from packyard.services.container import Services
 
 _LookupKey = tuple[str, str, str]  # (token, organization id or "", project id)
+_ANSWERED = "packyard.caller"  # scope key: (_LookupKey, the caller or the ApiError refusing it)
 
 
 class Callers:
@@ -33,11 +39,29 @@ class Callers:
         self._services = services
         self._lookups: dict[_LookupKey, asyncio.Future[Caller]] = {}
 
-    async def caller(self, token: str, organization_id: str | None, project_id: str) -> Caller:
-        """The caller on the project (of ``organization_id`` when given); raises the
-        :class:`~packyard.errors.ApiError` the request is refused with (401, 404)."""
-        auth = self._services.auth
+    async def caller(
+        self, scope: Scope, token: str, organization_id: str | None, project_id: str
+    ) -> Caller:
+        """The caller of the request (``scope``) on the project (of ``organization_id`` when
+        given); raises the :class:`~packyard.errors.ApiError` it is refused with (401, 404)."""
         key = (token, organization_id or "", project_id)
+        answered = scope.get(_ANSWERED)
+        if answered is not None and answered[0] == key:
+            if isinstance(answered[1], ApiError):
+                raise answered[1]
+            found: Caller = answered[1]
+            return found
+        try:
+            found = await self._caller(key, organization_id)
+        except ApiError as refused:
+            scope[_ANSWERED] = (key, refused)
+            raise
+        scope[_ANSWERED] = (key, found)
+        return found
+
+    async def _caller(self, key: _LookupKey, organization_id: str | None) -> Caller:
+        auth = self._services.auth
+        token, _, project_id = key
         found = auth.authorize_cached(*key)
         if found is not None:
             return found

@@ -41,7 +41,7 @@ async def project_caller(request: Request, organization_id: str | None, project_
     audit of a refused change. Not a sub-dependency: each one costs FastAPI a resolution
     pass."""
     callers: Callers = request.app.state.callers
-    found = await callers.caller(bearer_token(request), organization_id, project_id)
+    found = await callers.caller(request.scope, bearer_token(request), organization_id, project_id)
     remember_caller(request, found)
     return found
 
