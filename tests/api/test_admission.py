@@ -27,6 +27,7 @@ from packyard.api.admission import (
 from packyard.api.app import create_app
 from packyard.domain.enums import Role
 from packyard.services.container import Services
+from tests.support.clock import ManualClock
 from tests.support.factories import TenantFixture
 from tests.support.server import serving_app
 
@@ -149,15 +150,7 @@ def test_a_write_cancelled_as_its_turn_came_passes_the_turn_on() -> None:
 # --- the rest after a turn while reads keep the process busy ------------------------------
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _busy_reads(admission: WriteAdmission, clock: _Clock, reads: int) -> None:
+def _busy_reads(admission: WriteAdmission, clock: ManualClock, reads: int) -> None:
     """``reads`` reads in one window, then one more that closes it."""
     for _ in range(reads):
         admission.read()
@@ -165,7 +158,7 @@ def _busy_reads(admission: WriteAdmission, clock: _Clock, reads: int) -> None:
     admission.read()
 
 
-def _rest_after(admission: WriteAdmission, clock: _Clock, turn_s: float) -> float:
+def _rest_after(admission: WriteAdmission, clock: ManualClock, turn_s: float) -> float:
     """Real seconds between the end of a turn of ``turn_s`` (clock time) and the start of
     the next write's."""
 
@@ -182,7 +175,7 @@ def _rest_after(admission: WriteAdmission, clock: _Clock, turn_s: float) -> floa
 
 
 def test_busy_counts_the_reads_of_the_last_whole_window_beyond_the_idle_ones() -> None:
-    clock = _Clock()
+    clock = ManualClock()
     admission = WriteAdmission(clock)
     _busy_reads(admission, clock, IDLE_READS + (BUSY_READS - IDLE_READS) // 4)
     assert admission.busy == 0.25
@@ -194,7 +187,7 @@ def test_busy_counts_the_reads_of_the_last_whole_window_beyond_the_idle_ones() -
 
 
 def test_busy_reads_leave_a_rest_after_each_turn_in_proportion_to_it() -> None:
-    clock = _Clock()
+    clock = ManualClock()
     admission = WriteAdmission(clock)
     _busy_reads(admission, clock, BUSY_READS)
     turn = MAX_REST_S / REST / 2  # its rest: half the longest
@@ -203,7 +196,7 @@ def test_busy_reads_leave_a_rest_after_each_turn_in_proportion_to_it() -> None:
 
 
 def test_the_rest_is_capped() -> None:
-    clock = _Clock()
+    clock = ManualClock()
     admission = WriteAdmission(clock)
     _busy_reads(admission, clock, BUSY_READS)
     assert MAX_REST_S * 0.9 <= _rest_after(admission, clock, turn_s=60) < 0.5
@@ -211,7 +204,7 @@ def test_the_rest_is_capped() -> None:
 
 def test_a_few_reads_leave_no_rest() -> None:
     """Reads as few as pushers' own (Packer reads between its writes) do not slow them."""
-    clock = _Clock()
+    clock = ManualClock()
     admission = WriteAdmission(clock)
     _busy_reads(admission, clock, IDLE_READS - 1)
     assert admission.busy == 0.0

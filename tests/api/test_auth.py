@@ -18,6 +18,7 @@ from packyard.services import keys
 from packyard.services.container import Services
 from packyard.services.keys import KeyRing
 from packyard.store.engine import Store
+from tests.support.clock import ManualClock
 from tests.support.factories import Api, TenantFixture, assert_status, make_tenant
 from tests.support.server import running_server
 from tests.support.wire import craft_token, ok, unsigned_token
@@ -223,14 +224,6 @@ def test_parent_ids_are_set_once(api: Api) -> None:
     )
 
 
-class KeysClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_the_event_loop_verifies_tokens_without_reading_the_keys(
     services: Services,
     tenant: TenantFixture,
@@ -242,7 +235,7 @@ def test_the_event_loop_verifies_tokens_without_reading_the_keys(
     would hold every request while the database does not answer. The keys have a store of
     their own here, its reads recorded."""
     monkeypatch.setattr(keys, "BACKGROUND_REFRESH_S", 3600)  # the refresher's first read only
-    clock = KeysClock()
+    clock = ManualClock()
     keys_store, other_store = Store(db_url), Store(db_url)
     services.auth.keys = KeyRing(keys_store, clock=clock)
     on_loop: list[str] = []

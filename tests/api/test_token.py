@@ -17,19 +17,12 @@ from packyard.services.auth import hash_secret
 from packyard.services.container import Services
 from packyard.services.throttle import LoginThrottle
 from packyard.store.tenancy import TenancyRepo
+from tests.support.clock import ManualClock
 from tests.support.factories import TenantFixture, assert_status
 from tests.support.wire import go_basic, ok, token_form
 
 SPECIAL_ID = "team/ci+bot:1 é"
 SPECIAL_SECRET = "p@ss w:rd/+%25&=?ü#"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -180,7 +173,7 @@ def test_malformed_basic_header_falls_back_to_form(
 def test_throttling_per_client_id(
     http: httpx.Client, services: Services, tenant: TenantFixture
 ) -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     services.auth.throttle = LoginThrottle.with_limits(
         client_failures=3, address_failures=100, window=60, clock=clock
     )
@@ -221,7 +214,7 @@ def test_throttling_per_address_spares_every_right_secret(
 ) -> None:
     """Behind a TLS proxy every pipeline shares one address: failures from it must not
     deny the pipelines that know their secrets."""
-    clock = FakeClock()
+    clock = ManualClock()
     services.auth.throttle = LoginThrottle.with_limits(
         client_failures=100, address_failures=4, window=30, clock=clock
     )
@@ -251,7 +244,7 @@ def test_failures_past_the_limit_are_not_logged(
     http: httpx.Client, services: Services, caplog: pytest.LogCaptureFixture
 ) -> None:
     services.auth.throttle = LoginThrottle.with_limits(
-        client_failures=3, address_failures=100, window=60, clock=FakeClock()
+        client_failures=3, address_failures=100, window=60, clock=ManualClock()
     )
     caplog.set_level(logging.WARNING, logger="packyard.auth")
     for _ in range(20):

@@ -6,18 +6,11 @@ import pytest
 
 from packyard.errors import ApiError, Code
 from packyard.services.throttle import FailureCounter, LoginThrottle, retry_after, throttled
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import ManualClock
 
 
 def test_sliding_window() -> None:
-    clock = Clock()
+    clock = ManualClock(0.0)
     counter = FailureCounter(limit=3, window=10, clock=clock)
     for _ in range(3):
         assert counter.wait("k") == 0
@@ -31,7 +24,7 @@ def test_sliding_window() -> None:
 
 
 def test_clear_and_independent_keys() -> None:
-    clock = Clock()
+    clock = ManualClock(0.0)
     counter = FailureCounter(limit=1, window=5, clock=clock)
     counter.failed("a")
     assert counter.wait("a") > 0
@@ -41,7 +34,7 @@ def test_clear_and_independent_keys() -> None:
 
 
 def test_memory_is_bounded() -> None:
-    clock = Clock()
+    clock = ManualClock(0.0)
     counter = FailureCounter(limit=2, window=60, clock=clock, max_keys=100)
     for i in range(1000):
         counter.failed(f"client-{i}")
@@ -51,7 +44,7 @@ def test_memory_is_bounded() -> None:
 
 
 def test_login_throttle_raises_resource_exhausted() -> None:
-    clock = Clock()
+    clock = ManualClock(0.0)
     throttle = LoginThrottle.with_limits(
         client_failures=2, address_failures=3, window=30, clock=clock
     )

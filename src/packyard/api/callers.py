@@ -19,6 +19,7 @@ role kept (size S, 16 connections, measured in the eighteenth pass).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from functools import partial
 
 from starlette.types import Scope
@@ -49,31 +50,36 @@ class Callers:
         if answered is not None and answered[0] == key:
             if isinstance(answered[1], ApiError):
                 raise answered[1]
-            found: Caller = answered[1]
-            return found
+            known: Caller = answered[1]
+            return known
         try:
-            found = await self._caller(key, organization_id)
+            found = self._services.auth.authorize_cached(*key)
+            if found is None:
+                found = await self._lookup(key, organization_id)
         except ApiError as refused:
             scope[_ANSWERED] = (key, refused)
             raise
         scope[_ANSWERED] = (key, found)
         return found
 
-    async def _caller(self, key: _LookupKey, organization_id: str | None) -> Caller:
-        auth = self._services.auth
-        token, _, project_id = key
-        found = auth.authorize_cached(*key)
-        if found is not None:
-            return found
+    def _lookup(self, key: _LookupKey, organization_id: str | None) -> Awaitable[Caller]:
+        """The role lookup of ``key`` in flight, started if there is none."""
         lookup = self._lookups.get(key)
         if lookup is None:
+            token, _, project_id = key
             lookup = asyncio.ensure_future(
-                run_read(self._services, auth.authorize, token, organization_id, project_id)
+                run_read(
+                    self._services,
+                    self._services.auth.authorize,
+                    token,
+                    organization_id,
+                    project_id,
+                )
             )
             self._lookups[key] = lookup
             lookup.add_done_callback(partial(self._landed, key))
         # Shielded: a request whose client goes away must not cancel the lookup others await.
-        return await asyncio.shield(lookup)
+        return asyncio.shield(lookup)
 
     def __len__(self) -> int:
         """The lookups in flight."""
