@@ -227,8 +227,8 @@ class CachedReadMiddleware:
             return None
         try:
             caller = await self.callers.caller(scope, token, org, project_id)
-        except Exception:  # refused, or the database failed: the normal path looks the
-            return None  # caller up again and answers with the proper error
+        except Exception:  # refused (the route renders the refusal kept in the scope), or
+            return None  # something else failed: the route looks the caller up again
         return view_key(caller)
 
     @staticmethod
