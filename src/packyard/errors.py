@@ -123,3 +123,7 @@ def permission_denied(message: str) -> ApiError:
 
 def unauthenticated(message: str = "The request is not authenticated.") -> ApiError:
     return ApiError(Code.UNAUTHENTICATED, message)
+
+
+def database_unavailable() -> ApiError:
+    return ApiError(Code.UNAVAILABLE, "The registry database is unavailable; retry later.")

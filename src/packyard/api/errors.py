@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from packyard.api.audit_failures import audit_failure
 from packyard.api.responses import error_response
-from packyard.errors import ApiError, Code, invalid
+from packyard.errors import ApiError, Code, database_unavailable, invalid
 from packyard.services.throttle import retry_after
 
 log = logging.getLogger("packyard.api")
@@ -103,7 +103,7 @@ def _operational_error(exc: OperationalError) -> ApiError:
         log.warning("SQLite stayed locked beyond the busy timeout")
         return ApiError(Code.UNAVAILABLE, "The registry is busy; retry the request.")
     log.error("database unavailable: %s", type(exc.orig).__name__)
-    return ApiError(Code.UNAVAILABLE, "The registry database is unavailable; retry later.")
+    return database_unavailable()
 
 
 class InternalErrorMiddleware:

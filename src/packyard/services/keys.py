@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from packyard.domain.models import SigningKey
 from packyard.domain.rules import utcnow
-from packyard.errors import ApiError, Code
+from packyard.errors import ApiError, Code, database_unavailable
 from packyard.ids import new_id
 from packyard.services.background import LoopThread, running
 from packyard.store.engine import Store
@@ -99,9 +99,11 @@ class KeyRing:
         verifies. Without ``may_read``, raises :class:`KeysUnread` where it would read."""
         self._refresh_if_stale(may_read)
         if key_id is None:
-            if self._current is None and not may_read:
-                raise KeysUnread
-            return self.current()
+            if self._current is None:
+                if not may_read:
+                    raise KeysUnread
+                self._load(create=True)
+            return self._current
         key = self._keys.get(key_id)
         # at most once a second, failed or not: forged key ids must not become a stream of reads
         now = self.clock()
@@ -190,7 +192,7 @@ class KeyRing:
         age = self.clock() - self._loaded_at
         if self._refreshers:
             if age >= STALE_LIMIT_S:
-                raise _unavailable()
+                raise database_unavailable()
         elif age >= REFRESH_S:
             if not may_read:
                 raise KeysUnread
@@ -203,7 +205,7 @@ class KeyRing:
             if not keys and create:
                 keys = self._create_initial()
         except SQLAlchemyError:
-            raise _unavailable() from None
+            raise database_unavailable() from None
         current = current_of(keys, utcnow())
         with self._lock:
             self._keys = {k.id: k for k in keys}
@@ -224,7 +226,3 @@ class KeyRing:
             pass  # another process created it first: use that one
         with self.store.read() as conn:
             return SigningKeyRepo(conn).all()
-
-
-def _unavailable() -> ApiError:
-    return ApiError(Code.UNAVAILABLE, "The registry database is unavailable; retry later.")
