@@ -15,7 +15,7 @@ import httpx
 
 from bench.push import project_prefix, push_version
 from bench.seed import Targets
-from packyard.services import audit, runtask_jobs, scheduler, webhook_deliveries
+from packyard.services import audit, keys, runtask_jobs, scheduler, webhook_deliveries
 from packyard.store.engine import StatementCounter, Store
 
 # Server threads that touch the database on their own schedule, not per request.
@@ -24,6 +24,7 @@ BACKGROUND_THREADS = (
     runtask_jobs.THREAD_NAME,
     audit.THREAD_NAME,
     webhook_deliveries.THREAD_NAME,
+    keys.THREAD_NAME,
 )
 
 

@@ -7,20 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from bench.sqlcount import BACKGROUND_THREADS
 from sqlalchemy import Engine, event
 
-from packyard.services import audit, runtask_jobs, scheduler, webhook_deliveries
-
 # Requests run their database work on the server's event loop (SQLite) or in its
-# worker threads (PostgreSQL); background jobs run in threads of their own.
-BACKGROUND_THREADS = frozenset(
-    {
-        scheduler.THREAD_NAME,
-        runtask_jobs.THREAD_NAME,
-        audit.THREAD_NAME,
-        webhook_deliveries.THREAD_NAME,
-    }
-)
+# worker threads (PostgreSQL); background jobs run in threads of their own (BACKGROUND_THREADS).
 
 
 class StatementLog:

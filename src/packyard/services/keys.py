@@ -43,6 +43,7 @@ STALE_LIMIT_S = 3 * REFRESH_S
 UNKNOWN_KEY_REFRESH_S = 1.0
 INITIAL_KEY_ID = "initial"  # the first key of a database (also what migration 0003 names it)
 KEY_BYTES = 32
+THREAD_NAME = "packyard-signing-keys"
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ class KeyRing:
         self._refreshers += 1
         try:
             thread = LoopThread(
-                "signing-keys", self._background_pass, interval=interval or BACKGROUND_REFRESH_S
+                THREAD_NAME, self._background_pass, interval=interval or BACKGROUND_REFRESH_S
             )
             with running(thread):
                 yield thread
