@@ -6,8 +6,12 @@ unread for too long, and everything works again once the database answers."""
 from __future__ import annotations
 
 import contextlib
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import jwt
@@ -19,12 +23,14 @@ from packyard.services import keys
 from packyard.services.auth import TOKEN_AUDIENCE
 from packyard.services.container import Services
 from packyard.store.engine import Store
+from tests.support import dropped_route
 from tests.support.factories import TenantFixture, make_tenant
 from tests.support.server import running_server
 from tests.support.tcp_proxy import FreezableProxy, freezable_proxy
 from tests.support.wire import ok
 
 STALE_LIMIT_S = 3.0  # the keys' limit, shortened so the test takes seconds
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -87,3 +93,50 @@ def test_a_database_that_stops_answering_never_holds_the_event_loop(
         while client.get(prefix + "/buckets", headers=headers).status_code != 200:
             assert time.monotonic() < deadline, "still refused after the database came back"
             time.sleep(0.1)
+
+
+def _can_make_network_namespaces() -> bool:
+    try:
+        made = subprocess.run(
+            ["unshare", "-n", "true"], check=False, capture_output=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return made.returncode == 0
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_connections_waiting_on_a_dropped_route_fail_in_bounded_time(db_url: str) -> None:
+    """Unlike a hung server, a dropped route answers nothing at all, not even TCP's
+    acknowledgements: a read in flight and the cache's idle probe fail within the
+    connections' liveness bound instead of the kernel's 15 minutes, and both work again
+    once the route is back (the pool opens new connections)."""
+    if not _can_make_network_namespaces():
+        pytest.skip("dropping a route needs a network namespace of its own (root, unshare)")
+    url = make_url(db_url)
+    ran = subprocess.run(
+        [
+            "unshare",
+            "-n",
+            sys.executable,
+            "-m",
+            "tests.support.dropped_route",
+            f"{url.query['host']}/.s.PGSQL.{url.query['port']}",
+            str(url.database),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert ran.returncode == 0, ran.stderr
+    seen = json.loads(ran.stdout)
+    bound = dropped_route.DEAD_PEER_S + 1.5
+    generation = seen["before"][1]
+    assert seen["before"] == [1, generation] and generation is not None
+    assert seen["read_error"] == "OperationalError"
+    assert seen["read_waited_s"] < bound
+    assert seen["probe"] is None
+    assert seen["probe_waited_s"] < bound
+    assert seen["after"] == [1, generation]

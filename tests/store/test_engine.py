@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,13 +11,14 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Connection, literal_column, select, text
+from sqlalchemy import Connection, literal_column, make_url, select, text
 from sqlalchemy.exc import PendingRollbackError
 
 from packyard.store import engine as engine_module
 from packyard.store.engine import Store, sqlite_url
 from packyard.store.lean import LeanSelect
 from packyard.store.migrate import upgrade
+from tests.support.tcp_proxy import freezable_proxy
 
 
 @pytest.fixture
@@ -245,3 +248,42 @@ def test_dispose_closes_the_kept_connections(postgres: Store) -> None:
     kept = _driver(postgres)
     postgres.dispose()
     assert kept.closed
+
+
+_LIVENESS_OPTIONS = [
+    ("keepalive", socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+    ("idle", socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+    ("interval", socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+    ("user_timeout", socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT),
+]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+@pytest.mark.parametrize(
+    ("query", "user_timeout_ms"),
+    [("", engine_module.PG_DEAD_PEER_S * 1000), ("?tcp_user_timeout=7000", 7000)],
+)
+def test_postgresql_connections_give_up_on_a_host_gone_silent(
+    db_url: str, query: str, user_timeout_ms: int
+) -> None:
+    """The socket of a TCP connection carries the bound (the database URL's own value
+    wins), so a dropped route fails a waiting connection (tests/robustness)."""
+    url = make_url(db_url)
+    with freezable_proxy(f"{url.query['host']}/.s.PGSQL.{url.query['port']}") as proxy:
+        store = Store(f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/{url.database}{query}")
+        try:
+            with store.read() as conn:
+                fd = conn.connection.driver_connection.fileno()  # type: ignore[union-attr]
+                with socket.socket(fileno=os.dup(fd)) as sock:
+                    options = {
+                        name: sock.getsockopt(level, option)
+                        for name, level, option in _LIVENESS_OPTIONS
+                    }
+        finally:
+            store.dispose()
+    assert options == {
+        "keepalive": 1,
+        "idle": engine_module.PG_KEEPALIVE_IDLE_S,
+        "interval": engine_module.PG_KEEPALIVE_IDLE_S,
+        "user_timeout": user_timeout_ms,
+    }

@@ -35,7 +35,7 @@ def test_server_modules_do_not_load_the_postgresql_driver_or_dialect() -> None:
 def test_postgres_probe_answers_none_when_the_database_cannot_be_reached() -> None:
     # Port 1 on loopback refuses at once: the driver's error is caught, the request
     # takes the uncached path.
-    probe = PostgresProbe("postgresql://nobody@127.0.0.1:1/none")
+    probe = PostgresProbe("postgresql://nobody@127.0.0.1:1/none", {})
 
     async def ask() -> int | None:
         try:

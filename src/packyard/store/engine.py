@@ -13,7 +13,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
@@ -31,6 +31,13 @@ SQLITE_BUSY_TIMEOUT_S = 30
 _PING = text("SELECT COUNT(*) FROM cache_generations WHERE scope = '*'")
 # Seconds a new PostgreSQL connection may take (unless the URL sets connect_timeout).
 PG_CONNECT_TIMEOUT_S = 10
+# Seconds an open PostgreSQL connection may go without hearing from the database's host
+# while it waits for it (unless the URL sets tcp_user_timeout): then it fails, and the pool
+# opens a new one. Without this, a connection whose route was dropped (a failed-over
+# primary, a firewall forgetting the connection) waits for the kernel's retransmissions,
+# about 15 minutes. TCP keepalives are what notice a silent peer while a query runs.
+PG_DEAD_PEER_S = 20
+PG_KEEPALIVE_IDLE_S = 5
 # How the next SQLite transaction on a connection begins (key of Connection.info).
 _BEGIN = "packyard_begin"
 # Seconds a PostgreSQL connection serves before it is replaced (firewalls and load
@@ -52,6 +59,21 @@ def normalize_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def pg_liveness(query: Mapping[str, object]) -> dict[str, int]:
+    """The libpq parameters that bound how long a PostgreSQL connection waits for a host
+    that has gone silent, except those the database URL's ``query`` sets itself."""
+    wanted = {
+        "connect_timeout": PG_CONNECT_TIMEOUT_S,
+        "keepalives": 1,
+        "keepalives_idle": PG_KEEPALIVE_IDLE_S,
+        "keepalives_interval": PG_KEEPALIVE_IDLE_S,
+        # the user timeout, once set, is what ends the keepalive probes
+        "keepalives_count": PG_DEAD_PEER_S // PG_KEEPALIVE_IDLE_S,
+        "tcp_user_timeout": PG_DEAD_PEER_S * 1000,
+    }
+    return {name: value for name, value in wanted.items() if name not in query}
 
 
 def sqlite_url(path: str) -> str:
@@ -126,9 +148,9 @@ class Store:
             connect_args: dict[str, Any] = {
                 "options": "-c jit=off -c plan_cache_mode=force_generic_plan"
             }
-            if "connect_timeout" not in parsed.query:
-                # An unreachable host fails a connection attempt rather than hanging it.
-                connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+            # An unreachable host fails a connection attempt, and a host gone silent an open
+            # connection, rather than hanging it.
+            connect_args.update(pg_liveness(parsed.query))
             # psycopg prepares a statement on its second run rather than its sixth: the
             # server then parses and plans the hot statements once per connection (a few
             # ms of PostgreSQL CPU less per push), and one-off statements stay unprepared.

@@ -19,17 +19,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.engine import make_url
 
-from packyard.store.engine import Store
+from packyard.store.engine import Store, pg_liveness
 from packyard.store.generations import Buckets, probe_params, probe_sql
 
 if TYPE_CHECKING:
     import psycopg
 
 log = logging.getLogger(__name__)
+# Seconds the probe waits for a new connection: cached reads wait for the probe.
+CONNECT_TIMEOUT_S = 5
 
 
 class GenerationProbe(Protocol):
@@ -77,13 +80,14 @@ class PostgresProbe:
     all of them.
     """
 
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, liveness: Mapping[str, int]) -> None:
         # Imported here: a SQLite server never loads the driver (~7 MB resident).
         import psycopg
 
         self._connect = psycopg.AsyncConnection.connect
         self._error = psycopg.Error
-        self._conninfo = conninfo
+        options = {**liveness, "connect_timeout": CONNECT_TIMEOUT_S}
+        self._conninfo = psycopg.conninfo.make_conninfo(conninfo, **options)
         self._conn: psycopg.AsyncConnection[tuple[int]] | None = None
         self._lock = asyncio.Lock()  # one statement at a time on the connection
         self._waiting: dict[tuple[str, Buckets], asyncio.Future[int | None]] = {}
@@ -116,7 +120,7 @@ class PostgresProbe:
         params = probe_params("postgresql", project_id, bucket_names)
         try:
             if self._conn is None or self._conn.closed:
-                self._conn = await self._connect(self._conninfo, autocommit=True, connect_timeout=5)
+                self._conn = await self._connect(self._conninfo, autocommit=True)
             cur = await self._conn.execute(probe_sql("postgresql", count), params, prepare=True)
             row = await cur.fetchone()
         except self._error as exc:
@@ -144,4 +148,4 @@ def open_probe(store: Store) -> GenerationProbe | None:
             return None
         return SQLiteProbe(path)
     conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    return PostgresProbe(conninfo)
+    return PostgresProbe(conninfo, pg_liveness(url.query))
