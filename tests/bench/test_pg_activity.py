@@ -115,6 +115,17 @@ def database(pg_cluster: PostgresCluster | None) -> Iterator[str]:
     pg_cluster.drop_database(name)
 
 
+# (client backends, of which waiting on a lock) in a database
+_BACKENDS = """
+SELECT count(*), count(*) FILTER (WHERE wait_event_type = 'Lock') FROM pg_stat_activity
+WHERE datname = %s AND backend_type = 'client backend'
+"""
+
+
+def database_name(url: str) -> str:
+    return str(psycopg.conninfo.conninfo_to_dict(url)["dbname"])
+
+
 def test_samples_a_real_row_lock_wait(database: str) -> None:
     with psycopg.connect(database, autocommit=True) as setup:
         setup.execute("CREATE TABLE counters (id int PRIMARY KEY, n int NOT NULL)")
@@ -134,10 +145,11 @@ def test_samples_a_real_row_lock_wait(database: str) -> None:
     try:
         for w in waiters:
             w.start()
-        with psycopg.connect(database, autocommit=True) as probe:
+        # Watched from another database, so that no backend but the three under test is
+        # ever in this one (a closed connection's backend lingers there while it exits).
+        with psycopg.connect(database, dbname="postgres", autocommit=True) as probe:
             deadline = time.monotonic() + 10
-            query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-            while probe.execute(query).fetchone() != (2,):
+            while probe.execute(_BACKENDS, (database_name(database),)).fetchone() != (3, 2):
                 assert time.monotonic() < deadline, "the updates never waited"
                 time.sleep(0.02)
         with ActivitySampler(database, interval=0.02) as sampler:
