@@ -25,6 +25,7 @@ from packyard.services.container import Services
 from packyard.store.engine import Store
 from tests.support import dropped_route
 from tests.support.factories import TenantFixture, make_tenant
+from tests.support.postgres import unix_socket
 from tests.support.server import running_server
 from tests.support.tcp_proxy import FreezableProxy, freezable_proxy
 from tests.support.wire import ok
@@ -35,8 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def proxy(db_url: str) -> Iterator[FreezableProxy]:
-    query = make_url(db_url).query
-    with freezable_proxy(f"{query['host']}/.s.PGSQL.{query['port']}") as proxy:
+    with freezable_proxy(unix_socket(db_url)) as proxy:
         yield proxy
 
 
@@ -113,7 +113,6 @@ def test_connections_waiting_on_a_dropped_route_fail_in_bounded_time(db_url: str
     once the route is back (the pool opens new connections)."""
     if not _can_make_network_namespaces():
         pytest.skip("dropping a route needs a network namespace of its own (root, unshare)")
-    url = make_url(db_url)
     ran = subprocess.run(
         [
             "unshare",
@@ -121,8 +120,8 @@ def test_connections_waiting_on_a_dropped_route_fail_in_bounded_time(db_url: str
             sys.executable,
             "-m",
             "tests.support.dropped_route",
-            f"{url.query['host']}/.s.PGSQL.{url.query['port']}",
-            str(url.database),
+            unix_socket(db_url),
+            str(make_url(db_url).database),
         ],
         check=False,
         capture_output=True,

@@ -18,6 +18,7 @@ from packyard.store import engine as engine_module
 from packyard.store.engine import Store, sqlite_url
 from packyard.store.lean import LeanSelect
 from packyard.store.migrate import upgrade
+from tests.support.postgres import unix_socket
 from tests.support.tcp_proxy import freezable_proxy
 
 
@@ -269,7 +270,7 @@ def test_postgresql_connections_give_up_on_a_host_gone_silent(
     """The socket of a TCP connection carries the bound (the database URL's own value
     wins), so a dropped route fails a waiting connection (tests/robustness)."""
     url = make_url(db_url)
-    with freezable_proxy(f"{url.query['host']}/.s.PGSQL.{url.query['port']}") as proxy:
+    with freezable_proxy(unix_socket(db_url)) as proxy:
         store = Store(f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/{url.database}{query}")
         try:
             with store.read() as conn:

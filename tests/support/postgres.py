@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from sqlalchemy import make_url
 
 from tests.support.serve_process import free_port
 
@@ -28,6 +29,12 @@ def _bindir() -> Path:
     if not (bindir / "initdb").exists():
         raise PostgresUnavailable(f"initdb not found in {bindir}")
     return bindir
+
+
+def unix_socket(db_url: str) -> str:
+    """The Unix socket a test database's URL (:meth:`PostgresCluster.url`) connects to."""
+    query = make_url(db_url).query
+    return f"{query['host']}/.s.PGSQL.{query['port']}"
 
 
 @dataclass
