@@ -25,6 +25,7 @@ from bench.server import (
     CpuClock,
     MemorySampler,
     RunningServer,
+    ServerMemory,
     packyard_server,
     server_memory,
 )
@@ -525,7 +526,14 @@ def _measure_server(
             profile["push"] = _profile_push(
                 backend, pid, base_url, token, targets, opts, workdir, log
             )
-    revocation = _revoke(base_url, token, targets, log, backend) if opts.revocation else None
+    revocation_peak: ServerMemory | None = None
+    revocation = None
+    if opts.revocation:
+        # Sampled apart from the load above: the revocation's transaction is the largest
+        # the benchmark makes, and its peak is over before the memory after the run is read.
+        with MemorySampler(pid, interval=0.05) as revoking:
+            revocation = _revoke(base_url, token, targets, log, backend)
+        revocation_peak = revoking.peak
     memory_after = server_memory(pid)
     ratio = {
         c: round(reads["GetChannel"][c]["requests_per_s"] / nginx[c]["requests_per_s"], 4)
@@ -548,6 +556,7 @@ def _measure_server(
         "memory_mb": {
             "after_start": memory_at_start.to_json() if memory_at_start else None,
             "under_load_peak": peak.to_json() if peak else None,
+            "revocation_peak": revocation_peak.to_json() if revocation_peak else None,
             "after_benchmark": memory_after.to_json() if memory_after else None,
         },
         "profile": profile,

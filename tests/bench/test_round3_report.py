@@ -107,6 +107,12 @@ def _backend(
                 "pss": rss - 5,
                 "processes": 2,
             },
+            "revocation_peak": {
+                "resident": rss + 6,
+                "rss_sum": rss + 46,
+                "pss": rss + 1,
+                "processes": 2,
+            },
             "after_benchmark": {"resident": rss - 1, "rss_sum": rss, "pss": rss, "processes": 2},
         },
         "sql_per_request": {},
@@ -258,3 +264,19 @@ def test_markdown_sections() -> None:
     assert len(uncached) == 2 * len(READS)
     assert uncached[0][:4] == ["sqlite", "GetChannel", "16", "3,500.0"]
     assert uncached[0][-2:] == ["12,000.0", "0.292"]
+
+
+def test_memory_table_shows_the_revocations_peak_beside_the_load_peak() -> None:
+    result = _result("L", sqlite=_backend(rss=90.0), postgresql=_backend(rss=100.0))
+    memory = _table(markdown(result), "## Revocation and memory")
+    assert [row[4:7] for row in memory] == [
+        ["90.0 MB", "96.0 MB", "89.0 MB"],
+        ["100.0 MB", "106.0 MB", "99.0 MB"],
+    ]
+
+
+def test_memory_table_without_a_revocation_sample() -> None:
+    result = _result("L", sqlite=_backend())
+    del result["backends"]["sqlite"]["memory_mb"]["revocation_peak"]
+    memory = _table(markdown(result), "## Revocation and memory")
+    assert memory[0][5] == "— MB"
