@@ -52,7 +52,8 @@ def record(conn: Connection, project_id: str | None, who: Who, change: Change) -
     """Audit ``change`` (status OK) and record its events, inside the caller's transaction.
 
     The rows are queued and written, numbered, when the transaction commits
-    (:func:`packyard.store.journal.flush`)."""
+    (:func:`packyard.store.journal.flush`); a change with many events (a revocation's
+    descendants) has them written as they come (:meth:`JournalRepo.add_event`)."""
     repo = JournalRepo(conn)
     actor = Actor.of(who)
     now = utcnow()
@@ -67,28 +68,26 @@ def record(conn: Connection, project_id: str | None, who: Who, change: Change) -
     organization_id = who.organization_id if isinstance(who, Caller) else found.organization_id
     _audit(repo, organization_id, project_id, actor, change, now, AuditStatus.OK)
     registry_id = found.registry_id
-    rows: list[EventRow] = []
-    deliveries: list[tuple[EventRow, str, str]] = []
     for event in chain([first], events):
         event_id = new_event_id("packer")
-        row = EventRow(
-            id=event_id,
-            project_id=project_id,
-            source=VERSION_SOURCE,
-            action=event.action.value,
-            body=json_dumps(
-                envelope(event_id, organization_id, project_id, registry_id, event, actor)
-            ),
-            created_at=now,
-        )
-        rows.append(row)
         resources = [registry_id, str(event.payload.get("bucket", {}).get("id", ""))]
-        deliveries += [
-            (row, hook_id, new_id())
-            for hook_id, subs in found.webhooks
-            if subscribed(subs, VERSION_SOURCE, event.action.value, resources)
-        ]
-    repo.add_events(rows, deliveries)
+        repo.add_event(
+            EventRow(
+                id=event_id,
+                project_id=project_id,
+                source=VERSION_SOURCE,
+                action=event.action.value,
+                body=json_dumps(
+                    envelope(event_id, organization_id, project_id, registry_id, event, actor)
+                ),
+                created_at=now,
+            ),
+            [
+                (hook_id, new_id())
+                for hook_id, subs in found.webhooks
+                if subscribed(subs, VERSION_SOURCE, event.action.value, resources)
+            ],
+        )
 
 
 def record_failure(

@@ -258,8 +258,8 @@ class Store:
                 # locked for as short a time as possible: from here to COMMIT.
                 recorded = flush_journal(conn, changed)
             if recorded >= LARGE_WRITE_EVENTS and not self.is_sqlite:
-                # libpq keeps the buffers a transaction grew (tens of MB for a revocation
-                # reaching 10,000 descendants) for as long as its connection is open.
+                # libpq keeps the buffers a transaction grew (a batch of events at least,
+                # journal.WRITE_AHEAD_EVENTS) for as long as its connection is open.
                 conn.invalidate()
         if recorded >= LARGE_WRITE_EVENTS:
             # What such a transaction built (an event per descendant of a revocation) is

@@ -185,6 +185,10 @@ def _parent_edges(scope: RestrictedScope, visible: frozenset[str] | None) -> Col
     )
 
 
+# Rows read as they are used: on PostgreSQL through a server-side cursor, a batch at a time,
+# rather than the whole result in libpq's memory first (SQLite steps its cursor anyway).
+_STREAMED: dict[str, Any] = {"stream_results": True, "max_row_buffer": 500}
+
 # A version's builds as one JSON column, each with its artifacts (one row per version
 # whatever its builds and artifacts), in Build's field order after its version id.
 _BUILDS = (
@@ -525,7 +529,9 @@ class VersionRepo:
         become versions one at a time, as they are used: a revocation that reaches 10,000
         descendants records an event for each without holding them all (28 MB of versions
         at once, whose memory stayed with the process)."""
-        result = self.conn.execute(_inherited_copies(origin_ids).add_columns(_BUILDS))
+        result = self.conn.execute(
+            _inherited_copies(origin_ids).add_columns(_BUILDS), execution_options=_STREAMED
+        )
         for r in result:
             yield _with_builds(r), str(r.revocation_inherited_from)
 
@@ -550,6 +556,7 @@ class VersionRepo:
             .where(in_list(versions.c.id, "ids"))
             .order_by(*_COPY_ORDER),
             {"ids": list(version_ids)},
+            execution_options=_STREAMED,
         )
         for r in result:
             yield _with_builds(r)
