@@ -5,9 +5,11 @@ from __future__ import annotations
 import random
 import threading
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import event, select
 
@@ -17,8 +19,10 @@ from packyard.ids import new_id
 from packyard.services.container import Services
 from packyard.services.journal import record
 from packyard.store import generations, journal
+from packyard.store.engine import Store
 from packyard.store.schema import audit_events, events, webhook_deliveries, webhooks
-from tests.support.factories import TenantFixture
+from tests.support.factories import TenantFixture, make_tenant
+from tests.support.postgres import PostgresCluster
 
 WRITERS = 6
 PER_WRITER = 8
@@ -255,3 +259,43 @@ def test_writers_handing_on_their_events_keep_commit_order(
     between writers (on PostgreSQL the staged events take no lock a writer waits on)."""
     monkeypatch.setattr(journal, "WRITE_AHEAD_EVENTS", 1)
     test_seqs_follow_commit_order_with_concurrent_writers(services, tenant)
+
+
+def test_a_role_that_may_not_create_temporary_tables_holds_its_events_to_the_end(
+    pg_cluster: PostgresCluster | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With TEMPORARY revoked from PUBLIC on the database (a hardening), a PostgreSQL role's
+    large transaction stages nothing and still records every event, in order, at the end."""
+    if pg_cluster is None:
+        pytest.skip("PostgreSQL is not available here")
+    database, role = f"t_{uuid.uuid4().hex[:16]}", f"r_{uuid.uuid4().hex[:16]}"
+    pg_cluster.create_database(database, template="packyard_template")
+    with pg_cluster.admin() as admin:
+        admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        admin.execute(f'REVOKE TEMPORARY ON DATABASE "{database}" FROM PUBLIC')
+    with psycopg.connect(pg_cluster.url(database), autocommit=True) as owner:
+        owner.execute(f'GRANT ALL ON ALL TABLES IN SCHEMA public TO "{role}"')
+    store = Store(pg_cluster.url(database).replace("postgres@", f"{role}@", 1))
+    try:
+        services = Services.create(store)
+        tenant = make_tenant(services)
+        monkeypatch.setattr(journal, "WRITE_AHEAD_EVENTS", 3)
+        statements: list[str] = []
+
+        def seen(_c: Any, _cur: Any, sql: str, *_: Any) -> None:
+            statements.append(sql)
+
+        event.listen(store.engine, "before_cursor_execute", seen)
+        try:
+            with store.write(tenant.project_id) as conn:
+                record(conn, tenant.project_id, tenant.caller(Role.ADMIN), _many(8))
+        finally:
+            event.remove(store.engine, "before_cursor_execute", seen)
+        assert not [sql for sql in statements if "journal_staged" in sql]
+        recorded = _recorded(services, tenant.project_id)
+        assert [(seq, bucket) for seq, bucket, _ in recorded] == [
+            (i + 1, f"b-{i}") for i in range(8)
+        ]
+    finally:
+        store.dispose()
+        pg_cluster.drop_database(database)

@@ -113,6 +113,7 @@ class _Pending:
     hooks: dict[str, ProjectHooks] = field(default_factory=dict)
     ahead: int = 0  # events handed on before the end (written, or staged on PostgreSQL)
     staged: dict[str, int] = field(default_factory=dict)  # PostgreSQL: staged, by project
+    may_stage: bool | None = None  # PostgreSQL: whether the role may create a temporary table
 
 
 def _take_numbers() -> Any:
@@ -195,6 +196,10 @@ _STAGED_AND_JSON_EVENTS = f"""(
     ) AS e"""  # noqa: S608 (built from constants only, as the statements below)
 _FLUSH_PG = text(_FLUSH_PG_SQL.format(events=_JSON_EVENTS))
 _FLUSH_PG_STAGED = text(_FLUSH_PG_SQL.format(events=_STAGED_AND_JSON_EVENTS))
+# PostgreSQL lets every role create temporary tables unless the database's TEMPORARY
+# privilege was revoked from PUBLIC (a hardening some deployments apply): such a role's
+# transactions hold their events until the end instead, as they all did before batches.
+_MAY_CREATE_TEMPORARY = text("SELECT has_database_privilege(current_database(), 'TEMPORARY')")
 _CREATE_STAGED = text(f"CREATE TEMPORARY TABLE journal_staged ({_EVENT_COLUMNS}) ON COMMIT DROP")
 _STAGE_EVENTS = text(
     "INSERT INTO pg_temp.journal_staged "  # noqa: S608
@@ -321,6 +326,10 @@ def _write_ahead(conn: Connection, pending: _Pending) -> None:
     docstring): SQLite writes them (with the audit entries and deliveries queued so far),
     PostgreSQL stages them; the deliveries wait for the end there, to be numbered with them."""
     if conn.dialect.name == "postgresql":
+        if pending.may_stage is None:
+            pending.may_stage = bool(conn.execute(_MAY_CREATE_TEMPORARY).scalar())
+        if not pending.may_stage:
+            return  # they wait for the end, all of them (see _MAY_CREATE_TEMPORARY)
         if not pending.staged:
             conn.execute(_CREATE_STAGED)
         staged = []
