@@ -299,3 +299,5 @@ def test_a_role_that_may_not_create_temporary_tables_holds_its_events_to_the_end
     finally:
         store.dispose()
         pg_cluster.drop_database(database)
+        with pg_cluster.admin() as admin:
+            admin.execute(f'DROP ROLE "{role}"')
