@@ -44,6 +44,12 @@ def test_seqs_follow_commit_order_with_concurrent_writers(
 ) -> None:
     """A reader never sees a record while one numbered before it is still to commit: every
     snapshot holds numbers 1..n without a gap (what audit cursors and deliveries rely on)."""
+    _race_writers_and_a_reader(services, tenant)
+
+
+def _race_writers_and_a_reader(services: Services, tenant: TenantFixture) -> None:
+    """WRITERS threads record changes while a reader takes snapshots; the numbers end up
+    1..n, and every snapshot held them without a gap."""
     project = tenant.project_id
     caller = tenant.caller(Role.ADMIN)
     engine = services.store.engine
@@ -249,7 +255,7 @@ def test_many_events_are_handed_on_before_the_end_and_numbered_in_order(
     assert [bucket for _, bucket, _ in recorded] == [f"b-{i}" for i in range(15)]
     assert all(delivered == seq for seq, _, delivered in recorded)
     audit, _ = _seqs(services, project)
-    assert audit == list(range(1, len(audit) + 1))
+    assert audit == [1, 2]  # one entry per committed change
 
 
 def test_writers_handing_on_their_events_keep_commit_order(
@@ -258,7 +264,7 @@ def test_writers_handing_on_their_events_keep_commit_order(
     """Every writer hands its events on before the end: no gap for any reader, no deadlock
     between writers (on PostgreSQL the staged events take no lock a writer waits on)."""
     monkeypatch.setattr(journal, "WRITE_AHEAD_EVENTS", 1)
-    test_seqs_follow_commit_order_with_concurrent_writers(services, tenant)
+    _race_writers_and_a_reader(services, tenant)
 
 
 def test_a_role_that_may_not_create_temporary_tables_holds_its_events_to_the_end(

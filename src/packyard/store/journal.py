@@ -332,11 +332,11 @@ def _write_ahead(conn: Connection, pending: _Pending) -> None:
             return  # they wait for the end, all of them (see _MAY_CREATE_TEMPORARY)
         if not pending.staged:
             conn.execute(_CREATE_STAGED)
-        staged = []
+        rows = []
         for e in pending.events:
             k = pending.staged[e.project_id] = pending.staged.get(e.project_id, 0) + 1
-            staged.append({**_event_columns(e), "k": k})
-        conn.execute(_STAGE_EVENTS, {"events": json_dumps(staged)})
+            rows.append({**_event_columns(e), "k": k})
+        conn.execute(_STAGE_EVENTS, {"events": json_dumps(rows)})
     else:
         _flush_sqlite(conn, pending, *_numbering(pending))
         pending.audit.clear()
